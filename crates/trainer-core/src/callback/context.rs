@@ -1,0 +1,85 @@
+use std::collections::BTreeMap;
+
+use crate::metric::Split;
+use crate::state::{MetricValues, TrainingState};
+
+/// Flags a callback sets to steer the run. The trainer reads them after each hook.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Control {
+    stop: Option<String>,
+    save_checkpoint: bool,
+}
+
+impl Control {
+    /// Asks the trainer to stop at the end of the current hook, with a reason that goes into
+    /// the state's `stop_reason`.
+    pub fn stop(&mut self, reason: impl Into<String>) {
+        self.stop = Some(reason.into());
+    }
+
+    /// Asks the trainer to write a checkpoint now.
+    pub fn save_checkpoint(&mut self) {
+        self.save_checkpoint = true;
+    }
+
+    /// The stop reason, if a stop was asked for.
+    pub fn stop_requested(&self) -> Option<&str> {
+        self.stop.as_deref()
+    }
+
+    /// Whether a checkpoint was asked for.
+    pub fn checkpoint_requested(&self) -> bool {
+        self.save_checkpoint
+    }
+
+    /// Takes the checkpoint request, clearing it.
+    pub fn take_checkpoint_request(&mut self) -> bool {
+        std::mem::take(&mut self.save_checkpoint)
+    }
+}
+
+/// The latest metric values read back from the device, per split, with the step they were read
+/// at.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LatestMetrics {
+    values: BTreeMap<Split, (usize, MetricValues)>,
+}
+
+impl LatestMetrics {
+    /// The latest values of `split`.
+    pub fn get(&self, split: Split) -> Option<&MetricValues> {
+        self.values.get(&split).map(|(_, v)| v)
+    }
+    /// The optimizer step at which `split`'s latest values were read.
+    pub fn step_of(&self, split: Split) -> Option<usize> {
+        self.values.get(&split).map(|(s, _)| *s)
+    }
+    /// The latest training metrics (a window of `log_every` steps).
+    pub fn train(&self) -> Option<&MetricValues> {
+        self.get(Split::Train)
+    }
+    /// The latest validation metrics.
+    pub fn valid(&self) -> Option<&MetricValues> {
+        self.get(Split::Valid)
+    }
+    /// The latest test metrics.
+    pub fn test(&self) -> Option<&MetricValues> {
+        self.get(Split::Test)
+    }
+    /// Records new values of `split` read at `step`.
+    pub fn set(&mut self, split: Split, step: usize, values: MetricValues) {
+        self.values.insert(split, (step, values));
+    }
+}
+
+/// What a hook sees: the state, the latest metrics, the learning rate, and the control flags.
+pub struct Context<'a> {
+    /// Where the run stands.
+    pub state: &'a TrainingState,
+    /// Metrics read back so far.
+    pub metrics: &'a LatestMetrics,
+    /// The learning rate the next optimizer step uses.
+    pub learning_rate: f64,
+    /// Flags to stop the run or ask for a checkpoint.
+    pub control: &'a mut Control,
+}

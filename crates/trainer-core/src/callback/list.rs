@@ -1,0 +1,97 @@
+use std::collections::BTreeMap;
+
+use super::{Callback, Context, Hook};
+use crate::error::{Result, TrainerError};
+
+/// The callbacks of a run, in call order: the order given, except that those whose
+/// [`runs_last`](Callback::runs_last) is true come after the others.
+#[derive(Default)]
+pub struct CallbackList {
+    callbacks: Vec<Box<dyn Callback>>,
+}
+
+impl CallbackList {
+    /// Orders the callbacks and checks that stateful ones have unique keys.
+    pub fn new(callbacks: Vec<Box<dyn Callback>>) -> Result<Self> {
+        let mut seen = BTreeMap::new();
+        for (index, callback) in callbacks.iter().enumerate() {
+            if let Some(key) = callback.key() {
+                if let Some(first) = seen.insert(key.clone(), index) {
+                    return Err(TrainerError::Callback {
+                        callback: key,
+                        message: format!(
+                            "callbacks {first} and {index} share this key; stateful callbacks need unique keys"
+                        ),
+                    });
+                }
+            }
+        }
+        let (mut ordered, last): (Vec<_>, Vec<_>) =
+            callbacks.into_iter().partition(|c| !c.runs_last());
+        ordered.extend(last);
+        Ok(Self { callbacks: ordered })
+    }
+
+    /// Number of callbacks.
+    pub fn len(&self) -> usize {
+        self.callbacks.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.callbacks.is_empty()
+    }
+
+    /// Calls `hook` on every callback in order; the first error stops the round.
+    pub fn run(&mut self, hook: Hook, ctx: &mut Context<'_>) -> Result<()> {
+        for callback in &mut self.callbacks {
+            match hook {
+                Hook::TrainBegin => callback.on_train_begin(ctx)?,
+                Hook::TrainEnd => callback.on_train_end(ctx)?,
+                Hook::EpochBegin => callback.on_epoch_begin(ctx)?,
+                Hook::EpochEnd => callback.on_epoch_end(ctx)?,
+                Hook::BatchBegin => callback.on_batch_begin(ctx)?,
+                Hook::BatchEnd => callback.on_batch_end(ctx)?,
+                Hook::ValidationBegin => callback.on_validation_begin(ctx)?,
+                Hook::ValidationEnd => callback.on_validation_end(ctx)?,
+                Hook::TestBegin => callback.on_test_begin(ctx)?,
+                Hook::TestEnd => callback.on_test_end(ctx)?,
+                Hook::Checkpoint => callback.on_checkpoint(ctx)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `on_exception` on every callback.
+    pub fn run_exception(&mut self, ctx: &mut Context<'_>, error: &TrainerError) {
+        for callback in &mut self.callbacks {
+            callback.on_exception(ctx, error);
+        }
+    }
+
+    /// The state of every stateful callback, by key.
+    pub fn states(&self) -> BTreeMap<String, serde_json::Value> {
+        self.callbacks
+            .iter()
+            .filter_map(|c| Some((c.key()?, c.state()?)))
+            .collect()
+    }
+
+    /// Gives each stateful callback its stored state; a stored key no callback has is an error.
+    pub fn load_states(&mut self, mut states: BTreeMap<String, serde_json::Value>) -> Result<()> {
+        for callback in &mut self.callbacks {
+            if let Some(key) = callback.key() {
+                if let Some(state) = states.remove(&key) {
+                    callback.load_state(state)?;
+                }
+            }
+        }
+        if let Some(key) = states.into_keys().next() {
+            return Err(TrainerError::State {
+                key,
+                message: "stored state for a callback this run does not have".into(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,107 @@
+//! Callbacks: code that runs at fixed points of the training lifecycle.
+
+mod context;
+mod hook;
+mod list;
+
+pub use context::{Context, Control, LatestMetrics};
+pub use hook::Hook;
+pub use list::CallbackList;
+
+use crate::error::{Result, TrainerError};
+
+/// Code that runs at the hook points of a run. Every hook is a no-op unless overridden.
+///
+/// Hooks get a [`Context`]: a read-only view of the state and the latest metrics, and
+/// [`Control`] flags to stop the run or ask for a checkpoint. An error returned from a hook ends
+/// the run: the trainer calls [`on_exception`](Callback::on_exception) on every callback, then
+/// returns the error.
+///
+/// A callback with state that must survive a resume returns a unique [`key`](Callback::key) and
+/// implements [`state`](Callback::state) / [`load_state`](Callback::load_state).
+///
+/// ```
+/// use trainer_core::callback::{Callback, Context};
+///
+/// /// Stops the run once the training loss is below a target.
+/// struct StopAtLoss(f64);
+///
+/// impl Callback for StopAtLoss {
+///     fn on_batch_end(&mut self, ctx: &mut Context<'_>) -> trainer_core::Result<()> {
+///         let loss = ctx.metrics.train().and_then(|m| m.get("loss")).copied();
+///         if loss.is_some_and(|loss| loss < self.0) {
+///             ctx.control.stop(format!("train loss below {}", self.0));
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
+#[allow(unused_variables)]
+pub trait Callback: Send {
+    /// A unique key for a callback with state; `None` (the default) for a stateless one.
+    fn key(&self) -> Option<String> {
+        None
+    }
+
+    /// Whether the callback runs after all others in each hook (checkpointing does, so that a
+    /// checkpoint sees what the other callbacks did in the same hook).
+    fn runs_last(&self) -> bool {
+        false
+    }
+
+    /// Once, before the first epoch of `fit`.
+    fn on_train_begin(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        Ok(())
+    }
+    /// Once, after the last epoch of `fit`.
+    fn on_train_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        Ok(())
+    }
+    /// At the start of each training epoch.
+    fn on_epoch_begin(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        Ok(())
+    }
+    /// At the end of each full training epoch, after its validation.
+    fn on_epoch_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        Ok(())
+    }
+    /// Before each training batch.
+    fn on_batch_begin(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        Ok(())
+    }
+    /// After each training batch (and its optimizer step, when one happens).
+    fn on_batch_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        Ok(())
+    }
+    /// Before a validation pass.
+    fn on_validation_begin(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        Ok(())
+    }
+    /// After a validation pass; `ctx.metrics.valid()` holds its results.
+    fn on_validation_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        Ok(())
+    }
+    /// Before a test pass.
+    fn on_test_begin(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        Ok(())
+    }
+    /// After a test pass; `ctx.metrics.test()` holds its results.
+    fn on_test_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        Ok(())
+    }
+    /// After a checkpoint was written.
+    fn on_checkpoint(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        Ok(())
+    }
+    /// When the run fails, before the trainer returns `error`.
+    fn on_exception(&mut self, ctx: &mut Context<'_>, error: &TrainerError) {}
+
+    /// The state to keep in checkpoints; `None` for a stateless callback.
+    fn state(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Restores what [`state`](Callback::state) returned.
+    fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,236 @@
+use std::path::PathBuf;
+
+use burn::data::{dataloader::batcher::Batcher, dataset::Dataset};
+use burn::module::AutodiffModule;
+use burn::optim::Optimizer;
+use burn::tensor::backend::AutodiffBackend;
+
+use super::SupervisedTrainer;
+use crate::callback::{Callback, CallbackList, Control, LatestMetrics};
+use crate::config::TrainerConfig;
+use crate::data::DataLoader;
+use crate::error::Result;
+use crate::metric::Split;
+use crate::schedule::{ConstantLr, LrSchedule};
+use crate::state::TrainingState;
+use crate::step::{TrainStep, ValidStep};
+
+/// Builds a [`SupervisedTrainer`] from a model, an optimizer, a config and a device, plus data,
+/// callbacks and optionally a learning-rate schedule.
+///
+/// ```
+/// # use burn::{data::{dataloader::batcher::Batcher, dataset::InMemDataset}, module::Module,
+/// #     nn::{Linear, LinearConfig, loss::MseLoss, loss::Reduction}, optim::SgdConfig,
+/// #     tensor::{Tensor, backend::{AutodiffBackend, Backend}}};
+/// # use burn_autodiff::Autodiff;
+/// # use burn_ndarray::NdArray;
+/// use trainer_core::prelude::*;
+///
+/// #[derive(Module, Debug)]
+/// struct Model<B: Backend> { linear: Linear<B> }
+///
+/// #[derive(Clone)]
+/// struct Batch<B: Backend> { x: Tensor<B, 2>, y: Tensor<B, 2> }
+///
+/// impl<B: AutodiffBackend> TrainStep<B, Batch<B>> for Model<B> {
+///     fn step(&self, batch: Batch<B>) -> StepOutput<B> {
+///         let n = batch.x.dims()[0];
+///         let loss = MseLoss::new().forward(self.linear.forward(batch.x), batch.y, Reduction::Mean);
+///         StepOutput::loss(loss, n)
+///     }
+/// }
+/// impl<B: Backend> ValidStep<B, Batch<B>> for Model<B> {
+///     fn step(&self, batch: Batch<B>) -> StepOutput<B> {
+///         let n = batch.x.dims()[0];
+///         let loss = MseLoss::new().forward(self.linear.forward(batch.x), batch.y, Reduction::Mean);
+///         StepOutput::loss(loss, n)
+///     }
+/// }
+///
+/// #[derive(Clone)]
+/// struct Pairs;
+/// impl<B: Backend> Batcher<B, (f32, f32), Batch<B>> for Pairs {
+///     fn batch(&self, items: Vec<(f32, f32)>, device: &B::Device) -> Batch<B> {
+///         let n = items.len();
+///         let (x, y): (Vec<f32>, Vec<f32>) = items.into_iter().unzip();
+///         Batch {
+///             x: Tensor::<B, 1>::from_floats(x.as_slice(), device).reshape([n, 1]),
+///             y: Tensor::<B, 1>::from_floats(y.as_slice(), device).reshape([n, 1]),
+///         }
+///     }
+/// }
+///
+/// type B = Autodiff<NdArray>;
+/// let device = Default::default();
+/// let model = Model::<B> { linear: LinearConfig::new(1, 1).init(&device) };
+/// let data: Vec<(f32, f32)> = (0..64).map(|i| (i as f32 / 64.0, 2.0 * i as f32 / 64.0)).collect();
+///
+/// let config = TrainerConfig::new(0.1).with_epochs(Some(3)).with_batch_size(16);
+/// let mut trainer = SupervisedTrainer::builder(model, SgdConfig::new().init(), config, device)
+///     .train_data(InMemDataset::new(data.clone()), Pairs)
+///     .valid_data(InMemDataset::new(data), Pairs)
+///     .build()
+///     .unwrap();
+/// let report = trainer.fit().unwrap();
+/// assert_eq!(report.epochs, 3);
+/// assert_eq!(report.steps, 12);
+/// ```
+pub struct SupervisedTrainerBuilder<B, M, O, TB, VB>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+{
+    model: M,
+    optimizer: O,
+    config: TrainerConfig,
+    device: B::Device,
+    schedule: Option<Box<dyn LrSchedule>>,
+    train: Option<DataLoader<B, TB>>,
+    valid: Option<DataLoader<B::InnerBackend, VB>>,
+    test: Option<DataLoader<B::InnerBackend, VB>>,
+    callbacks: Vec<Box<dyn Callback>>,
+    checkpoint_dir: Option<PathBuf>,
+}
+
+impl<B, M, O, TB, VB> SupervisedTrainer<B, M, O, TB, VB>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B> + TrainStep<B, TB>,
+    M::InnerModule: ValidStep<B::InnerBackend, VB>,
+    O: Optimizer<M, B>,
+    TB: Send + 'static,
+    VB: Send + 'static,
+{
+    /// Starts a builder. Any burn optimizer works; the learning rate comes from the config
+    /// unless a schedule is given.
+    pub fn builder(
+        model: M,
+        optimizer: O,
+        config: TrainerConfig,
+        device: B::Device,
+    ) -> SupervisedTrainerBuilder<B, M, O, TB, VB> {
+        SupervisedTrainerBuilder {
+            model,
+            optimizer,
+            config,
+            device,
+            schedule: None,
+            train: None,
+            valid: None,
+            test: None,
+            callbacks: Vec::new(),
+            checkpoint_dir: None,
+        }
+    }
+}
+
+impl<B, M, O, TB, VB> SupervisedTrainerBuilder<B, M, O, TB, VB>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B> + TrainStep<B, TB>,
+    M::InnerModule: ValidStep<B::InnerBackend, VB>,
+    O: Optimizer<M, B>,
+    TB: Send + 'static,
+    VB: Send + 'static,
+{
+    /// The training data, shuffled each epoch from `(config.seed, epoch)`.
+    pub fn train_data<D, T, I>(mut self, dataset: D, batcher: T) -> Self
+    where
+        D: Dataset<I> + 'static,
+        T: Batcher<B, I, TB> + 'static,
+        I: Send + 'static,
+    {
+        let loader = DataLoader::builder(dataset, batcher, self.device.clone())
+            .split(Split::Train)
+            .batch_size(self.config.batch_size)
+            .shuffle(self.config.seed)
+            .drop_last(self.config.drop_last)
+            .prefetch(self.config.prefetch_batches)
+            .build();
+        self.train = Some(loader);
+        self
+    }
+
+    /// The validation data, in its own order.
+    pub fn valid_data<D, T, I>(mut self, dataset: D, batcher: T) -> Self
+    where
+        D: Dataset<I> + 'static,
+        T: Batcher<B::InnerBackend, I, VB> + 'static,
+        I: Send + 'static,
+    {
+        self.valid = Some(self.eval_loader(dataset, batcher, Split::Valid));
+        self
+    }
+
+    /// The test data, in its own order.
+    pub fn test_data<D, T, I>(mut self, dataset: D, batcher: T) -> Self
+    where
+        D: Dataset<I> + 'static,
+        T: Batcher<B::InnerBackend, I, VB> + 'static,
+        I: Send + 'static,
+    {
+        self.test = Some(self.eval_loader(dataset, batcher, Split::Test));
+        self
+    }
+
+    fn eval_loader<D, T, I>(&self, dataset: D, batcher: T, split: Split) -> DataLoader<B::InnerBackend, VB>
+    where
+        D: Dataset<I> + 'static,
+        T: Batcher<B::InnerBackend, I, VB> + 'static,
+        I: Send + 'static,
+    {
+        DataLoader::builder(dataset, batcher, self.device.clone())
+            .split(split)
+            .batch_size(self.config.batch_size)
+            .prefetch(self.config.prefetch_batches)
+            .build()
+    }
+
+    /// Adds a callback; callbacks run in the order added.
+    pub fn callback(mut self, callback: impl Callback + 'static) -> Self {
+        self.callbacks.push(Box::new(callback));
+        self
+    }
+
+    /// Adds a boxed callback.
+    pub fn boxed_callback(mut self, callback: Box<dyn Callback>) -> Self {
+        self.callbacks.push(callback);
+        self
+    }
+
+    /// A learning-rate schedule instead of the config's constant learning rate.
+    pub fn schedule(mut self, schedule: impl LrSchedule + 'static) -> Self {
+        self.schedule = Some(Box::new(schedule));
+        self
+    }
+
+    /// Where checkpoints go (on the config's `checkpoint` frequency and on request).
+    pub fn checkpoint_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.checkpoint_dir = Some(dir.into());
+        self
+    }
+
+    /// Validates the config and the callbacks and makes the trainer.
+    pub fn build(self) -> Result<SupervisedTrainer<B, M, O, TB, VB>> {
+        self.config.validate()?;
+        let callbacks = CallbackList::new(self.callbacks)?;
+        let schedule = self
+            .schedule
+            .unwrap_or_else(|| Box::new(ConstantLr::new(self.config.learning_rate)));
+        Ok(SupervisedTrainer {
+            model: Some(self.model),
+            optimizer: self.optimizer,
+            config: self.config,
+            schedule,
+            train: self.train,
+            valid: self.valid,
+            test: self.test,
+            callbacks,
+            checkpoint_dir: self.checkpoint_dir,
+            device: self.device,
+            state: TrainingState::default(),
+            latest: LatestMetrics::default(),
+            control: Control::default(),
+        })
+    }
+}

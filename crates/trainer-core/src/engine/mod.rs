@@ -1,0 +1,34 @@
+//! The training engine: the [`Trainer`] contract and the supervised trainer.
+
+mod builder;
+mod clip;
+mod report;
+mod supervised;
+
+pub use builder::SupervisedTrainerBuilder;
+pub use clip::clip_gradients;
+pub use report::FitReport;
+pub use supervised::SupervisedTrainer;
+
+use crate::config::TrainerConfig;
+use crate::error::Result;
+use crate::state::{MetricValues, TrainingState};
+
+/// What every trainer offers: train, validate, test, and a view of its state and config.
+pub trait Trainer {
+    /// Trains until the configured epochs or steps are done or a callback stops the run,
+    /// validating as configured.
+    fn fit(&mut self) -> Result<FitReport>;
+
+    /// Runs the validation data through the model and returns the mean metrics.
+    fn validate(&mut self) -> Result<MetricValues>;
+
+    /// Runs the test data through the model and returns the mean metrics.
+    fn test(&mut self) -> Result<MetricValues>;
+
+    /// Where the run stands.
+    fn state(&self) -> &TrainingState;
+
+    /// The run's configuration.
+    fn config(&self) -> &TrainerConfig;
+}

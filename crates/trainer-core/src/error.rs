@@ -1,0 +1,92 @@
+//! The one error type of `trainer-core`.
+
+use thiserror::Error;
+
+/// Everything that can go wrong while configuring or running a trainer.
+///
+/// Each variant says what was wrong and, where there is one, what to do about it.
+#[derive(Debug, Error)]
+pub enum TrainerError {
+    /// A [`TrainerConfig`](crate::TrainerConfig) field holds a value that cannot work.
+    #[error("invalid config: `{field}` = {value}: {reason}")]
+    InvalidConfig {
+        /// The field's name as it is spelled in the config.
+        field: &'static str,
+        /// The rejected value, formatted.
+        value: String,
+        /// Why it is rejected and what would be accepted.
+        reason: String,
+    },
+    /// A data set that the run needs was not given to the builder.
+    #[error("no {split} data: give it to the builder with `{builder_method}`")]
+    MissingData {
+        /// The split (`train`, `valid` or `test`).
+        split: &'static str,
+        /// The builder method that supplies it.
+        builder_method: &'static str,
+    },
+    /// A data set holds no items, or fewer than it claims.
+    #[error("{split} data: {message}")]
+    Data {
+        /// The split the loader serves.
+        split: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// A data-loader cursor does not fit the data set it is used with.
+    #[error("data cursor at epoch {epoch}, batch {batch} does not fit {num_batches} batches per epoch")]
+    InvalidCursor {
+        /// The cursor's epoch.
+        epoch: usize,
+        /// The cursor's batch index.
+        batch: usize,
+        /// Batches per epoch of the loader.
+        num_batches: usize,
+    },
+    /// The background thread that builds batches stopped before the epoch ended.
+    #[error("the batch-building thread for {split} data stopped early: {message}")]
+    LoaderThread {
+        /// The split the loader serves.
+        split: &'static str,
+        /// The panic message, if there was one.
+        message: String,
+    },
+    /// A callback failed or asked for an error.
+    #[error("callback `{callback}` failed: {message}")]
+    Callback {
+        /// The callback's key.
+        callback: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Stored state (a callback's or a schedule's) could not be read back.
+    #[error("cannot load state of `{key}`: {message}")]
+    State {
+        /// Whose state.
+        key: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done (`writing`, `creating directory`, ...).
+        action: &'static str,
+        /// The path involved.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Recording or loading a module failed.
+    #[error("module record at {path}: {message}")]
+    Record {
+        /// The file involved.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// `Result` with [`TrainerError`].
+pub type Result<T, E = TrainerError> = std::result::Result<T, E>;

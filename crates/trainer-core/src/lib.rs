@@ -1,0 +1,35 @@
+//! Backend-generic training machinery for [burn](https://burn.dev): the trainer, its config and
+//! state, callbacks, a deterministic resumable data loader, device-side metrics, and the
+//! learning-rate schedule seam.
+//!
+//! Nothing here names a concrete backend: everything is generic over `B: AutodiffBackend`, and the
+//! `trainer-gpu` crate picks the backend.
+#![warn(missing_docs)]
+
+pub mod callback;
+mod config;
+pub mod data;
+pub mod engine;
+mod error;
+pub mod metric;
+pub mod schedule;
+mod state;
+mod step;
+
+pub use config::{Frequency, GradientClipping, ScheduleInterval, TrainerConfig};
+pub use engine::{FitReport, SupervisedTrainer, SupervisedTrainerBuilder, Trainer};
+pub use error::{Result, TrainerError};
+pub use state::{BestMetric, EpochSummary, MetricValues, StopReason, TrainingState};
+pub use step::{Classification, StepOutput, TrainStep, ValidStep};
+
+/// The names most programs need.
+pub mod prelude {
+    pub use crate::callback::{Callback, Context, Control};
+    pub use crate::data::{DataCursor, DataLoader};
+    pub use crate::metric::Split;
+    pub use crate::schedule::{ConstantLr, LrSchedule};
+    pub use crate::{
+        FitReport, Frequency, GradientClipping, StepOutput, SupervisedTrainer, TrainStep, Trainer,
+        TrainerConfig, TrainerError, TrainingState, ValidStep,
+    };
+}

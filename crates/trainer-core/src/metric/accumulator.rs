@@ -1,0 +1,144 @@
+use burn::tensor::{backend::Backend, ElementConversion, Int, Tensor};
+
+use crate::state::MetricValues;
+use crate::step::StepOutput;
+
+/// Sums of per-batch metrics, kept as device tensors so that adding a batch never waits for the
+/// device; [`read`](MetricAccumulator::read) does the one host read-back.
+///
+/// It holds the loss summed over items (batch mean × batch size) and, for classification outputs,
+/// the number of correct predictions.
+pub struct MetricAccumulator<B: Backend> {
+    loss_sum: Option<Tensor<B, 1>>,
+    correct: Option<Tensor<B, 1, Int>>,
+    items: usize,
+    classified: usize,
+    batches: usize,
+}
+
+impl<B: Backend> Default for MetricAccumulator<B> {
+    fn default() -> Self {
+        Self {
+            loss_sum: None,
+            correct: None,
+            items: 0,
+            classified: 0,
+            batches: 0,
+        }
+    }
+}
+
+impl<B: Backend> MetricAccumulator<B> {
+    /// An empty accumulator.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one batch's output (already detached from any autodiff graph).
+    pub fn update(&mut self, output: &StepOutput<B>) {
+        let n = output.batch_size;
+        let weighted = output.loss.clone().reshape([1]).mul_scalar(n as f64);
+        self.loss_sum = Some(match self.loss_sum.take() {
+            Some(sum) => sum.add(weighted),
+            None => weighted,
+        });
+        if let Some(classification) = &output.classification {
+            let predicted = classification.logits.clone().argmax(1).reshape([-1]);
+            let hits = predicted
+                .equal(classification.targets.clone())
+                .int()
+                .sum();
+            self.correct = Some(match self.correct.take() {
+                Some(sum) => sum.add(hits),
+                None => hits,
+            });
+            self.classified += n;
+        }
+        self.items += n;
+        self.batches += 1;
+    }
+
+    /// Items added since the last reset.
+    pub fn items(&self) -> usize {
+        self.items
+    }
+
+    /// Batches added since the last reset.
+    pub fn batches(&self) -> usize {
+        self.batches
+    }
+
+    /// Whether nothing was added since the last reset.
+    pub fn is_empty(&self) -> bool {
+        self.batches == 0
+    }
+
+    /// Reads the sums back (one device sync) and returns the raw totals:
+    /// `(loss summed over items, items, correct predictions, classified items)`.
+    pub fn read_totals(&self) -> Totals {
+        let loss_sum = self
+            .loss_sum
+            .clone()
+            .map(|t| t.into_scalar().elem::<f64>())
+            .unwrap_or(0.0);
+        let correct = self
+            .correct
+            .clone()
+            .map(|t| t.into_scalar().elem::<i64>() as u64)
+            .unwrap_or(0);
+        Totals {
+            loss_sum,
+            items: self.items as u64,
+            correct,
+            classified: self.classified as u64,
+        }
+    }
+
+    /// Reads the means back (one device sync): `loss`, and `accuracy` for classification.
+    pub fn read(&self) -> MetricValues {
+        self.read_totals().means()
+    }
+
+    /// Empties the accumulator.
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// Metric sums on the host, which add up across read-backs.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Totals {
+    /// Loss summed over items.
+    pub loss_sum: f64,
+    /// Items seen.
+    pub items: u64,
+    /// Correct predictions.
+    pub correct: u64,
+    /// Items with a classification output.
+    pub classified: u64,
+}
+
+impl Totals {
+    /// Adds another set of totals.
+    pub fn add(&mut self, other: Totals) {
+        self.loss_sum += other.loss_sum;
+        self.items += other.items;
+        self.correct += other.correct;
+        self.classified += other.classified;
+    }
+
+    /// The means: `loss`, and `accuracy` when there were classification outputs.
+    pub fn means(&self) -> MetricValues {
+        let mut values = MetricValues::new();
+        if self.items > 0 {
+            values.insert("loss".into(), self.loss_sum / self.items as f64);
+        }
+        if self.classified > 0 {
+            values.insert(
+                "accuracy".into(),
+                self.correct as f64 / self.classified as f64,
+            );
+        }
+        values
+    }
+}

@@ -1,0 +1,39 @@
+//! Learning-rate schedules.
+
+mod constant;
+
+pub use constant::ConstantLr;
+
+use crate::error::Result;
+
+/// A learning-rate schedule: the lr for the next optimizer step, and how it advances.
+///
+/// The trainer asks [`lr`](LrSchedule::lr) before each optimizer step and calls
+/// [`step`](LrSchedule::step) after each step or epoch, as
+/// [`TrainerConfig::schedule_interval`](crate::TrainerConfig::schedule_interval) says. Its
+/// [`state`](LrSchedule::state) goes into checkpoints.
+pub trait LrSchedule: Send {
+    /// The current learning rate.
+    fn lr(&self) -> f64;
+
+    /// Advances by one step (or epoch).
+    fn step(&mut self);
+
+    /// Advances by one step, given the monitored metric; schedules that react to a metric
+    /// (plateau) override it, the others just step.
+    fn step_with_metric(&mut self, metric: f64) {
+        let _ = metric;
+        self.step();
+    }
+
+    /// Whether the schedule wants the monitored metric at each step.
+    fn needs_metric(&self) -> bool {
+        false
+    }
+
+    /// The state needed to resume exactly.
+    fn state(&self) -> serde_json::Value;
+
+    /// Restores what [`state`](LrSchedule::state) returned.
+    fn load_state(&mut self, state: serde_json::Value) -> Result<()>;
+}

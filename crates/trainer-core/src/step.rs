@@ -1,0 +1,77 @@
+//! The user's side of a step: [`TrainStep`] and [`ValidStep`], and what they return.
+
+use burn::tensor::{
+    backend::{AutodiffBackend, Backend},
+    Int, Tensor,
+};
+
+/// Logits and targets of a classification batch, for accuracy metrics.
+#[derive(Debug, Clone)]
+pub struct Classification<B: Backend> {
+    /// Scores per class, `[batch, classes]`.
+    pub logits: Tensor<B, 2>,
+    /// The true class of each item, `[batch]`.
+    pub targets: Tensor<B, 1, Int>,
+}
+
+/// What one step returns: the loss to minimise and the items metrics are computed from.
+#[derive(Debug, Clone)]
+pub struct StepOutput<B: Backend> {
+    /// The batch's mean loss, a tensor of one element. In training the trainer calls
+    /// `backward` on it.
+    pub loss: Tensor<B, 1>,
+    /// Items in the batch; metrics weight batches by it.
+    pub batch_size: usize,
+    /// Logits and targets, when the task is classification.
+    pub classification: Option<Classification<B>>,
+}
+
+impl<B: Backend> StepOutput<B> {
+    /// An output with a loss only (regression, language modelling, ...).
+    pub fn loss(loss: Tensor<B, 1>, batch_size: usize) -> Self {
+        Self {
+            loss,
+            batch_size,
+            classification: None,
+        }
+    }
+
+    /// A classification output: the trainer also reports accuracy.
+    pub fn classification(loss: Tensor<B, 1>, logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> Self {
+        let batch_size = targets.dims()[0];
+        Self {
+            loss,
+            batch_size,
+            classification: Some(Classification { logits, targets }),
+        }
+    }
+}
+
+impl<B: AutodiffBackend> StepOutput<B> {
+    /// The same output on the inner backend, cut from the autodiff graph.
+    pub fn detach_inner(&self) -> StepOutput<B::InnerBackend> {
+        StepOutput {
+            loss: self.loss.clone().inner(),
+            batch_size: self.batch_size,
+            classification: self.classification.as_ref().map(|c| Classification {
+                logits: c.logits.clone().inner(),
+                targets: c.targets.clone().inner(),
+            }),
+        }
+    }
+}
+
+/// A training step: a batch in, the loss (with its graph) and metric items out.
+///
+/// The trainer does the rest: backward, gradient accumulation and clipping, the optimizer step and
+/// the learning-rate schedule.
+pub trait TrainStep<B: AutodiffBackend, I> {
+    /// Runs the forward pass on one batch.
+    fn step(&self, batch: I) -> StepOutput<B>;
+}
+
+/// A validation or test step, on the inner (non-autodiff) backend.
+pub trait ValidStep<B: Backend, I> {
+    /// Runs the forward pass on one batch.
+    fn step(&self, batch: I) -> StepOutput<B>;
+}

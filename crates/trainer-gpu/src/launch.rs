@@ -1,0 +1,138 @@
+use burn::tensor::backend::AutodiffBackend;
+
+use crate::backend::BackendKind;
+use crate::error::GpuError;
+use crate::request::{DeviceRequest, DEVICE_ENV};
+
+/// A backend-generic job: [`launch`] runs it monomorphized for the chosen backend.
+pub trait Launch {
+    /// What the job returns.
+    type Output;
+
+    /// Runs the job on `device` of backend `B`.
+    fn launch<B: AutodiffBackend>(self, device: B::Device, selection: &Selection) -> Self::Output;
+}
+
+/// The device a [`Selection`] names.
+#[derive(Debug, Clone)]
+pub enum SelectedDevice {
+    /// The ndarray CPU device.
+    NdArray,
+    /// A wgpu device.
+    #[cfg(feature = "wgpu")]
+    Wgpu(burn_wgpu::WgpuDevice),
+}
+
+/// The chosen backend and device, and why.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// The backend.
+    pub backend: BackendKind,
+    /// The device, for the backend.
+    pub device: SelectedDevice,
+    /// A human name of the device (the adapter's name on wgpu).
+    pub device_name: String,
+    /// Why this one: the request, and what was found.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Selection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "device: {} on {} ({})",
+            self.backend, self.device_name, self.reason
+        )
+    }
+}
+
+fn ndarray(reason: String) -> Result<Selection, GpuError> {
+    if cfg!(feature = "ndarray") {
+        Ok(Selection {
+            backend: BackendKind::NdArray,
+            device: SelectedDevice::NdArray,
+            device_name: "cpu".into(),
+            reason,
+        })
+    } else {
+        Err(GpuError::NotCompiled {
+            backend: "ndarray",
+            feature: "ndarray",
+        })
+    }
+}
+
+/// Chooses the device for `request`, after the [`DEVICE_ENV`] override. Never panics: no GPU
+/// is an error for an explicit wgpu request and a fallback to the CPU for `auto`.
+pub fn select(request: DeviceRequest) -> Result<Selection, GpuError> {
+    let effective = request.with_env_override()?;
+    let origin = if effective != request {
+        format!("{DEVICE_ENV}={effective}")
+    } else {
+        format!("requested {effective}")
+    };
+    match effective {
+        DeviceRequest::Cpu => ndarray(origin),
+        DeviceRequest::Wgpu(index) => select_wgpu(index, origin),
+        DeviceRequest::Auto => {
+            if !cfg!(feature = "wgpu") {
+                return ndarray(format!("{origin}; the wgpu feature is not compiled in"));
+            }
+            match select_wgpu(0, origin.clone()) {
+                Ok(selection) => Ok(selection),
+                Err(GpuError::NoAdapter { .. }) => {
+                    ndarray(format!("{origin}; no wgpu adapter found"))
+                }
+                Err(other) => Err(other),
+            }
+        }
+    }
+}
+
+#[cfg(feature = "wgpu")]
+fn select_wgpu(index: usize, origin: String) -> Result<Selection, GpuError> {
+    let adapters = crate::adapters::discovery::adapters();
+    let found = adapters.len();
+    let (summary, device) = adapters
+        .into_iter()
+        .nth(index)
+        .ok_or(GpuError::NoAdapter { index, found })?;
+    Ok(Selection {
+        backend: BackendKind::Wgpu,
+        device: SelectedDevice::Wgpu(device),
+        device_name: summary.to_string(),
+        reason: format!("{origin}; adapter {index} of {found}"),
+    })
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn select_wgpu(_index: usize, _origin: String) -> Result<Selection, GpuError> {
+    Err(GpuError::NotCompiled {
+        backend: "wgpu",
+        feature: "wgpu",
+    })
+}
+
+/// Chooses a device for `request` (see [`select`]), logs the choice in one line, and runs `job`
+/// on it. Returns the choice with the job's output.
+pub fn launch<L: Launch>(request: DeviceRequest, job: L) -> Result<(Selection, L::Output), GpuError> {
+    let selection = select(request)?;
+    log::info!("{selection}");
+    let output = run_on(&selection, job);
+    Ok((selection, output))
+}
+
+fn run_on<L: Launch>(selection: &Selection, job: L) -> L::Output {
+    match &selection.device {
+        #[cfg(feature = "ndarray")]
+        SelectedDevice::NdArray => {
+            job.launch::<crate::backend::NdArrayBackend>(Default::default(), selection)
+        }
+        #[cfg(not(feature = "ndarray"))]
+        SelectedDevice::NdArray => unreachable!("select() refuses ndarray when it is not compiled"),
+        #[cfg(feature = "wgpu")]
+        SelectedDevice::Wgpu(device) => {
+            job.launch::<crate::backend::WgpuBackend>(device.clone(), selection)
+        }
+    }
+}

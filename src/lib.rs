@@ -1,0 +1,24 @@
+//! `trainer`: a training toolkit for [burn](https://burn.dev) 0.21.
+//!
+//! A burn user writes a model and its step; `trainer` runs the loop around it: epochs and steps,
+//! a deterministic resumable data loader, validation and test passes, callbacks, gradient
+//! accumulation and clipping, device-side metrics, on wgpu (Vulkan, Metal, DX12) or on the CPU
+//! (ndarray) from one code base.
+//!
+//! - [`core`] (crate `trainer-core`): the backend-generic machinery.
+//! - [`gpu`] (crate `trainer-gpu`): backends and device choice.
+//! - [`digits`] and [`mlp`]: the bundled digits data and an MLP classifier, which the example,
+//!   the tests and the benchmarks use.
+#![warn(missing_docs)]
+
+pub use trainer_core as core;
+pub use trainer_gpu as gpu;
+
+pub mod digits;
+pub mod mlp;
+
+/// Everything a training program usually needs.
+pub mod prelude {
+    pub use trainer_core::prelude::*;
+    pub use trainer_gpu::{launch, DeviceRequest, Launch, Selection};
+}
