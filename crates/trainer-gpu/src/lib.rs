@@ -6,7 +6,7 @@
 //! and runs the job monomorphized for that backend:
 //!
 //! ```
-//! use burn::tensor::{backend::AutodiffBackend, Tensor};
+//! use burn::tensor::{backend::AutodiffBackend, ElementConversion, Tensor};
 //! use trainer_gpu::{launch, DeviceRequest, Launch, Selection};
 //!
 //! struct SumJob;
@@ -14,7 +14,7 @@
 //! impl Launch for SumJob {
 //!     type Output = f32;
 //!     fn launch<B: AutodiffBackend>(self, device: B::Device, _selection: &Selection) -> f32 {
-//!         Tensor::<B, 1>::from_floats([1.0, 2.0, 3.0], &device).sum().into_scalar().into()
+//!         Tensor::<B, 1>::from_floats([1.0, 2.0, 3.0], &device).sum().into_scalar().elem()
 //!     }
 //! }
 //!
