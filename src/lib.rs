@@ -15,6 +15,11 @@ pub use trainer_core as core;
 pub use trainer_gpu as gpu;
 
 pub mod digits;
+
+// The README's snippets are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 pub mod mlp;
 
 /// Everything a training program usually needs.
