@@ -19,12 +19,12 @@ pub enum Frequency {
 impl Frequency {
     /// Whether it fires after optimizer step `global_step` (counted from 1).
     pub fn fires_at_step(&self, global_step: usize) -> bool {
-        matches!(self, Frequency::Steps(n) if *n > 0 && global_step % n == 0)
+        matches!(self, Frequency::Steps(n) if *n > 0 && global_step.is_multiple_of(*n))
     }
 
     /// Whether it fires at the end of epoch `epoch` (counted from 1).
     pub fn fires_at_epoch_end(&self, epoch: usize) -> bool {
-        matches!(self, Frequency::Epochs(n) if *n > 0 && epoch % n == 0)
+        matches!(self, Frequency::Epochs(n) if *n > 0 && epoch.is_multiple_of(*n))
     }
 
     fn count(&self) -> usize {

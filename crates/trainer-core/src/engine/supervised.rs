@@ -304,7 +304,7 @@ where
             };
             if stepped {
                 pending = 0;
-                if self.state.global_step % self.config.log_every == 0 {
+                if self.state.global_step.is_multiple_of(self.config.log_every) {
                     let totals = window.read_totals();
                     epoch_totals.add(totals);
                     window.reset();
