@@ -1,52 +1,28 @@
 //! The digits MLP on ndarray: it learns, and the same seed gives the same run.
 
-use burn::data::dataset::InMemDataset;
-use burn::optim::AdamConfig;
-use trainer::digits::{self, DigitsBatcher};
-use trainer::mlp::MlpConfig;
-use trainer::prelude::*;
-use trainer_gpu::NdArrayBackend as B;
+mod common;
 
-fn short_run(seed: u64, epochs: usize) -> (Vec<f64>, f64, String) {
-    let items = digits::load(digits::bundled_path()).unwrap();
-    let data = digits::split(items, 0, 0.15, 0.15);
-    let device = Default::default();
-    let model = MlpConfig::new(digits::PIXELS, vec![64], digits::CLASSES)
-        .with_dropout(0.1)
-        .init::<B>(seed, &device);
-    let config = TrainerConfig::new(3e-3)
-        .with_epochs(Some(epochs))
-        .with_batch_size(32)
-        .with_seed(seed);
-    let mut trainer = SupervisedTrainer::builder(model, AdamConfig::new().init(), config, device)
-        .train_data(InMemDataset::new(data.train), DigitsBatcher)
-        .valid_data(InMemDataset::new(data.valid), DigitsBatcher)
-        .test_data(InMemDataset::new(data.test), DigitsBatcher)
-        .build()
-        .unwrap();
-    trainer.fit().unwrap();
-    let losses = trainer.state().history.iter().map(|e| e.train["loss"]).collect();
-    let accuracy = trainer.test().unwrap()["accuracy"];
-    let weights = format!("{:?}", &trainer.model().parameter_bytes()[..64]);
-    (losses, accuracy, weights)
-}
+use common::digits_run;
+use trainer::digits;
+use trainer_gpu::NdArrayBackend as B;
 
 #[test]
 fn the_mlp_lowers_its_loss_and_passes_ninety_percent() {
-    let (losses, accuracy, _) = short_run(7, 8);
+    let run = digits_run::<B>(Default::default(), 7, 8, 0.1);
+    let losses = &run.train_losses;
     assert!(losses.windows(2).filter(|w| w[1] < w[0]).count() >= 5, "losses {losses:?}");
     assert!(losses[7] < losses[0] * 0.5, "losses {losses:?}");
-    assert!(accuracy > 0.9, "test accuracy {accuracy}");
+    assert!(run.test_accuracy > 0.9, "test accuracy {}", run.test_accuracy);
 }
 
 #[test]
 fn the_same_seed_gives_the_same_run() {
     // Dropout draws from the backend RNG, reseeded per batch from (seed, epoch, batch).
-    let a = short_run(11, 2);
-    let b = short_run(11, 2);
+    let a = digits_run::<B>(Default::default(), 11, 2, 0.1);
+    let b = digits_run::<B>(Default::default(), 11, 2, 0.1);
     assert_eq!(a, b);
-    let c = short_run(12, 2);
-    assert_ne!(a.0, c.0);
+    let c = digits_run::<B>(Default::default(), 12, 2, 0.1);
+    assert_ne!(a.train_losses, c.train_losses);
 }
 
 #[test]
