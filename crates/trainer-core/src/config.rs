@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainerError};
+use crate::schedule::ScheduleConfig;
 
 /// How often something happens: every N optimizer steps, or every N epochs.
 ///
@@ -111,6 +112,10 @@ pub struct TrainerConfig {
     /// Read training metrics back from the device every N optimizer steps.
     #[serde(default = "defaults::log_every")]
     pub log_every: usize,
+    /// The learning-rate schedule, with PyTorch's names; `None` keeps `learning_rate` constant.
+    /// Its base lr is `learning_rate`.
+    #[serde(default)]
+    pub lr_schedule: Option<ScheduleConfig>,
     /// When the learning-rate schedule advances.
     #[serde(default)]
     pub schedule_interval: ScheduleInterval,
@@ -156,6 +161,7 @@ impl TrainerConfig {
             gradient_accumulation: 1,
             gradient_clipping: None,
             log_every: defaults::log_every(),
+            lr_schedule: None,
             schedule_interval: ScheduleInterval::Step,
             prefetch_batches: defaults::prefetch(),
             drop_last: false,
@@ -215,6 +221,11 @@ impl TrainerConfig {
     /// Sets [`log_every`](Self::log_every).
     pub fn with_log_every(mut self, steps: usize) -> Self {
         self.log_every = steps;
+        self
+    }
+    /// Sets [`lr_schedule`](Self::lr_schedule).
+    pub fn with_lr_schedule(mut self, schedule: Option<ScheduleConfig>) -> Self {
+        self.lr_schedule = schedule;
         self
     }
     /// Sets [`schedule_interval`](Self::schedule_interval).
@@ -292,6 +303,9 @@ impl TrainerConfig {
         }
         if self.log_every == 0 {
             return bad("log_every", self.log_every, "must be at least 1");
+        }
+        if let Some(schedule) = &self.lr_schedule {
+            schedule.build(self.learning_rate)?;
         }
         if self.prefetch_batches == 0 {
             return bad("prefetch_batches", self.prefetch_batches, "must be at least 1");

@@ -17,6 +17,18 @@ pub enum TrainerError {
         /// Why it is rejected and what would be accepted.
         reason: String,
     },
+    /// A learning-rate schedule parameter holds a value that cannot work.
+    #[error("invalid schedule: {scheduler} `{param}` = {value}: {reason}")]
+    InvalidSchedule {
+        /// The scheduler's PyTorch name.
+        scheduler: String,
+        /// The parameter's name.
+        param: String,
+        /// The rejected value, formatted.
+        value: String,
+        /// Why it is rejected and what would be accepted.
+        reason: String,
+    },
     /// A data set that the run needs was not given to the builder.
     #[error("no {split} data: give it to the builder with `{builder_method}`")]
     MissingData {

@@ -81,6 +81,8 @@ pub struct TrainingState {
     pub history: Vec<EpochSummary>,
     /// Validations since the best validation loss was seen (for early stopping).
     pub stale_validations: usize,
+    /// The learning-rate schedule's state, as of the last epoch end or the end of `fit`.
+    pub schedule: Option<serde_json::Value>,
     /// Why the run stopped; `None` while it runs.
     pub stop_reason: Option<StopReason>,
 }

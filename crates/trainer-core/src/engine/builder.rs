@@ -198,9 +198,15 @@ where
         self
     }
 
-    /// A learning-rate schedule instead of the config's constant learning rate.
+    /// A learning-rate schedule; it replaces the config's `lr_schedule` and constant lr.
     pub fn schedule(mut self, schedule: impl LrSchedule + 'static) -> Self {
         self.schedule = Some(Box::new(schedule));
+        self
+    }
+
+    /// A boxed learning-rate schedule (e.g. from [`ScheduleConfig::build`](crate::schedule::ScheduleConfig::build)).
+    pub fn boxed_schedule(mut self, schedule: Box<dyn LrSchedule>) -> Self {
+        self.schedule = Some(schedule);
         self
     }
 
@@ -214,9 +220,11 @@ where
     pub fn build(self) -> Result<SupervisedTrainer<B, M, O, TB, VB>> {
         self.config.validate()?;
         let callbacks = CallbackList::new(self.callbacks)?;
-        let schedule = self
-            .schedule
-            .unwrap_or_else(|| Box::new(ConstantLr::new(self.config.learning_rate)));
+        let schedule = match (self.schedule, &self.config.lr_schedule) {
+            (Some(schedule), _) => schedule,
+            (None, Some(config)) => config.build(self.config.learning_rate)?,
+            (None, None) => Box::new(ConstantLr::constant(self.config.learning_rate)),
+        };
         Ok(SupervisedTrainer {
             model: Some(self.model),
             optimizer: self.optimizer,

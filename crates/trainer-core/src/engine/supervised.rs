@@ -175,6 +175,11 @@ where
         self.latest.set(split, self.state.global_step, values.clone());
         if split == Split::Valid {
             self.track_best(&values);
+            if self.schedule.needs_metric() {
+                // A missing loss counts as no improvement.
+                let loss = values.get("loss").copied().unwrap_or(f64::NAN);
+                self.schedule.step_with_metric(loss);
+            }
         }
         self.hook(end)?;
         Ok(values)
@@ -223,14 +228,12 @@ where
         }
     }
 
+    /// Steps the schedule on its interval; schedules that need a metric step after each
+    /// validation instead (see `run_eval`).
     fn advance_schedule(&mut self) {
-        if self.schedule.needs_metric() {
-            if let Some(&loss) = self.latest.valid().and_then(|v| v.get("loss")) {
-                self.schedule.step_with_metric(loss);
-                return;
-            }
+        if !self.schedule.needs_metric() {
+            self.schedule.step();
         }
-        self.schedule.step();
     }
 
     fn max_steps_reached(&self) -> bool {
@@ -308,8 +311,9 @@ where
                     let totals = window.read_totals();
                     epoch_totals.add(totals);
                     window.reset();
-                    self.latest
-                        .set(Split::Train, self.state.global_step, totals.means());
+                    let mut values = totals.means();
+                    values.insert("lr".into(), self.schedule.lr());
+                    self.latest.set(Split::Train, self.state.global_step, values);
                 }
             }
             if let Flow::Stop = self.hook(Hook::BatchEnd)? {
@@ -362,6 +366,7 @@ where
         } else {
             None
         };
+        self.state.schedule = Some(self.schedule.state());
         self.state.history.push(EpochSummary {
             epoch: self.state.epoch,
             global_step: self.state.global_step,
@@ -415,6 +420,7 @@ where
 
     fn end_train(&mut self, started: Instant, elapsed_before: f64) -> Result<()> {
         self.state.elapsed_seconds = elapsed_before + started.elapsed().as_secs_f64();
+        self.state.schedule = Some(self.schedule.state());
         self.hook(Hook::TrainEnd)?;
         Ok(())
     }

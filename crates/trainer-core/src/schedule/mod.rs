@@ -1,8 +1,26 @@
-//! Learning-rate schedules.
+//! Learning-rate schedules: PyTorch's, a warmup, and their compositions, all resumable.
+//!
+//! Closed forms wherever PyTorch's schedule has one, so a schedule's state is a step counter and
+//! a resume is exact. [`ScheduleConfig`] reads them from JSON with PyTorch's names.
 
+mod closed_form;
+mod compose;
+mod config;
 mod constant;
+mod plateau;
+mod torch;
+mod warmup;
 
-pub use constant::ConstantLr;
+pub use closed_form::{ClosedForm, Counted};
+pub use compose::{Chained, Sequential};
+pub use config::ScheduleConfig;
+pub use constant::{Constant, ConstantLr};
+pub use plateau::{PlateauConfig, PlateauMode, ReduceLrOnPlateau, ThresholdMode};
+pub use torch::{
+    Anneal, ConstantFactorLr, CosineAnnealingLr, CosineAnnealingWarmRestarts, CyclicLr, CyclicMode,
+    ExponentialLr, LinearLr, MultiStepLr, OneCycleLr, PolynomialLr, StepLr,
+};
+pub use warmup::{Warmup, WarmupMode};
 
 use crate::error::Result;
 
@@ -10,8 +28,9 @@ use crate::error::Result;
 ///
 /// The trainer asks [`lr`](LrSchedule::lr) before each optimizer step and calls
 /// [`step`](LrSchedule::step) after each step or epoch, as
-/// [`TrainerConfig::schedule_interval`](crate::TrainerConfig::schedule_interval) says. Its
-/// [`state`](LrSchedule::state) goes into checkpoints.
+/// [`TrainerConfig::schedule_interval`](crate::TrainerConfig::schedule_interval) says; a schedule
+/// that [`needs_metric`](LrSchedule::needs_metric) is stepped after each validation instead, with
+/// the validation loss. Its [`state`](LrSchedule::state) goes into checkpoints.
 pub trait LrSchedule: Send {
     /// The current learning rate.
     fn lr(&self) -> f64;
