@@ -9,6 +9,8 @@
 //! - [`gpu`] (crate `trainer-gpu`): backends and device choice.
 //! - [`digits`] and [`mlp`]: the bundled digits data and an MLP classifier, which the example,
 //!   the tests and the benchmarks use.
+//! - [`plot`] and [`schedule_preview`]: SVG curves, and a schedule's learning rates step by step
+//!   (what `trainer schedule` prints).
 #![warn(missing_docs)]
 
 pub use trainer_core as core;
@@ -21,6 +23,8 @@ pub mod digits;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 pub mod mlp;
+pub mod plot;
+pub mod schedule_preview;
 
 /// Everything a training program usually needs.
 pub mod prelude {

@@ -44,3 +44,62 @@ fn unknown_flags_are_refused() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--bogus"));
 }
+
+fn fixture_cases() -> Vec<serde_json::Value> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/trainer-core/tests/fixtures/lr_schedules_torch.json");
+    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    file["cases"].as_array().unwrap().clone()
+}
+
+#[test]
+fn schedule_prints_the_torch_curves() {
+    for case in fixture_cases() {
+        let config = serde_json::json!({"scheduler": case["scheduler"], "params": case["params"]}).to_string();
+        let mut command = trainer();
+        command.args(["schedule", "--config", &config, "--base-lr", &case["base_lr"].to_string(), "--steps", &case["steps"].to_string()]);
+        if let Some(metrics) = case.get("metrics").and_then(|m| m.as_array()) {
+            let joined: Vec<String> = metrics.iter().map(|m| m.to_string()).collect();
+            command.args(["--metrics", &joined.join(",")]);
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{}: {}", case["scheduler"], String::from_utf8_lossy(&output.stderr));
+        let ours: Vec<f64> = serde_json::from_slice(&output.stdout).unwrap();
+        let torch: Vec<f64> = case["lrs"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert_eq!(ours.len(), torch.len(), "{}", case["scheduler"]);
+        for (k, (a, b)) in ours.iter().zip(&torch).enumerate() {
+            assert!((a - b).abs() <= 1e-12 * a.abs().max(b.abs()), "{} lr {k}: {a} vs {b}", case["scheduler"]);
+        }
+    }
+}
+
+#[test]
+fn schedule_draws_an_svg() {
+    let path = std::env::temp_dir().join(format!("trainer-schedule-{}.svg", std::process::id()));
+    let output = trainer()
+        .args(["schedule", "--config", r#"{"scheduler": "CosineAnnealingLR", "params": {"T_max": 10}}"#])
+        .args(["--base-lr", "0.1", "--steps", "20", "--svg", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let svg = std::fs::read_to_string(&path).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"), "{}", &svg[..svg.len().min(200)]);
+    assert!(svg.contains("<polyline") || svg.contains("<path"), "a drawn curve");
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn schedule_errors_name_what_is_wrong() {
+    let run = |args: &[&str]| {
+        let output = trainer().arg("schedule").args(args).output().unwrap();
+        assert!(!output.status.success(), "{args:?} must fail");
+        String::from_utf8_lossy(&output.stderr).to_string()
+    };
+    let err = run(&["--config", r#"{"scheduler": "StepLR", "params": {"step_size": 0}}"#, "--base-lr", "0.1", "--steps", "3"]);
+    assert!(err.contains("StepLR") && err.contains("step_size"), "{err}");
+    let err = run(&["--config", r#"{"scheduler": "ReduceLROnPlateau", "params": {}}"#, "--base-lr", "0.1", "--steps", "3"]);
+    assert!(err.contains("--metrics"), "{err}");
+    let err = run(&["--config", "{not json", "--base-lr", "0.1", "--steps", "3"]);
+    assert!(err.contains("not valid"), "{err}");
+    let err = run(&["--config", "@/nonexistent/schedule.json", "--base-lr", "0.1", "--steps", "3"]);
+    assert!(err.contains("/nonexistent/schedule.json"), "{err}");
+}

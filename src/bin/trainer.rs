@@ -2,7 +2,11 @@
 
 use std::process::ExitCode;
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
+use trainer::plot::{line_chart_svg, Series};
+use trainer::schedule_preview::preview;
 use trainer_gpu::{compiled_backends, select, wgpu_adapters, DeviceRequest, DEVICE_ENV};
 
 /// Tools around trainer runs.
@@ -21,13 +25,62 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a learning-rate schedule's curve as one JSON array: the lr before any step, then
+    /// after each step.
+    Schedule {
+        /// The schedule, PyTorch-style JSON (`{"scheduler": "StepLR", "params": {...}}`), or
+        /// `@FILE` to read it from a file.
+        #[arg(long)]
+        config: String,
+        /// The base learning rate.
+        #[arg(long)]
+        base_lr: f64,
+        /// Number of steps.
+        #[arg(long)]
+        steps: usize,
+        /// Comma-separated metric values, one per step, for plateau schedules.
+        #[arg(long, value_delimiter = ',')]
+        metrics: Vec<f64>,
+        /// Also draw the curve into this SVG file.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Devices { json } => devices(json),
+        Command::Schedule { config, base_lr, steps, metrics, svg } => {
+            match schedule(&config, base_lr, steps, &metrics, svg) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
+}
+
+fn schedule(config: &str, base_lr: f64, steps: usize, metrics: &[f64], svg: Option<PathBuf>) -> Result<(), String> {
+    let config = match config.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("reading --config {path}: {e}"))?,
+        None => config.to_string(),
+    };
+    let lrs = preview(&config, base_lr, steps, metrics).map_err(|e| e.to_string())?;
+    if let Some(path) = svg {
+        let name = serde_json::from_str::<serde_json::Value>(&config)
+            .ok()
+            .and_then(|v| v.get("scheduler").and_then(|s| s.as_str()).map(str::to_string))
+            .unwrap_or_else(|| "schedule".into());
+        let title = format!("{name} (base lr {base_lr})");
+        let drawing = line_chart_svg(&title, "step", "learning rate", &[Series::indexed("lr", &lrs)])
+            .map_err(|e| e.to_string())?;
+        std::fs::write(&path, drawing).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    println!("{}", serde_json::to_string(&lrs).map_err(|e| e.to_string())?);
+    Ok(())
 }
 
 fn devices(json: bool) -> ExitCode {
