@@ -31,11 +31,12 @@ use crate::error::{Result, TrainerError};
 /// }
 /// assert_eq!(lrs, [0.1, 0.1, 0.05, 0.05, 0.025]);
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(tag = "scheduler", content = "params", deny_unknown_fields)]
 pub enum ScheduleConfig {
     /// The base lr throughout: `{"scheduler": "Constant"}`.
     #[serde(rename = "Constant")]
+    #[default]
     Constant,
     /// `StepLR(step_size, gamma=0.1)`.
     #[serde(rename = "StepLR")]
@@ -229,12 +230,6 @@ mod defaults {
     }
     pub fn cyclic_mode() -> String {
         "triangular".into()
-    }
-}
-
-impl Default for ScheduleConfig {
-    fn default() -> Self {
-        ScheduleConfig::Constant
     }
 }
 
