@@ -29,6 +29,25 @@ pub enum TrainerError {
         /// Why it is rejected and what would be accepted.
         reason: String,
     },
+    /// A checkpoint file is damaged: wrong magic bytes, truncated, or its checksum or payload
+    /// does not check out.
+    #[error("checkpoint {path} is damaged: {detail}")]
+    CheckpointDamaged {
+        /// The file (`<bytes>` for data not read from a file).
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A checkpoint was written in a format version this build cannot read.
+    #[error("checkpoint {path} has format version {found}; this trainer reads version {supported}.x: use a trainer release that writes {found}")]
+    CheckpointVersion {
+        /// The file.
+        path: String,
+        /// The file's version, `major.minor`.
+        found: String,
+        /// The major version this build reads.
+        supported: u16,
+    },
     /// A data set that the run needs was not given to the builder.
     #[error("no {split} data: give it to the builder with `{builder_method}`")]
     MissingData {

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod callback;
+pub mod checkpoint;
 mod config;
 pub mod data;
 pub mod engine;

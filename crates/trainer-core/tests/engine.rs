@@ -258,3 +258,36 @@ fn save_now_writes_a_checkpoint_folder() {
     assert!(recorder.seen.lock().unwrap().contains(&(Hook::Checkpoint, 2)));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_save_request_inside_on_checkpoint_does_not_loop() {
+    struct SaveAtStep1;
+    impl Callback for SaveAtStep1 {
+        fn on_batch_end(&mut self, ctx: &mut Context<'_>) -> trainer_core::Result<()> {
+            if ctx.state.global_step == 1 {
+                ctx.control.save_checkpoint();
+            }
+            Ok(())
+        }
+        fn on_checkpoint(&mut self, ctx: &mut Context<'_>) -> trainer_core::Result<()> {
+            ctx.control.save_checkpoint();
+            Ok(())
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("trainer-core-save-loop-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let recorder = Recorder::default();
+    let device = Default::default();
+    let mut t = SupervisedTrainer::builder(Regressor::<B>::new(&device), burn::optim::SgdConfig::new().init(), TrainerConfig::new(0.1).with_epochs(Some(1)).with_batch_size(4), device)
+        .train_data(burn::data::dataset::InMemDataset::new(items(8)), RowBatcher)
+        .callback(SaveAtStep1)
+        .callback(recorder.clone())
+        .checkpoint_dir(&dir)
+        .build()
+        .unwrap();
+    t.fit().unwrap();
+    let checkpoints = recorder.hooks().iter().filter(|h| **h == Hook::Checkpoint).count();
+    assert_eq!(checkpoints, 1);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -94,7 +94,8 @@ where
             control: &mut self.control,
         };
         self.callbacks.run(hook, &mut ctx)?;
-        if self.control.take_checkpoint_request() {
+        // A request made in `on_checkpoint` itself would save forever: it is dropped.
+        if self.control.take_checkpoint_request() && hook != Hook::Checkpoint {
             self.save_checkpoint()?;
         }
         if let Some(reason) = self.control.stop_requested() {
