@@ -44,8 +44,7 @@ struct Args {
     /// Dropout after each hidden layer.
     #[arg(long, default_value_t = 0.1)]
     dropout: f64,
-    /// Folder for the run's outputs: checkpoints in `DIR/checkpoints`, the result in
-    /// `DIR/result.json`.
+    /// Folder for the run's outputs: the final JSON line is also written to `DIR/result.json`.
     #[arg(long)]
     run_dir: Option<PathBuf>,
     /// Data file (`.csv` or `.csv.gz`); the bundled digits by default.
@@ -96,15 +95,12 @@ impl Launch for MlpJob {
             .with_batch_size(args.batch_size)
             .with_seed(args.seed)
             .with_validation(Some(Frequency::Epochs(1)));
-        let mut builder = SupervisedTrainer::builder(model, AdamConfig::new().init(), config, device)
+        let mut trainer = SupervisedTrainer::builder(model, AdamConfig::new().init(), config, device)
             .train_data(InMemDataset::new(self.data.train), DigitsBatcher)
             .valid_data(InMemDataset::new(self.data.valid), DigitsBatcher)
             .test_data(InMemDataset::new(self.data.test), DigitsBatcher)
-            .callback(EpochLine);
-        if let Some(dir) = &args.run_dir {
-            builder = builder.checkpoint_dir(dir.join("checkpoints"));
-        }
-        let mut trainer = builder.build()?;
+            .callback(EpochLine)
+            .build()?;
         let report = trainer.fit()?;
         let test = trainer.test()?;
         let weights = Sha256::digest(trainer.model().parameter_bytes());

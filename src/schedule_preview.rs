@@ -1,6 +1,6 @@
 //! A schedule's learning rates, step by step: what `trainer schedule` prints and draws.
 
-use trainer_core::schedule::ScheduleConfig;
+use trainer_core::schedule::{step_schedule, ScheduleConfig};
 use trainer_core::TrainerError;
 
 /// Why a preview could not be made.
@@ -24,9 +24,18 @@ pub enum PreviewError {
     },
 }
 
+/// A schedule's curve.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preview {
+    /// The scheduler's PyTorch name.
+    pub scheduler: &'static str,
+    /// The lr before any step, then after each step.
+    pub lrs: Vec<f64>,
+}
+
 /// The lr before any step, then after each of `steps` steps (`steps + 1` values). `metrics[k]`
 /// is fed to step `k + 1`; schedules that react to a metric need one per step.
-pub fn preview(config_json: &str, base_lr: f64, steps: usize, metrics: &[f64]) -> Result<Vec<f64>, PreviewError> {
+pub fn preview(config_json: &str, base_lr: f64, steps: usize, metrics: &[f64]) -> Result<Preview, PreviewError> {
     let config: ScheduleConfig = serde_json::from_str(config_json)?;
     let mut schedule = config.build(base_lr)?;
     if schedule.needs_metric() && metrics.len() < steps {
@@ -39,11 +48,11 @@ pub fn preview(config_json: &str, base_lr: f64, steps: usize, metrics: &[f64]) -
     let mut lrs = Vec::with_capacity(steps + 1);
     lrs.push(schedule.lr());
     for k in 0..steps {
-        match metrics.get(k) {
-            Some(&metric) => schedule.step_with_metric(metric),
-            None => schedule.step(),
-        }
+        step_schedule(schedule.as_mut(), metrics.get(k).copied());
         lrs.push(schedule.lr());
     }
-    Ok(lrs)
+    Ok(Preview {
+        scheduler: config.name(),
+        lrs,
+    })
 }

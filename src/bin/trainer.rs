@@ -68,13 +68,10 @@ fn schedule(config: &str, base_lr: f64, steps: usize, metrics: &[f64], svg: Opti
         Some(path) => std::fs::read_to_string(path).map_err(|e| format!("reading --config {path}: {e}"))?,
         None => config.to_string(),
     };
-    let lrs = preview(&config, base_lr, steps, metrics).map_err(|e| e.to_string())?;
+    let curve = preview(&config, base_lr, steps, metrics).map_err(|e| e.to_string())?;
+    let lrs = curve.lrs;
     if let Some(path) = svg {
-        let name = serde_json::from_str::<serde_json::Value>(&config)
-            .ok()
-            .and_then(|v| v.get("scheduler").and_then(|s| s.as_str()).map(str::to_string))
-            .unwrap_or_else(|| "schedule".into());
-        let title = format!("{name} (base lr {base_lr})");
+        let title = format!("{} (base lr {base_lr})", curve.scheduler);
         let drawing = line_chart_svg(&title, "step", "learning rate", &[Series::indexed("lr", &lrs)])
             .map_err(|e| e.to_string())?;
         std::fs::write(&path, drawing).map_err(|e| format!("writing {}: {e}", path.display()))?;

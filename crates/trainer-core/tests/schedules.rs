@@ -1,6 +1,6 @@
 //! Schedules against PyTorch's own curves, resume, warmup and composition.
 
-use trainer_core::schedule::{LrSchedule, ScheduleConfig};
+use trainer_core::schedule::{step_schedule, LrSchedule, ScheduleConfig};
 use trainer_core::TrainerError;
 
 struct Case {
@@ -40,10 +40,7 @@ fn cases() -> Vec<Case> {
 fn advance(schedule: &mut dyn LrSchedule, case: &Case, from: usize, to: usize) -> Vec<f64> {
     (from..to)
         .map(|k| {
-            match case.metrics.get(k) {
-                Some(&metric) => schedule.step_with_metric(metric),
-                None => schedule.step(),
-            }
+            step_schedule(schedule, case.metrics.get(k).copied());
             schedule.lr()
         })
         .collect()

@@ -158,15 +158,6 @@ impl<B: Backend, O: Send + 'static> DataLoader<B, O> {
         epoch_order(self.source.len(), self.seed, epoch)
     }
 
-    /// The item indices of every batch of `epoch`, in delivery order.
-    pub fn batch_indices(&self, epoch: usize) -> Vec<Vec<usize>> {
-        self.order(epoch)
-            .chunks(self.batch_size)
-            .take(self.num_batches())
-            .map(<[usize]>::to_vec)
-            .collect()
-    }
-
     /// The batches of `cursor.epoch` from `cursor.batch` on, built ahead on a background thread.
     ///
     /// A cursor past the epoch's end is an error; a cursor at the end yields nothing.
@@ -236,11 +227,6 @@ pub struct Batches<B: Backend, O> {
 }
 
 impl<B: Backend, O> Batches<B, O> {
-    /// Batches still to come.
-    pub fn remaining(&self) -> usize {
-        self.remaining
-    }
-
     fn thread_failure(&mut self) -> TrainerError {
         let message = match self.handle.take().map(JoinHandle::join) {
             Some(Err(payload)) => format!("the data set panicked: {}", panic_message(payload.as_ref())),

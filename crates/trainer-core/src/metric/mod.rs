@@ -1,7 +1,7 @@
 //! Metrics accumulated on the device and read back only at log time.
 
-pub(crate) mod accumulator;
+mod accumulator;
 mod split;
 
-pub use accumulator::MetricAccumulator;
+pub use accumulator::{MetricAccumulator, Totals};
 pub use split::Split;

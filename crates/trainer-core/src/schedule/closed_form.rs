@@ -29,11 +29,6 @@ impl<S: ClosedForm> Counted<S> {
     pub fn new(form: S) -> Self {
         Self { form, step: 0 }
     }
-
-    /// Steps taken so far.
-    pub fn steps(&self) -> u64 {
-        self.step
-    }
 }
 
 impl<S: ClosedForm> LrSchedule for Counted<S> {

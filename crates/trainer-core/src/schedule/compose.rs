@@ -1,4 +1,4 @@
-use super::LrSchedule;
+use super::{step_schedule, LrSchedule};
 use crate::error::{Result, TrainerError};
 
 fn bad_state(message: String) -> TrainerError {
@@ -90,11 +90,7 @@ impl Sequential {
         // Crossing a milestone hands over to the next schedule at its step 0: the one that ran
         // does not step again.
         if self.active() == before {
-            let schedule = &mut self.schedules[before];
-            match metric {
-                Some(metric) => schedule.step_with_metric(metric),
-                None => schedule.step(),
-            }
+            step_schedule(self.schedules[before].as_mut(), metric);
         }
     }
 }

@@ -24,6 +24,14 @@ pub use warmup::{Warmup, WarmupMode};
 
 use crate::error::Result;
 
+/// Steps `schedule` once, with the metric when there is one.
+pub fn step_schedule(schedule: &mut dyn LrSchedule, metric: Option<f64>) {
+    match metric {
+        Some(metric) => schedule.step_with_metric(metric),
+        None => schedule.step(),
+    }
+}
+
 /// A learning-rate schedule: the lr for the next optimizer step, and how it advances.
 ///
 /// The trainer asks [`lr`](LrSchedule::lr) before each optimizer step and calls

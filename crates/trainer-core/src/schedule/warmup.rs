@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::LrSchedule;
+use super::{step_schedule, LrSchedule};
 use crate::error::{Result, TrainerError};
 
 /// The shape of a warmup.
@@ -41,6 +41,18 @@ impl Warmup {
     }
 }
 
+impl Warmup {
+    /// The schedule after the ramp only steps once the ramp is over.
+    fn advance(&mut self, metric: Option<f64>) {
+        if self.steps >= self.warmup_steps {
+            if let Some(then) = &mut self.then {
+                step_schedule(then.as_mut(), metric);
+            }
+        }
+        self.steps += 1;
+    }
+}
+
 impl LrSchedule for Warmup {
     fn lr(&self) -> f64 {
         if self.steps < self.warmup_steps {
@@ -55,21 +67,11 @@ impl LrSchedule for Warmup {
     }
 
     fn step(&mut self) {
-        if self.steps >= self.warmup_steps {
-            if let Some(then) = &mut self.then {
-                then.step();
-            }
-        }
-        self.steps += 1;
+        self.advance(None);
     }
 
     fn step_with_metric(&mut self, metric: f64) {
-        if self.steps >= self.warmup_steps {
-            if let Some(then) = &mut self.then {
-                then.step_with_metric(metric);
-            }
-        }
-        self.steps += 1;
+        self.advance(Some(metric));
     }
 
     fn needs_metric(&self) -> bool {
