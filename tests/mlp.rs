@@ -26,6 +26,18 @@ fn the_same_seed_gives_the_same_run() {
 }
 
 #[test]
+fn trainers_on_two_threads_do_not_share_the_random_stream() {
+    // burn's backend RNG is global to the process; each trainer's dropout must still come from
+    // its own (seed, epoch, batch) stream.
+    let alone = [11, 12].map(|seed| digits_run::<B>(Default::default(), seed, 2, 0.5));
+    for _ in 0..2 {
+        let together = [11, 12].map(|seed| std::thread::spawn(move || digits_run::<B>(Default::default(), seed, 2, 0.5)));
+        let together = together.map(|handle| handle.join().unwrap());
+        assert_eq!(together, alone);
+    }
+}
+
+#[test]
 fn the_digits_file_is_checked_line_by_line() {
     let dir = std::env::temp_dir().join(format!("trainer-digits-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -52,6 +52,31 @@ fn the_schedule_steps_per_optimizer_step_and_its_lr_reaches_the_optimizer() {
     assert_ne!(two_steps(config), two_steps(TrainerConfig::new(0.1).with_batch_size(4)));
 }
 
+/// Records the `lr` of the training metrics read back after each batch.
+#[derive(Clone, Default)]
+struct LrLogged(Arc<Mutex<Vec<f64>>>);
+
+impl Callback for LrLogged {
+    fn on_batch_end(&mut self, ctx: &mut Context<'_>) -> trainer_core::Result<()> {
+        let lr = ctx.metrics.train().and_then(|m| m.get("lr")).copied().unwrap_or(f64::NAN);
+        self.0.lock().unwrap().push(lr);
+        Ok(())
+    }
+}
+
+#[test]
+fn the_logged_lr_is_the_one_each_step_used() {
+    let logged = LrLogged::default();
+    let config = TrainerConfig::new(0.1)
+        .with_epochs(Some(2))
+        .with_batch_size(4)
+        .with_log_every(1)
+        .with_lr_schedule(schedule(r#"{"scheduler": "StepLR", "params": {"step_size": 1, "gamma": 0.5}}"#));
+    let mut t = trainer(config, 8, vec![Box::new(logged.clone())]);
+    t.fit().unwrap();
+    assert_eq!(*logged.0.lock().unwrap(), vec![0.1, 0.05, 0.025, 0.0125]);
+}
+
 #[test]
 fn per_epoch_interval_steps_at_epoch_ends() {
     let seen = LrSeen::default();

@@ -292,6 +292,8 @@ where
             self.state.samples_seen += batch_size as u64;
             pending += 1;
             let last_batch = self.state.batch_in_epoch == num_batches;
+            // The lr this batch's optimizer step uses, before the schedule advances.
+            let step_lr = self.schedule.lr();
             let stepped = if accumulation > 1 {
                 accumulator.accumulate(self.model(), grads);
                 if pending == accumulation || last_batch {
@@ -312,7 +314,7 @@ where
                     epoch_totals.add(totals);
                     window.reset();
                     let mut values = totals.means();
-                    values.insert("lr".into(), self.schedule.lr());
+                    values.insert("lr".into(), step_lr);
                     self.latest.set(Split::Train, self.state.global_step, values);
                 }
             }
