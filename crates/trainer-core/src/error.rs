@@ -39,7 +39,7 @@ pub enum TrainerError {
         detail: String,
     },
     /// A checkpoint was written in a format version this build cannot read.
-    #[error("checkpoint {path} has format version {found}; this trainer reads version {supported}.x: use a trainer release that writes {found}")]
+    #[error("checkpoint {path} has format version {found}; this trainer reads version {supported}.x: open it with a trainer release that reads {found}")]
     CheckpointVersion {
         /// The file.
         path: String,
@@ -109,13 +109,20 @@ pub enum TrainerError {
         #[source]
         source: std::io::Error,
     },
-    /// Recording or loading a module failed.
-    #[error("module record at {path}: {message}")]
-    Record {
-        /// The file involved.
-        path: std::path::PathBuf,
-        /// What went wrong.
-        message: String,
+    /// A checkpoint is sound but does not fit this trainer: another model (a tensor's shape
+    /// differs, a field is missing) or a config that changes the data order.
+    #[error("checkpoint {path} does not fit this trainer: {detail}")]
+    CheckpointMismatch {
+        /// The file.
+        path: String,
+        /// What differs.
+        detail: String,
+    },
+    /// A folder that should hold checkpoints holds none.
+    #[error("no checkpoint in {dir}: it has no `latest` pointer file")]
+    NoCheckpoint {
+        /// The folder.
+        dir: std::path::PathBuf,
     },
 }
 

@@ -40,7 +40,7 @@ impl Control {
 
 /// The latest metric values read back from the device, per split, with the step they were read
 /// at.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LatestMetrics {
     values: BTreeMap<Split, (usize, MetricValues)>,
 }
@@ -65,6 +65,10 @@ impl LatestMetrics {
     /// The latest test metrics.
     pub fn test(&self) -> Option<&MetricValues> {
         self.get(Split::Test)
+    }
+    /// Every split's latest values with the step they were read at.
+    pub fn entries(&self) -> impl Iterator<Item = (Split, usize, &MetricValues)> {
+        self.values.iter().map(|(split, (step, values))| (*split, *step, values))
     }
     /// Records new values of `split` read at `step`.
     pub fn set(&mut self, split: Split, step: usize, values: MetricValues) {

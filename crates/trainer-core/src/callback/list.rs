@@ -62,6 +62,14 @@ impl CallbackList {
         Ok(())
     }
 
+    /// Hands `snapshot` to every callback in order; the first error stops the round.
+    pub fn run_snapshot(&mut self, ctx: &mut Context<'_>, snapshot: &std::sync::Arc<crate::checkpoint::Snapshot>) -> Result<()> {
+        for callback in &mut self.callbacks {
+            callback.on_snapshot(ctx, snapshot)?;
+        }
+        Ok(())
+    }
+
     /// Calls `on_exception` on every callback.
     pub fn run_exception(&mut self, ctx: &mut Context<'_>, error: &TrainerError) {
         for callback in &mut self.callbacks {
@@ -77,7 +85,9 @@ impl CallbackList {
             .collect()
     }
 
-    /// Gives each stateful callback its stored state; a stored key no callback has is an error.
+    /// Gives each stateful callback its stored state. A stored key no callback has is logged
+    /// and skipped (a run may resume with fewer callbacks); a callback without stored state
+    /// keeps its own.
     pub fn load_states(&mut self, mut states: BTreeMap<String, serde_json::Value>) -> Result<()> {
         for callback in &mut self.callbacks {
             if let Some(key) = callback.key() {
@@ -86,11 +96,8 @@ impl CallbackList {
                 }
             }
         }
-        if let Some(key) = states.into_keys().next() {
-            return Err(TrainerError::State {
-                key,
-                message: "stored state for a callback this run does not have".into(),
-            });
+        for key in states.into_keys() {
+            log::warn!("the checkpoint holds state for callback `{key}`, which this run does not have: skipped");
         }
         Ok(())
     }

@@ -1,13 +1,18 @@
 //! Callbacks: code that runs at fixed points of the training lifecycle.
 
+mod checkpointing;
 mod context;
 mod hook;
 mod list;
 
+pub use checkpointing::{CheckpointHandle, Checkpointing};
 pub use context::{Context, Control, LatestMetrics};
 pub use hook::Hook;
 pub use list::CallbackList;
 
+use std::sync::Arc;
+
+use crate::checkpoint::Snapshot;
 use crate::error::{Result, TrainerError};
 
 /// Code that runs at the hook points of a run. Every hook is a no-op unless overridden.
@@ -89,7 +94,16 @@ pub trait Callback: Send {
     fn on_test_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
         Ok(())
     }
-    /// After a checkpoint was written.
+    /// Receives the snapshot the trainer took because a callback asked for one
+    /// ([`Control::save_checkpoint`]). Snapshots are taken at safe points: after a batch's
+    /// optimizer step (never between micro-batches of an accumulated step), after an epoch
+    /// ends, at the end of training, and on an error. Writing it is up to the receiver (see
+    /// [`Checkpointing`]).
+    fn on_snapshot(&mut self, ctx: &mut Context<'_>, snapshot: &Arc<Snapshot>) -> Result<()> {
+        Ok(())
+    }
+    /// After every callback received a snapshot (with asynchronous saving, the file may still
+    /// be being written).
     fn on_checkpoint(&mut self, ctx: &mut Context<'_>) -> Result<()> {
         Ok(())
     }

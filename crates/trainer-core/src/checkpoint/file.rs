@@ -24,6 +24,16 @@ pub fn encode<T: Serialize>(payload: &T) -> Result<Vec<u8>> {
 /// versions), the length (a truncated or extended file), the checksum, then the payload's shape.
 /// Nothing is allocated from a length read in the file, and no input makes it panic.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], origin: &str) -> Result<T> {
+    verify(bytes, origin)?;
+    rmp_serde::from_slice(&bytes[HEADER_LEN..]).map_err(|e| TrainerError::CheckpointDamaged {
+        path: origin.to_string(),
+        detail: format!("the payload does not decode: {e}"),
+    })
+}
+
+/// Checks the header and checksum of a checkpoint file's bytes (everything [`decode`] checks
+/// before the payload) and returns the header.
+pub fn verify(bytes: &[u8], origin: &str) -> Result<Header> {
     let damaged = |detail: String| TrainerError::CheckpointDamaged {
         path: origin.to_string(),
         detail,
@@ -65,7 +75,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], origin: &str) -> Result<T> {
             header.checksum
         )));
     }
-    rmp_serde::from_slice(payload).map_err(|e| damaged(format!("the payload does not decode: {e}")))
+    Ok(header)
 }
 
 /// Reads and decodes the checkpoint file at `path`.

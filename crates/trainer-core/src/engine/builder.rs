@@ -6,10 +6,11 @@ use burn::optim::Optimizer;
 use burn::tensor::backend::AutodiffBackend;
 
 use super::SupervisedTrainer;
-use crate::callback::{Callback, CallbackList, Control, LatestMetrics};
+use crate::callback::{Callback, CallbackList, Checkpointing, Control, LatestMetrics};
+use crate::checkpoint::HostRecord;
 use crate::config::TrainerConfig;
 use crate::data::DataLoader;
-use crate::error::Result;
+use crate::error::{Result, TrainerError};
 use crate::metric::Split;
 use crate::schedule::{ConstantLr, LrSchedule};
 use crate::state::TrainingState;
@@ -97,7 +98,9 @@ where
     B: AutodiffBackend,
     M: AutodiffModule<B> + TrainStep<B, TB>,
     M::InnerModule: ValidStep<B::InnerBackend, VB>,
+    M::Record: HostRecord<B>,
     O: Optimizer<M, B>,
+    O::Record: HostRecord<B>,
     TB: Send + 'static,
     VB: Send + 'static,
 {
@@ -129,7 +132,9 @@ where
     B: AutodiffBackend,
     M: AutodiffModule<B> + TrainStep<B, TB>,
     M::InnerModule: ValidStep<B::InnerBackend, VB>,
+    M::Record: HostRecord<B>,
     O: Optimizer<M, B>,
+    O::Record: HostRecord<B>,
     TB: Send + 'static,
     VB: Send + 'static,
 {
@@ -210,15 +215,34 @@ where
         self
     }
 
-    /// Where checkpoints go (on the config's `checkpoint` frequency and on request).
+    /// Shorthand for a [`Checkpointing`] callback into `dir` on the config's `checkpoint`
+    /// frequency (plus its defaults: at the end, on an error, on request; keep all). For
+    /// monitoring, retention or synchronous saving, add a `Checkpointing` callback instead.
     pub fn checkpoint_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.checkpoint_dir = Some(dir.into());
         self
     }
 
     /// Validates the config and the callbacks and makes the trainer.
-    pub fn build(self) -> Result<SupervisedTrainer<B, M, O, TB, VB>> {
+    pub fn build(mut self) -> Result<SupervisedTrainer<B, M, O, TB, VB>> {
         self.config.validate()?;
+        match (self.checkpoint_dir.take(), self.config.checkpoint) {
+            (Some(dir), frequency) => {
+                let mut checkpointing = Checkpointing::new(dir);
+                if let Some(frequency) = frequency {
+                    checkpointing = checkpointing.every(frequency);
+                }
+                self.callbacks.push(Box::new(checkpointing));
+            }
+            (None, Some(frequency)) => {
+                return Err(TrainerError::InvalidConfig {
+                    field: "checkpoint",
+                    value: format!("{frequency:?}"),
+                    reason: "there is no checkpoint folder: give one with `checkpoint_dir`, or add a `Checkpointing` callback and leave this unset".into(),
+                })
+            }
+            (None, None) => {}
+        }
         let callbacks = CallbackList::new(self.callbacks)?;
         let schedule = match (self.schedule, &self.config.lr_schedule) {
             (Some(schedule), _) => schedule,
@@ -234,11 +258,12 @@ where
             valid: self.valid,
             test: self.test,
             callbacks,
-            checkpoint_dir: self.checkpoint_dir,
             device: self.device,
             state: TrainingState::default(),
             latest: LatestMetrics::default(),
             control: Control::default(),
+            progress: Default::default(),
+            clock: None,
         })
     }
 }

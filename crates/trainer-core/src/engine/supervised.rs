@@ -1,14 +1,19 @@
-use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 
 use super::{clip_gradients, FitReport, Trainer};
 use crate::callback::{CallbackList, Context, Control, Hook, LatestMetrics};
+use crate::checkpoint::{
+    latest_in, parameter_shapes, shape_mismatch, verify, write_atomic, CheckpointPayload,
+    EpochProgress, HostRecord, RngState, Snapshot, BURN_VERSION, FORMAT_MAJOR, FORMAT_MINOR,
+    HEADER_LEN, TRAINER_VERSION,
+};
 use crate::config::{ScheduleInterval, TrainerConfig};
 use crate::data::{mix_seed, DataCursor, DataLoader};
 use crate::error::{Result, TrainerError};
@@ -35,12 +40,47 @@ where
     pub(super) valid: Option<DataLoader<B::InnerBackend, VB>>,
     pub(super) test: Option<DataLoader<B::InnerBackend, VB>>,
     pub(super) callbacks: CallbackList,
-    pub(super) checkpoint_dir: Option<PathBuf>,
     pub(super) device: B::Device,
     pub(super) state: TrainingState,
     pub(super) latest: LatestMetrics,
     pub(super) control: Control,
+    pub(super) progress: Progress<B::InnerBackend>,
+    /// When the current `fit` started and the seconds spent in earlier ones.
+    pub(super) clock: Option<(Instant, f64)>,
 }
+
+/// The unfinished epoch: training metrics not yet folded into the epoch summary, and micro-batches
+/// whose gradients wait for an optimizer step.
+pub(super) struct Progress<B: burn::tensor::backend::Backend> {
+    window: MetricAccumulator<B>,
+    epoch_totals: Totals,
+    epoch_started: Instant,
+    epoch_seconds_before: f64,
+    pending: usize,
+}
+
+impl<B: burn::tensor::backend::Backend> Default for Progress<B> {
+    fn default() -> Self {
+        Self {
+            window: MetricAccumulator::new(),
+            epoch_totals: Totals::default(),
+            epoch_started: Instant::now(),
+            epoch_seconds_before: 0.0,
+            pending: 0,
+        }
+    }
+}
+
+impl<B: burn::tensor::backend::Backend> Progress<B> {
+    fn epoch_seconds(&self) -> f64 {
+        self.epoch_seconds_before + self.epoch_started.elapsed().as_secs_f64()
+    }
+}
+
+/// The host form of the model's record.
+type ModuleHost<B, M> = <<M as Module<B>>::Record as HostRecord<B>>::Host;
+/// The host form of the optimizer's record.
+type OptimizerHost<B, M, O> = <<O as Optimizer<M, B>>::Record as HostRecord<B>>::Host;
 
 /// Serialises seeding and forward passes of all trainers in the process (see `run_epoch`).
 static BACKEND_RNG: Mutex<()> = Mutex::new(());
@@ -56,7 +96,9 @@ where
     B: AutodiffBackend,
     M: AutodiffModule<B> + TrainStep<B, TB>,
     M::InnerModule: ValidStep<B::InnerBackend, VB>,
+    M::Record: HostRecord<B>,
     O: Optimizer<M, B>,
+    O::Record: HostRecord<B>,
     TB: Send + 'static,
     VB: Send + 'static,
 {
@@ -93,10 +135,6 @@ where
             control: &mut self.control,
         };
         self.callbacks.run(hook, &mut ctx)?;
-        // A request made in `on_checkpoint` itself would save forever: it is dropped.
-        if self.control.take_checkpoint_request() && hook != Hook::Checkpoint {
-            self.save_checkpoint()?;
-        }
         if let Some(reason) = self.control.stop_requested() {
             if self.state.stop_reason.is_none() {
                 self.state.stop_reason = Some(StopReason::Requested(reason.to_string()));
@@ -106,49 +144,188 @@ where
         Ok(Flow::Continue)
     }
 
-    /// Writes the model, the optimizer state and the training state into
-    /// `<checkpoint_dir>/epoch-EEEE-step-SSSSSS/` and returns that folder; `None` without a
-    /// checkpoint folder.
-    pub fn save_checkpoint(&mut self) -> Result<Option<PathBuf>> {
-        let Some(root) = self.checkpoint_dir.clone() else {
-            return Ok(None);
+    /// Takes a checkpoint of the run as it stands: the model and optimizer records copied to
+    /// the host at full precision, the state, config, schedule, callback states, metrics and
+    /// data cursor. Encoding it ([`Snapshot::encode`]) can happen on another thread.
+    ///
+    /// Snapshots are taken between optimizer steps; in the middle of an accumulated step
+    /// (micro-batches whose gradients wait) this is an error.
+    pub fn snapshot(&mut self) -> Result<Snapshot> {
+        if self.progress.pending > 0 {
+            return Err(TrainerError::State {
+                key: "snapshot".into(),
+                message: format!(
+                    "{} micro-batches wait for an optimizer step; snapshots are taken between steps",
+                    self.progress.pending
+                ),
+            });
+        }
+        let mut state = self.state.clone();
+        if let Some((started, before)) = self.clock {
+            state.elapsed_seconds = before + started.elapsed().as_secs_f64();
+        }
+        state.schedule = Some(self.schedule.state());
+        let payload = CheckpointPayload::<ModuleHost<B, M>, OptimizerHost<B, M, O>> {
+            format_version: format!("{FORMAT_MAJOR}.{FORMAT_MINOR}"),
+            created_unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            trainer_version: TRAINER_VERSION.into(),
+            burn_version: BURN_VERSION.into(),
+            config: self.config.clone(),
+            cursor: DataCursor { epoch: state.epoch, batch: state.batch_in_epoch },
+            rng: RngState::new(self.config.seed),
+            schedule: self.schedule.state(),
+            callbacks: self.callbacks.states(),
+            metrics: self.latest.clone(),
+            progress: EpochProgress {
+                window: self.progress.window.read_totals(),
+                epoch: self.progress.epoch_totals,
+                seconds: if state.batch_in_epoch > 0 { self.progress.epoch_seconds() } else { 0.0 },
+            },
+            module: self.model().clone().into_record().to_host(),
+            optimizer: self.optimizer.to_record().to_host(),
+            state,
         };
-        let dir = root.join(format!(
-            "epoch-{:04}-step-{:06}",
-            self.state.epoch, self.state.global_step
-        ));
-        std::fs::create_dir_all(&dir).map_err(|source| TrainerError::Io {
-            action: "creating checkpoint folder",
-            path: dir.clone(),
+        Ok(Snapshot::new(
+            self.state.epoch,
+            self.state.global_step,
+            self.state.batch_in_epoch,
+            payload,
+        ))
+    }
+
+    /// Writes a checkpoint of the run to `path`, synchronously and atomically.
+    pub fn save_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let bytes = self.snapshot()?.encode()?;
+        write_atomic(path.as_ref(), &bytes)
+    }
+
+    /// Resumes from a checkpoint file, or from the checkpoint a folder's `latest` file names;
+    /// returns the file loaded. The next `fit` continues at the exact batch after it.
+    pub fn resume_from(&mut self, from: impl AsRef<Path>) -> Result<PathBuf> {
+        let from = from.as_ref();
+        let file = if from.is_dir() {
+            latest_in(from)?.ok_or_else(|| TrainerError::NoCheckpoint { dir: from.to_path_buf() })?
+        } else {
+            from.to_path_buf()
+        };
+        self.load_checkpoint(&file)?;
+        Ok(file)
+    }
+
+    /// Loads a checkpoint file: model, optimizer, state, schedule, callback states, metrics and
+    /// data cursor. Checked first: the header, checksum and version; then that the payload is
+    /// this model's and optimizer's, that every tensor has the model's shape (the error names the
+    /// tensor), and that the config keeps the data order (seed, batch size, `drop_last`,
+    /// gradient accumulation). Those checks leave the trainer untouched when they fail.
+    pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let origin = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| TrainerError::Io {
+            action: "reading checkpoint",
+            path: path.to_path_buf(),
             source,
         })?;
-        let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-        let record_error = |path: PathBuf, e: burn::record::RecorderError| TrainerError::Record {
-            path,
-            message: e.to_string(),
+        verify(&bytes, &origin)?;
+        let mismatch = |detail: String| TrainerError::CheckpointMismatch { path: origin.clone(), detail };
+        let payload: CheckpointPayload<ModuleHost<B, M>, OptimizerHost<B, M, O>> =
+            rmp_serde::from_slice(&bytes[HEADER_LEN..]).map_err(|e| {
+                mismatch(format!("its payload does not decode as this model's and optimizer's records: {e}"))
+            })?;
+        drop(bytes);
+        self.check_config(&payload.config).map_err(mismatch)?;
+        if let Some(loader) = &self.train {
+            if payload.cursor.batch > loader.num_batches() {
+                return Err(mismatch(format!(
+                    "its data cursor is at batch {} of an epoch; this training data has {} batches",
+                    payload.cursor.batch,
+                    loader.num_batches()
+                )));
+            }
+        }
+        let device = self.device.clone();
+        let expected = parameter_shapes::<B, M>(self.model());
+        let current = self.model().clone();
+        let module = payload.module;
+        // burn panics on tensor data that contradicts its shape; a crafted file must not panic.
+        let model = catch_unwind(AssertUnwindSafe(|| {
+            current.load_record(<M::Record as HostRecord<B>>::from_host(module, &device))
+        }))
+        .map_err(|_| mismatch("its module record holds tensor data burn cannot load".into()))?;
+        if let Some(detail) = shape_mismatch(&expected, &parameter_shapes::<B, M>(&model)) {
+            return Err(mismatch(detail));
+        }
+        let current = self.optimizer.clone();
+        let record = payload.optimizer;
+        let optimizer = catch_unwind(AssertUnwindSafe(|| {
+            current.load_record(<O::Record as HostRecord<B>>::from_host(record, &device))
+        }))
+        .map_err(|_| mismatch("its optimizer record holds tensor data burn cannot load".into()))?;
+        self.schedule.load_state(payload.schedule)?;
+        self.callbacks.load_states(payload.callbacks)?;
+        self.model = Some(model);
+        self.optimizer = optimizer;
+        let mut state = payload.state;
+        state.stop_reason = None;
+        self.state = state;
+        self.latest = payload.metrics;
+        self.progress = Progress {
+            window: MetricAccumulator::from_totals(payload.progress.window),
+            epoch_totals: payload.progress.epoch,
+            epoch_started: Instant::now(),
+            epoch_seconds_before: payload.progress.seconds,
+            pending: 0,
         };
-        let model_path = dir.join("model");
-        self.model()
-            .clone()
-            .save_file(model_path.clone(), &recorder)
-            .map_err(|e| record_error(model_path, e))?;
-        let optim_path = dir.join("optimizer");
-        recorder
-            .record(self.optimizer.to_record(), optim_path.clone())
-            .map_err(|e| record_error(optim_path, e))?;
-        let state_path = dir.join("state.json");
-        let state = serde_json::json!({
-            "state": self.state,
-            "schedule": self.schedule.state(),
-            "callbacks": self.callbacks.states(),
-        });
-        std::fs::write(&state_path, state.to_string()).map_err(|source| TrainerError::Io {
-            action: "writing",
-            path: state_path,
-            source,
-        })?;
+        Ok(())
+    }
+
+    /// Settings that change which batch comes next must match the checkpoint's.
+    fn check_config(&self, saved: &TrainerConfig) -> std::result::Result<(), String> {
+        let ours = &self.config;
+        let differs = |field: &str, theirs: String, mine: String| {
+            Err(format!(
+                "`{field}` is {theirs} in the checkpoint and {mine} in this trainer; it fixes the data order, so the run would not continue where it stopped"
+            ))
+        };
+        if saved.seed != ours.seed {
+            return differs("seed", saved.seed.to_string(), ours.seed.to_string());
+        }
+        if saved.batch_size != ours.batch_size {
+            return differs("batch_size", saved.batch_size.to_string(), ours.batch_size.to_string());
+        }
+        if saved.drop_last != ours.drop_last {
+            return differs("drop_last", saved.drop_last.to_string(), ours.drop_last.to_string());
+        }
+        if saved.gradient_accumulation != ours.gradient_accumulation {
+            return differs(
+                "gradient_accumulation",
+                saved.gradient_accumulation.to_string(),
+                ours.gradient_accumulation.to_string(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Takes a snapshot for the callbacks if one asked, at a point where the run can resume
+    /// from: between optimizer steps. A request made in the middle of an accumulated step waits
+    /// for the step; one made in `on_checkpoint` itself is dropped (it would save forever).
+    fn serve_checkpoint_request(&mut self) -> Result<()> {
+        if !self.control.checkpoint_requested() || self.progress.pending > 0 {
+            return Ok(());
+        }
+        self.control.take_checkpoint_request();
+        let snapshot = Arc::new(self.snapshot()?);
+        let mut ctx = Context {
+            state: &self.state,
+            metrics: &self.latest,
+            learning_rate: self.schedule.lr(),
+            control: &mut self.control,
+        };
+        self.callbacks.run_snapshot(&mut ctx, &snapshot)?;
         self.hook(Hook::Checkpoint)?;
-        Ok(Some(dir))
+        self.control.take_checkpoint_request();
+        Ok(())
     }
 
     fn run_eval(&mut self, split: Split) -> Result<MetricValues> {
@@ -244,9 +421,9 @@ where
 
     /// Runs one epoch from the cursor; returns whether the run must stop.
     fn run_epoch(&mut self, loader: &DataLoader<B, TB>) -> Result<Flow> {
-        let epoch_start = Instant::now();
         let epoch = self.state.epoch;
         if self.state.batch_in_epoch == 0 {
+            self.progress = Progress::default();
             if let Flow::Stop = self.hook(Hook::EpochBegin)? {
                 return Ok(Flow::Stop);
             }
@@ -255,9 +432,6 @@ where
         let accumulation = self.config.gradient_accumulation;
         let loss_scale = 1.0 / accumulation as f64;
         let mut accumulator = GradientsAccumulator::<M>::new();
-        let mut pending = 0usize;
-        let mut window = MetricAccumulator::<B::InnerBackend>::new();
-        let mut epoch_totals = Totals::default();
         let batches = loader.iter(DataCursor {
             epoch,
             batch: self.state.batch_in_epoch,
@@ -286,17 +460,17 @@ where
                 output.loss.clone()
             };
             let grads = GradientsParams::from_grads(loss.backward(), model);
-            window.update(&output.detach_inner());
+            self.progress.window.update(&output.detach_inner());
             drop(output);
             self.state.batch_in_epoch += 1;
             self.state.samples_seen += batch_size as u64;
-            pending += 1;
+            self.progress.pending += 1;
             let last_batch = self.state.batch_in_epoch == num_batches;
             // The lr this batch's optimizer step uses, before the schedule advances.
             let step_lr = self.schedule.lr();
             let stepped = if accumulation > 1 {
                 accumulator.accumulate(self.model(), grads);
-                if pending == accumulation || last_batch {
+                if self.progress.pending == accumulation || last_batch {
                     let grads = accumulator.grads();
                     self.optimizer_step(grads);
                     true
@@ -308,20 +482,18 @@ where
                 true
             };
             if stepped {
-                pending = 0;
+                self.progress.pending = 0;
                 if self.state.global_step.is_multiple_of(self.config.log_every) {
-                    let totals = window.read_totals();
-                    epoch_totals.add(totals);
-                    window.reset();
+                    let totals = self.progress.window.read_totals();
+                    self.progress.epoch_totals.add(totals);
+                    self.progress.window.reset();
                     let mut values = totals.means();
                     values.insert("lr".into(), step_lr);
                     self.latest.set(Split::Train, self.state.global_step, values);
                 }
             }
-            if let Flow::Stop = self.hook(Hook::BatchEnd)? {
-                return Ok(Flow::Stop);
-            }
-            if stepped {
+            let mut flow = self.hook(Hook::BatchEnd)?;
+            if stepped && matches!(flow, Flow::Continue) {
                 if self
                     .config
                     .validation
@@ -330,25 +502,23 @@ where
                 {
                     self.run_eval(Split::Valid)?;
                     if self.control.stop_requested().is_some() {
-                        return Ok(Flow::Stop);
+                        flow = Flow::Stop;
                     }
-                }
-                if self
-                    .config
-                    .checkpoint
-                    .is_some_and(|f| f.fires_at_step(self.state.global_step))
-                {
-                    self.save_checkpoint()?;
                 }
                 if self.max_steps_reached() {
                     self.state.stop_reason = Some(StopReason::MaxStepsReached);
-                    return Ok(Flow::Stop);
+                    flow = Flow::Stop;
                 }
             }
+            self.serve_checkpoint_request()?;
+            if let Flow::Stop = flow {
+                return Ok(Flow::Stop);
+            }
         }
-        if !window.is_empty() {
-            let totals = window.read_totals();
-            epoch_totals.add(totals);
+        if !self.progress.window.is_empty() {
+            let totals = self.progress.window.read_totals();
+            self.progress.epoch_totals.add(totals);
+            self.progress.window.reset();
             self.latest
                 .set(Split::Train, self.state.global_step, totals.means());
         }
@@ -373,34 +543,30 @@ where
             epoch: self.state.epoch,
             global_step: self.state.global_step,
             learning_rate: self.schedule.lr(),
-            train: epoch_totals.means(),
+            train: self.progress.epoch_totals.means(),
             valid,
-            seconds: epoch_start.elapsed().as_secs_f64(),
+            seconds: self.progress.epoch_seconds(),
         });
-        if self.control.stop_requested().is_some() {
-            // Stopped by validation (early stopping): still close the epoch for the callbacks.
-            self.hook(Hook::EpochEnd)?;
-            return Ok(Flow::Stop);
-        }
-        if self
-            .config
-            .checkpoint
-            .is_some_and(|f| f.fires_at_epoch_end(self.state.epoch))
-        {
-            self.save_checkpoint()?;
-        }
-        self.hook(Hook::EpochEnd)
+        self.progress = Progress::default();
+        // Early stopping during validation still closes the epoch for the callbacks.
+        let flow = self.hook(Hook::EpochEnd)?;
+        self.serve_checkpoint_request()?;
+        Ok(flow)
     }
 
-    fn fit_loop(&mut self, started: Instant, elapsed_before: f64) -> Result<()> {
+    fn fit_loop(&mut self) -> Result<()> {
         let loader = self.train.clone().ok_or(TrainerError::MissingData {
             split: "train",
             builder_method: "train_data",
         })?;
         self.state.stop_reason = None;
         self.control = Control::default();
+        if self.state.batch_in_epoch > 0 {
+            // Resumed mid-epoch: the epoch's clock goes on from the checkpoint's.
+            self.progress.epoch_started = Instant::now();
+        }
         if let Flow::Stop = self.hook(Hook::TrainBegin)? {
-            return self.end_train(started, elapsed_before);
+            return self.end_train();
         }
         loop {
             if self.max_steps_reached() {
@@ -412,23 +578,33 @@ where
                 break;
             }
             let flow = self.run_epoch(&loader)?;
-            self.state.elapsed_seconds = elapsed_before + started.elapsed().as_secs_f64();
+            self.update_elapsed();
             if let Flow::Stop = flow {
                 break;
             }
         }
-        self.end_train(started, elapsed_before)
+        self.end_train()
     }
 
-    fn end_train(&mut self, started: Instant, elapsed_before: f64) -> Result<()> {
-        self.state.elapsed_seconds = elapsed_before + started.elapsed().as_secs_f64();
+    fn update_elapsed(&mut self) {
+        if let Some((started, before)) = self.clock {
+            self.state.elapsed_seconds = before + started.elapsed().as_secs_f64();
+        }
+    }
+
+    fn end_train(&mut self) -> Result<()> {
+        self.update_elapsed();
         self.state.schedule = Some(self.schedule.state());
         self.hook(Hook::TrainEnd)?;
+        self.serve_checkpoint_request()?;
         Ok(())
     }
 
+    /// Ends a failed run: callbacks hear of the error, an emergency checkpoint is taken if one
+    /// asks for it (between optimizer steps only), then the error is returned.
     fn fail(&mut self, error: TrainerError) -> TrainerError {
         self.state.stop_reason = Some(StopReason::Failed(error.to_string()));
+        self.control.take_checkpoint_request();
         let mut ctx = Context {
             state: &self.state,
             metrics: &self.latest,
@@ -436,6 +612,14 @@ where
             control: &mut self.control,
         };
         self.callbacks.run_exception(&mut ctx, &error);
+        if self.control.checkpoint_requested() && self.progress.pending > 0 {
+            log::warn!(
+                "no emergency checkpoint: the error came between micro-batches of an accumulated step; the last checkpoint stands"
+            );
+        }
+        if let Err(save_error) = self.serve_checkpoint_request() {
+            log::error!("the emergency checkpoint failed: {save_error}");
+        }
         error
     }
 }
@@ -445,20 +629,24 @@ where
     B: AutodiffBackend,
     M: AutodiffModule<B> + TrainStep<B, TB>,
     M::InnerModule: ValidStep<B::InnerBackend, VB>,
+    M::Record: HostRecord<B>,
     O: Optimizer<M, B>,
+    O::Record: HostRecord<B>,
     TB: Send + 'static,
     VB: Send + 'static,
 {
     fn fit(&mut self) -> Result<FitReport> {
-        let started = Instant::now();
-        let elapsed_before = self.state.elapsed_seconds;
-        match self.fit_loop(started, elapsed_before) {
+        self.clock = Some((Instant::now(), self.state.elapsed_seconds));
+        let result = self.fit_loop();
+        let result = match result {
             Ok(()) => Ok(FitReport::from_state(
                 &self.state,
                 self.latest.valid().cloned(),
             )),
             Err(error) => Err(self.fail(error)),
-        }
+        };
+        self.clock = None;
+        result
     }
 
     fn validate(&mut self) -> Result<MetricValues> {

@@ -14,6 +14,8 @@ pub struct MetricAccumulator<B: Backend> {
     items: usize,
     classified: usize,
     batches: usize,
+    /// Host totals carried over from an earlier session (a resumed run).
+    carried: Totals,
 }
 
 impl<B: Backend> Default for MetricAccumulator<B> {
@@ -24,6 +26,7 @@ impl<B: Backend> Default for MetricAccumulator<B> {
             items: 0,
             classified: 0,
             batches: 0,
+            carried: Totals::default(),
         }
     }
 }
@@ -32,6 +35,12 @@ impl<B: Backend> MetricAccumulator<B> {
     /// An empty accumulator.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An accumulator that starts from totals read back earlier (used when a run resumes in the
+    /// middle of a logging window).
+    pub fn from_totals(totals: Totals) -> Self {
+        Self { carried: totals, ..Self::default() }
     }
 
     /// Adds one batch's output (already detached from any autodiff graph).
@@ -70,7 +79,7 @@ impl<B: Backend> MetricAccumulator<B> {
 
     /// Whether nothing was added since the last reset.
     pub fn is_empty(&self) -> bool {
-        self.batches == 0
+        self.batches == 0 && self.carried.items == 0
     }
 
     /// Reads the sums back (one device sync) and returns the raw totals:
@@ -86,12 +95,14 @@ impl<B: Backend> MetricAccumulator<B> {
             .clone()
             .map(|t| t.into_scalar().elem::<i64>() as u64)
             .unwrap_or(0);
-        Totals {
+        let mut totals = self.carried;
+        totals.add(Totals {
             loss_sum,
             items: self.items as u64,
             correct,
             classified: self.classified as u64,
-        }
+        });
+        totals
     }
 
     /// Reads the means back (one device sync): `loss`, and `accuracy` for classification.
@@ -106,7 +117,7 @@ impl<B: Backend> MetricAccumulator<B> {
 }
 
 /// Metric sums on the host, which add up across read-backs.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Totals {
     /// Loss summed over items.
     pub loss_sum: f64,

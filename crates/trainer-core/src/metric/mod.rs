@@ -1,7 +1,9 @@
 //! Metrics accumulated on the device and read back only at log time.
 
 mod accumulator;
+mod monitor;
 mod split;
 
 pub use accumulator::{MetricAccumulator, Totals};
+pub use monitor::{Mode, Monitor};
 pub use split::Split;

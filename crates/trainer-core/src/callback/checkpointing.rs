@@ -1,0 +1,527 @@
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Callback, Context};
+use crate::checkpoint::{
+    write_atomic, write_latest, BestEntry, CheckpointIndex, CheckpointWriter, IndexEntry,
+    Retention, SaveReason, Snapshot,
+};
+use crate::config::Frequency;
+use crate::error::{Result, TrainerError};
+use crate::metric::Monitor;
+
+/// The key of the checkpointing callback's state in checkpoints.
+const KEY: &str = "checkpointing";
+
+/// Writes checkpoints into a folder: every N steps and/or epochs, on a new best of a monitored
+/// metric, at the end of training, on an error (an emergency save before the error is returned)
+/// and on demand ([`CheckpointHandle::save_now`] or any callback's
+/// [`Control::save_checkpoint`](super::Control::save_checkpoint)).
+///
+/// Files: `epoch-EEEE-step-SSSSSS.ckpt` (EEEE epochs finished, SSSSSS optimizer steps done),
+/// `best-<split>-<metric>.ckpt` when a metric is monitored, `latest` (the newest file's name)
+/// and `index.json` (what is kept and why). The [`Retention`] policy prunes step checkpoints
+/// after each save; the file `latest` names is never removed.
+///
+/// By default saves are asynchronous: the training thread only takes the snapshot (the
+/// device-to-host copy); encoding and writing run on a background thread, one save in flight
+/// ([`max_in_flight`](Self::max_in_flight)). The callback waits for its saves at the end of
+/// training and before an error is returned. A failed write is logged and leaves earlier
+/// checkpoints intact; training goes on unless [`stop_on_failure`](Self::stop_on_failure).
+///
+/// ```
+/// use trainer_core::callback::Checkpointing;
+/// use trainer_core::checkpoint::Retention;
+/// use trainer_core::metric::{Monitor, Split};
+///
+/// let checkpointing = Checkpointing::new("runs/1/checkpoints")
+///     .every_n_steps(500)
+///     .monitor(Monitor::min(Split::Valid, "loss"))
+///     .retention(Retention::BestK(3));
+/// let handle = checkpointing.handle(); // handle.save_now() from anywhere
+/// # let _ = handle;
+/// ```
+pub struct Checkpointing {
+    dir: PathBuf,
+    every_steps: Option<usize>,
+    every_epochs: Option<usize>,
+    monitor: Option<Monitor>,
+    save_on_end: bool,
+    save_on_error: bool,
+    retention: Retention,
+    asynchronous: bool,
+    max_in_flight: usize,
+    stop_on_failure: bool,
+    shared: Arc<Shared>,
+    writer: Option<CheckpointWriter>,
+    pending: Vec<SaveReason>,
+    state: CheckpointingState,
+    last_reading: Option<(usize, u64)>,
+    wait_after_snapshot: bool,
+}
+
+/// What survives a resume: the best value so far and the last step the cadence fired at.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct CheckpointingState {
+    best: Option<BestValue>,
+    last_step_saved: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct BestValue {
+    value: f64,
+    step: usize,
+    epoch: usize,
+}
+
+/// State shared by the callback, its writer thread and its handles.
+#[derive(Default)]
+struct Shared {
+    save_now: AtomicBool,
+    book: Mutex<Book>,
+}
+
+#[derive(Default)]
+struct Book {
+    index: CheckpointIndex,
+    written: usize,
+    failures: Vec<String>,
+    unreported: usize,
+}
+
+impl Shared {
+    fn book(&self) -> std::sync::MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A handle on a [`Checkpointing`] callback that the trainer owns: ask for a save from any
+/// thread, read what was written.
+#[derive(Clone)]
+pub struct CheckpointHandle {
+    shared: Arc<Shared>,
+}
+
+impl CheckpointHandle {
+    /// Asks for a checkpoint at the next safe point (after the current batch's step).
+    pub fn save_now(&self) {
+        self.shared.save_now.store(true, Ordering::SeqCst);
+    }
+
+    /// Checkpoint files written so far (a new best writes two files; it counts once).
+    pub fn written(&self) -> usize {
+        self.shared.book().written
+    }
+
+    /// The messages of the saves that failed.
+    pub fn failures(&self) -> Vec<String> {
+        self.shared.book().failures.clone()
+    }
+
+    /// The folder's index as of the last finished save.
+    pub fn index(&self) -> CheckpointIndex {
+        self.shared.book().index.clone()
+    }
+}
+
+impl Checkpointing {
+    /// Checkpoints into `dir` (created if needed). With no other setting it saves at the end of
+    /// training, on an error, and on demand; it keeps everything.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            every_steps: None,
+            every_epochs: None,
+            monitor: None,
+            save_on_end: true,
+            save_on_error: true,
+            retention: Retention::All,
+            asynchronous: true,
+            max_in_flight: 1,
+            stop_on_failure: false,
+            shared: Arc::new(Shared::default()),
+            writer: None,
+            pending: Vec::new(),
+            state: CheckpointingState::default(),
+            last_reading: None,
+            wait_after_snapshot: false,
+        }
+    }
+
+    /// Saves after every `n`-th optimizer step.
+    pub fn every_n_steps(mut self, n: usize) -> Self {
+        self.every_steps = Some(n);
+        self
+    }
+
+    /// Saves after every `n`-th epoch.
+    pub fn every_n_epochs(mut self, n: usize) -> Self {
+        self.every_epochs = Some(n);
+        self
+    }
+
+    /// Saves on the cadence of a config [`Frequency`].
+    pub fn every(self, frequency: Frequency) -> Self {
+        match frequency {
+            Frequency::Steps(n) => self.every_n_steps(n),
+            Frequency::Epochs(n) => self.every_n_epochs(n),
+        }
+    }
+
+    /// Saves `best-<split>-<metric>.ckpt` on each new best of `monitor` (ties: the earlier
+    /// value stays best) and records the metric in the index.
+    pub fn monitor(mut self, monitor: Monitor) -> Self {
+        self.monitor = Some(monitor);
+        self
+    }
+
+    /// Whether to save at the end of training (default true).
+    pub fn save_on_end(mut self, save: bool) -> Self {
+        self.save_on_end = save;
+        self
+    }
+
+    /// Whether to save when the run fails, before the error is returned (default true).
+    pub fn save_on_error(mut self, save: bool) -> Self {
+        self.save_on_error = save;
+        self
+    }
+
+    /// Which step checkpoints to keep (default all).
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Whether to encode and write on a background thread (default true).
+    pub fn asynchronous(mut self, asynchronous: bool) -> Self {
+        self.asynchronous = asynchronous;
+        self
+    }
+
+    /// Saves submitted and not finished before the training thread waits (default 1).
+    pub fn max_in_flight(mut self, saves: usize) -> Self {
+        self.max_in_flight = saves.max(1);
+        self
+    }
+
+    /// Whether a failed save ends the run with an error (default false: logged, training goes on).
+    pub fn stop_on_failure(mut self, stop: bool) -> Self {
+        self.stop_on_failure = stop;
+        self
+    }
+
+    /// A handle to ask for saves and read results while the trainer owns the callback.
+    pub fn handle(&self) -> CheckpointHandle {
+        CheckpointHandle { shared: Arc::clone(&self.shared) }
+    }
+
+    /// The checkpoint folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn request(&mut self, ctx: &mut Context<'_>, reason: SaveReason) {
+        if !self.pending.contains(&reason) {
+            self.pending.push(reason);
+        }
+        ctx.control.save_checkpoint();
+    }
+
+    /// Fails the run for a failed save when so configured; otherwise failures were logged.
+    fn check_failures(&mut self) -> Result<()> {
+        let mut book = self.shared.book();
+        if book.unreported == 0 {
+            return Ok(());
+        }
+        book.unreported = 0;
+        let message = book.failures.last().cloned().unwrap_or_default();
+        if self.stop_on_failure {
+            return Err(TrainerError::Callback { callback: KEY.into(), message: format!("a checkpoint save failed: {message}") });
+        }
+        Ok(())
+    }
+
+    fn check_monitor(&mut self, ctx: &mut Context<'_>) {
+        let Some(monitor) = &self.monitor else { return };
+        let Some((value, step)) = monitor.read(ctx.metrics) else { return };
+        let reading = (step, value.to_bits());
+        if self.last_reading == Some(reading) {
+            return;
+        }
+        self.last_reading = Some(reading);
+        if monitor.improves(value, self.state.best.as_ref().map(|b| b.value)) {
+            self.state.best = Some(BestValue { value, step: ctx.state.global_step, epoch: ctx.state.epoch });
+            self.request(ctx, SaveReason::Best);
+        }
+    }
+
+    fn wait(&self) {
+        if let Some(writer) = &self.writer {
+            writer.wait();
+        }
+    }
+
+    fn best_file(&self) -> Option<String> {
+        let monitor = self.monitor.as_ref()?;
+        let name: String = monitor
+            .name()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
+            .collect();
+        Some(format!("best-{name}.ckpt"))
+    }
+}
+
+impl Callback for Checkpointing {
+    fn key(&self) -> Option<String> {
+        Some(KEY.into())
+    }
+
+    fn runs_last(&self) -> bool {
+        true
+    }
+
+    fn on_train_begin(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        if self.retention.needs_monitor() && self.monitor.is_none() {
+            return Err(TrainerError::Callback {
+                callback: KEY.into(),
+                message: format!("retention `{}` ranks by a metric: set one with `monitor`", self.retention.describe()),
+            });
+        }
+        if self.every_steps == Some(0) || self.every_epochs == Some(0) {
+            return Err(TrainerError::Callback { callback: KEY.into(), message: "a save cadence must be at least 1".into() });
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|source| TrainerError::Io {
+            action: "creating checkpoint folder",
+            path: self.dir.clone(),
+            source,
+        })?;
+        // Entries past the step we start from belong to an abandoned continuation (a resume from
+        // an older checkpoint): the index forgets them; files of the same names get rewritten.
+        let mut index = CheckpointIndex::load(&self.dir)?.unwrap_or_default();
+        let step = ctx.state.global_step;
+        index.checkpoints.retain(|e| e.step <= step);
+        if index.best.as_ref().is_some_and(|b| b.step > step) {
+            index.best = None;
+        }
+        index.monitor = self.monitor.clone();
+        index.retention = self.retention.describe();
+        self.shared.book().index = index;
+        if self.asynchronous && self.writer.is_none() {
+            self.writer = Some(CheckpointWriter::new(self.max_in_flight));
+        }
+        self.pending.clear();
+        Ok(())
+    }
+
+    fn on_batch_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        self.check_failures()?;
+        if self.shared.save_now.swap(false, Ordering::SeqCst) {
+            self.request(ctx, SaveReason::Requested);
+        }
+        let step = ctx.state.global_step;
+        if let Some(n) = self.every_steps {
+            if step > 0 && step.is_multiple_of(n) && self.state.last_step_saved != Some(step) {
+                self.state.last_step_saved = Some(step);
+                self.request(ctx, SaveReason::EveryNSteps);
+            }
+        }
+        self.check_monitor(ctx);
+        Ok(())
+    }
+
+    fn on_validation_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        self.check_monitor(ctx);
+        Ok(())
+    }
+
+    fn on_epoch_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        self.check_failures()?;
+        if let Some(monitor) = &self.monitor {
+            if let Some(values) = ctx.metrics.get(monitor.split) {
+                if !values.contains_key(&monitor.metric) {
+                    let known: Vec<&str> = values.keys().map(String::as_str).collect();
+                    return Err(TrainerError::Callback {
+                        callback: KEY.into(),
+                        message: format!("monitored metric `{}` does not exist; {} has: {}", monitor.name(), monitor.split, known.join(", ")),
+                    });
+                }
+            }
+        }
+        if let Some(n) = self.every_epochs {
+            if ctx.state.epoch.is_multiple_of(n) {
+                self.request(ctx, SaveReason::EveryNEpochs);
+            }
+        }
+        self.check_monitor(ctx);
+        Ok(())
+    }
+
+    fn on_train_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        self.wait();
+        self.check_failures()?;
+        if !self.save_on_end {
+            return Ok(());
+        }
+        // When the newest checkpoint is of this very point, it only gains the reason.
+        let same_point = {
+            let mut book = self.shared.book();
+            let state = ctx.state;
+            let latest = book.index.latest.clone();
+            let entry = book.index.checkpoints.iter_mut().rev().find(|e| Some(&e.file) == latest.as_ref());
+            match entry {
+                Some(e) if e.step == state.global_step && e.epoch == state.epoch && e.batch_in_epoch == state.batch_in_epoch && self.pending.is_empty() => {
+                    if !e.reasons.contains(&SaveReason::End) {
+                        e.reasons.push(SaveReason::End);
+                    }
+                    Some(book.index.clone())
+                }
+                _ => None,
+            }
+        };
+        match same_point {
+            Some(index) => {
+                if let Err(e) = index.save(&self.dir) {
+                    log::warn!("checkpoint index not updated: {e}");
+                }
+            }
+            None => {
+                self.request(ctx, SaveReason::End);
+                self.wait_after_snapshot = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_exception(&mut self, ctx: &mut Context<'_>, _error: &TrainerError) {
+        self.wait();
+        if self.save_on_error {
+            self.pending.clear();
+            self.request(ctx, SaveReason::Error);
+            self.wait_after_snapshot = true;
+        }
+    }
+
+    fn on_snapshot(&mut self, ctx: &mut Context<'_>, snapshot: &Arc<Snapshot>) -> Result<()> {
+        let mut reasons = std::mem::take(&mut self.pending);
+        if reasons.is_empty() {
+            reasons.push(SaveReason::Requested);
+        }
+        let file = format!("epoch-{:04}-step-{:06}.ckpt", snapshot.epoch(), snapshot.step());
+        let best_file = reasons.contains(&SaveReason::Best).then(|| self.best_file()).flatten();
+        let monitored = self.monitor.as_ref().and_then(|m| m.read(ctx.metrics)).map(|(v, _)| v);
+        let best = self.state.best.clone();
+        let save = SaveJob {
+            dir: self.dir.clone(),
+            snapshot: Arc::clone(snapshot),
+            file,
+            best_file,
+            best,
+            reasons,
+            monitored,
+            retention: self.retention.clone(),
+            shared: Arc::clone(&self.shared),
+        };
+        match &self.writer {
+            Some(writer) => writer.submit(move || save.run()),
+            None => save.run(),
+        }
+        if std::mem::take(&mut self.wait_after_snapshot) {
+            self.wait();
+            self.check_failures()?;
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> Option<serde_json::Value> {
+        Some(serde_json::to_value(&self.state).expect("checkpointing state serializes"))
+    }
+
+    fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
+        self.state = serde_json::from_value(state).map_err(|e| TrainerError::State { key: KEY.into(), message: e.to_string() })?;
+        Ok(())
+    }
+}
+
+impl Drop for Checkpointing {
+    fn drop(&mut self) {
+        // The writer's own drop waits for its saves.
+        self.writer.take();
+    }
+}
+
+/// One save: encode, write, point `latest` at it, update the index, apply retention. Runs on
+/// the writer thread (or inline for synchronous saving).
+struct SaveJob {
+    dir: PathBuf,
+    snapshot: Arc<Snapshot>,
+    file: String,
+    best_file: Option<String>,
+    best: Option<BestValue>,
+    reasons: Vec<SaveReason>,
+    monitored: Option<f64>,
+    retention: Retention,
+    shared: Arc<Shared>,
+}
+
+impl SaveJob {
+    fn run(self) {
+        if let Err(error) = self.write() {
+            log::warn!("checkpoint {} not saved: {error}; earlier checkpoints are intact", self.file);
+            let mut book = self.shared.book();
+            book.failures.push(error.to_string());
+            book.unreported += 1;
+        }
+    }
+
+    fn write(&self) -> Result<()> {
+        let bytes = self.snapshot.encode()?;
+        write_atomic(&self.dir.join(&self.file), &bytes)?;
+        if let Some(best_file) = &self.best_file {
+            write_atomic(&self.dir.join(best_file), &bytes)?;
+        }
+        // `latest` moves only once the new file is durable, and before retention deletes
+        // anything, so that a crash at any point leaves `latest` naming a whole file.
+        write_latest(&self.dir, &self.file)?;
+        let mut book = self.shared.book();
+        book.written += 1;
+        let created_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let index = &mut book.index;
+        index.checkpoints.retain(|e| e.file != self.file);
+        index.checkpoints.push(IndexEntry {
+            file: self.file.clone(),
+            epoch: self.snapshot.epoch(),
+            step: self.snapshot.step(),
+            batch_in_epoch: self.snapshot.batch_in_epoch(),
+            reasons: self.reasons.clone(),
+            monitored: self.monitored,
+            created_unix_ms,
+        });
+        index.latest = Some(self.file.clone());
+        if let (Some(file), Some(best)) = (&self.best_file, &self.best) {
+            index.best = Some(BestEntry { file: file.clone(), value: best.value, step: best.step, epoch: best.epoch });
+        }
+        let keep = self.retention.keep(&index.checkpoints, index.monitor.as_ref());
+        let mut removed = Vec::new();
+        let mut kept = Vec::new();
+        for (entry, keep) in index.checkpoints.drain(..).zip(keep) {
+            if keep { kept.push(entry) } else { removed.push(entry.file) }
+        }
+        index.checkpoints = kept;
+        index.save(&self.dir)?;
+        for file in removed {
+            let path = self.dir.join(&file);
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    log::warn!("retention could not remove {}: {e}", path.display());
+                }
+            }
+        }
+        Ok(())
+    }
+}

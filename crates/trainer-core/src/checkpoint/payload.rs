@@ -1,0 +1,84 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::callback::LatestMetrics;
+use crate::config::TrainerConfig;
+use crate::data::DataCursor;
+use crate::metric::Totals;
+use crate::state::TrainingState;
+
+/// The burn release the trainer is built on, recorded in every checkpoint.
+pub const BURN_VERSION: &str = "0.21.0";
+/// This crate's release, recorded in every checkpoint.
+pub const TRAINER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Everything a checkpoint holds (the MessagePack payload behind the header), with the module
+/// and optimizer records as `M` and `O`: burn record items at full precision when written by a
+/// trainer, any MessagePack value when read by a tool that does not know the model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckpointPayload<M, O> {
+    /// Format version, `major.minor`, as in the header.
+    pub format_version: String,
+    /// When the snapshot was taken, in milliseconds since the Unix epoch.
+    pub created_unix_ms: u64,
+    /// The trainer release that wrote the file.
+    pub trainer_version: String,
+    /// The burn release the trainer was built on.
+    pub burn_version: String,
+    /// The run's config.
+    pub config: TrainerConfig,
+    /// Epoch, global step, batch in epoch, samples seen, best metric, history.
+    pub state: TrainingState,
+    /// Where the data loader continues.
+    pub cursor: DataCursor,
+    /// The random state.
+    pub rng: RngState,
+    /// The learning-rate schedule's state.
+    pub schedule: serde_json::Value,
+    /// Every stateful callback's state, by key.
+    pub callbacks: BTreeMap<String, serde_json::Value>,
+    /// The latest metric values per split.
+    pub metrics: LatestMetrics,
+    /// Training metrics of the unfinished epoch and logging window.
+    pub progress: EpochProgress,
+    /// The module record.
+    pub module: M,
+    /// The optimizer record (per-parameter state such as Adam's moments).
+    pub optimizer: O,
+}
+
+/// The random state of a run. The trainer draws nothing from a stream that carries over between
+/// steps: each step's backend seed is derived from `(seed, epoch, batch)` and each epoch's data
+/// order from `(seed, epoch)`, so the seed and the cursor are the whole state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RngState {
+    /// The run's seed.
+    pub seed: u64,
+    /// How per-step seeds derive from it, for readers of the file.
+    pub derivation: String,
+}
+
+impl RngState {
+    /// The state of a run seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            seed,
+            derivation: "backend seed before each batch = mix(mix(seed, epoch), batch); \
+                         epoch order = ChaCha8 permutation seeded by mix(seed, epoch)"
+                .into(),
+        }
+    }
+}
+
+/// Training metrics accumulated in the unfinished epoch, so that a run resumed mid-epoch logs
+/// what an uninterrupted run logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpochProgress {
+    /// Totals of the logging window not yet read into the metrics.
+    pub window: Totals,
+    /// Totals of the windows of this epoch already read.
+    pub epoch: Totals,
+    /// Seconds spent in this epoch so far.
+    pub seconds: f64,
+}

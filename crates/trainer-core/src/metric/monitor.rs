@@ -1,0 +1,88 @@
+use serde::{Deserialize, Serialize};
+
+use super::Split;
+use crate::callback::LatestMetrics;
+
+/// Whether a smaller or a larger value of a monitored metric is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Smaller is better (losses).
+    Min,
+    /// Larger is better (accuracies).
+    Max,
+}
+
+/// A metric watched for improvement: its split, its name and which way is better.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Monitor {
+    /// The split the metric is measured on.
+    pub split: Split,
+    /// The metric's name within the split (`loss`, `accuracy`, ...).
+    pub metric: String,
+    /// Which way is better.
+    pub mode: Mode,
+}
+
+impl Monitor {
+    /// Watches `split`/`metric`, smaller is better.
+    pub fn min(split: Split, metric: impl Into<String>) -> Self {
+        Self { split, metric: metric.into(), mode: Mode::Min }
+    }
+
+    /// Watches `split`/`metric`, larger is better.
+    pub fn max(split: Split, metric: impl Into<String>) -> Self {
+        Self { split, metric: metric.into(), mode: Mode::Max }
+    }
+
+    /// `split/metric`, e.g. `valid/loss`.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.split, self.metric)
+    }
+
+    /// The latest value of the metric and the step it was read at.
+    pub fn read(&self, metrics: &LatestMetrics) -> Option<(f64, usize)> {
+        let value = *metrics.get(self.split)?.get(&self.metric)?;
+        Some((value, metrics.step_of(self.split)?))
+    }
+
+    /// Whether `candidate` is strictly better than `best` (a tie is not: the earlier value
+    /// stays best). NaN is never better, and anything finite beats a NaN best.
+    pub fn improves(&self, candidate: f64, best: Option<f64>) -> bool {
+        if candidate.is_nan() {
+            return false;
+        }
+        match best {
+            None => true,
+            Some(best) if best.is_nan() => true,
+            Some(best) => match self.mode {
+                Mode::Min => candidate < best,
+                Mode::Max => candidate > best,
+            },
+        }
+    }
+
+    /// Orders two values best first (for ranking checkpoints); NaN ranks last.
+    pub fn compare(&self, a: f64, b: f64) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        match (a.is_nan(), b.is_nan()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            _ => match self.mode {
+                Mode::Min => a.total_cmp(&b),
+                Mode::Max => b.total_cmp(&a),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Monitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = match self.mode {
+            Mode::Min => "min",
+            Mode::Max => "max",
+        };
+        write!(f, "{} ({mode})", self.name())
+    }
+}
