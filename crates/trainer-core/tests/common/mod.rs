@@ -3,6 +3,8 @@
 
 use std::sync::{Arc, Mutex};
 
+pub mod dropout_net;
+
 use burn::data::{dataloader::batcher::Batcher, dataset::InMemDataset};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig, loss::{MseLoss, Reduction}};
