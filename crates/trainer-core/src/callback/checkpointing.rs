@@ -305,12 +305,24 @@ impl Callback for Checkpointing {
         // an older checkpoint): the index forgets them; files of the same names get rewritten.
         let mut index = CheckpointIndex::load(&self.dir)?.unwrap_or_default();
         let step = ctx.state.global_step;
+        let before = index.checkpoints.len();
         index.checkpoints.retain(|e| e.step <= step);
         if index.best.as_ref().is_some_and(|b| b.step > step) {
             index.best = None;
         }
         index.monitor = self.monitor.clone();
         index.retention = self.retention.describe();
+        if index.checkpoints.len() < before {
+            // `latest` must not lead a later resume into the abandoned continuation.
+            index.latest = index.checkpoints.last().map(|e| e.file.clone());
+            match &index.latest {
+                Some(file) => write_latest(&self.dir, file)?,
+                None => {
+                    let _ = std::fs::remove_file(self.dir.join(crate::checkpoint::LATEST_FILE));
+                }
+            }
+            index.save(&self.dir)?;
+        }
         self.shared.book().index = index;
         if self.asynchronous && self.writer.is_none() {
             self.writer = Some(CheckpointWriter::new(self.max_in_flight));

@@ -1,0 +1,128 @@
+//! Loading a real trainer checkpoint: every kind of damage, a future version, another model's
+//! checkpoint and a config that changes the data order are clear errors that leave the trainer
+//! as it was.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::dropout_net::{net_trainer, parameter_bits};
+use trainer_core::checkpoint::{CheckpointSummary, HEADER_LEN};
+use trainer_core::prelude::*;
+
+fn config() -> TrainerConfig {
+    TrainerConfig::new(0.01).with_epochs(Some(1)).with_batch_size(8).with_seed(5)
+}
+
+fn saved(name: &str) -> (PathBuf, Vec<u8>) {
+    let dir = std::env::temp_dir().join(format!("trainer-load-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut t = net_trainer(config(), 0.0, vec![]);
+    t.fit().unwrap();
+    let path = dir.join("run.ckpt");
+    t.save_checkpoint(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    (dir, bytes)
+}
+
+/// Loads `bytes` into a fresh trainer; the error's text, and whether the trainer kept its weights.
+fn load_error(dir: &std::path::Path, bytes: &[u8]) -> String {
+    let path = dir.join("damaged.ckpt");
+    std::fs::write(&path, bytes).unwrap();
+    let mut t = net_trainer(config(), 1.0, vec![]);
+    let before = parameter_bits(t.model());
+    let error = t.load_checkpoint(&path).expect_err("damaged bytes were accepted").to_string();
+    assert!(parameter_bits(t.model()) == before, "a failed load changed the model");
+    assert_eq!(t.state().global_step, 0, "a failed load changed the state");
+    error
+}
+
+#[test]
+fn damaged_checkpoints_are_refused_with_the_reason() {
+    let (dir, bytes) = saved("damaged");
+    for tenth in 0..10 {
+        let cut = bytes.len() * tenth / 10;
+        let message = load_error(&dir, &bytes[..cut]);
+        assert!(message.contains("truncated"), "cut at {cut}: {message}");
+    }
+    let mut flipped = bytes.clone();
+    flipped[13] ^= 0x01; // payload length
+    let message = load_error(&dir, &flipped);
+    assert!(message.contains("truncated or extended"), "{message}");
+    let mut flipped = bytes.clone();
+    flipped[21] ^= 0x10; // stored checksum
+    assert!(load_error(&dir, &flipped).contains("checksum mismatch"));
+    let mut flipped = bytes.clone();
+    let middle = HEADER_LEN + (bytes.len() - HEADER_LEN) / 2;
+    flipped[middle] ^= 0x04;
+    assert!(load_error(&dir, &flipped).contains("checksum mismatch"));
+    let mut magic = bytes.clone();
+    magic[..8].copy_from_slice(b"PK\x03\x04zip!");
+    assert!(load_error(&dir, &magic).contains("not a trainer checkpoint"));
+    let mut future = bytes.clone();
+    future[8..10].copy_from_slice(&7u16.to_le_bytes());
+    let message = load_error(&dir, &future);
+    assert!(message.contains("version 7.0") && message.contains("reads version 1.x"), "{message}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn another_models_checkpoint_names_the_tensor_that_differs() {
+    let (dir, _) = saved("other-model");
+    // The same kind of net with 32 hidden units instead of 16.
+    let device = Default::default();
+    let mut wide = SupervisedTrainer::builder(
+        common::dropout_net::DropoutNet::<common::B>::new(32, 0.0, &device),
+        burn::optim::AdamConfig::new().init(),
+        config(),
+        device,
+    )
+    .train_data(burn::data::dataset::InMemDataset::new(common::items(40)), common::RowBatcher)
+    .build()
+    .unwrap();
+    let message = wide.load_checkpoint(dir.join("run.ckpt")).unwrap_err().to_string();
+    assert!(message.contains("does not fit") && message.contains("hidden.weight") && message.contains("[2, 16]") && message.contains("[2, 32]"), "{message}");
+    // A model of another structure does not even decode.
+    let mut regressor = common::trainer(config(), 16, vec![]);
+    let message = regressor.load_checkpoint(dir.join("run.ckpt")).unwrap_err().to_string();
+    assert!(message.contains("does not fit") && message.contains("does not decode"), "{message}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_config_that_changes_the_data_order_is_refused() {
+    let (dir, _) = saved("config");
+    let mut t = net_trainer(config().with_batch_size(16), 0.0, vec![]);
+    let message = t.load_checkpoint(dir.join("run.ckpt")).unwrap_err().to_string();
+    assert!(message.contains("`batch_size` is 8 in the checkpoint and 16 in this trainer"), "{message}");
+    let mut t = net_trainer(config().with_seed(6), 0.0, vec![]);
+    assert!(t.load_checkpoint(dir.join("run.ckpt")).unwrap_err().to_string().contains("`seed`"));
+    // More epochs is fine: a finished run can be extended.
+    let mut t = net_trainer(config().with_epochs(Some(2)), 0.0, vec![]);
+    t.load_checkpoint(dir.join("run.ckpt")).unwrap();
+    assert_eq!(t.fit().unwrap().epochs, 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_summary_reads_a_checkpoint_without_the_model() {
+    let (dir, bytes) = saved("summary");
+    let summary = CheckpointSummary::from_bytes(&bytes, "run.ckpt").unwrap();
+    assert_eq!(summary.format_version, "1.0");
+    assert_eq!(summary.payload_bytes as usize, bytes.len() - HEADER_LEN);
+    assert_eq!((summary.epoch, summary.global_step, summary.batch_in_epoch), (1, 13, 0));
+    assert_eq!(summary.samples_seen, 100);
+    assert_eq!(summary.seed, 5);
+    assert_eq!(summary.burn_version, "0.21.0");
+    assert!(summary.metrics["train"].contains_key("loss"));
+    assert!(CheckpointSummary::from_bytes(&bytes[..bytes.len() / 2], "half").is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_recorded_burn_version_is_the_one_in_the_lock_file() {
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock")).unwrap();
+    let entry = format!("name = \"burn\"\nversion = \"{}\"", trainer_core::checkpoint::BURN_VERSION);
+    assert!(lock.contains(&entry), "Cargo.lock does not pin burn {}", trainer_core::checkpoint::BURN_VERSION);
+}
