@@ -6,6 +6,11 @@
 //! ```
 //!
 //! Prints one line per epoch, then one JSON line with the result.
+//!
+//! With `--run-dir DIR`, checkpoints go to `DIR/checkpoints` (at the end, on an error, and every
+//! `--checkpoint-every N` steps); `--resume` continues from the latest one there, or starts
+//! fresh when there is none. A run killed at any moment and resumed ends with the same
+//! `weights_sha256` as one never interrupted.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +24,7 @@ use sha2::{Digest, Sha256};
 use trainer::digits::{self, DigitsBatcher};
 use trainer::mlp::MlpConfig;
 use trainer::prelude::*;
+use trainer_core::checkpoint::latest_in;
 
 /// Train an MLP on the digits data.
 #[derive(Debug, Clone, Parser)]
@@ -44,9 +50,19 @@ struct Args {
     /// Dropout after each hidden layer.
     #[arg(long, default_value_t = 0.1)]
     dropout: f64,
-    /// Folder for the run's outputs: the final JSON line is also written to `DIR/result.json`.
+    /// Folder for the run's outputs: checkpoints in `DIR/checkpoints`, the final JSON line in
+    /// `DIR/result.json`.
     #[arg(long)]
     run_dir: Option<PathBuf>,
+    /// Also checkpoint every N optimizer steps (needs --run-dir).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    checkpoint_every: Option<u64>,
+    /// Keep only the newest N step checkpoints (default: keep all; needs --run-dir).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    keep_last: Option<u64>,
+    /// Continue from the latest checkpoint in `DIR/checkpoints` if there is one (needs --run-dir).
+    #[arg(long)]
+    resume: bool,
     /// Data file (`.csv` or `.csv.gz`); the bundled digits by default.
     #[arg(long)]
     data: Option<PathBuf>,
@@ -95,12 +111,39 @@ impl Launch for MlpJob {
             .with_batch_size(args.batch_size)
             .with_seed(args.seed)
             .with_validation(Some(Frequency::Epochs(1)));
-        let mut trainer = SupervisedTrainer::builder(model, AdamConfig::new().init(), config, device)
+        let mut builder = SupervisedTrainer::builder(model, AdamConfig::new().init(), config, device)
             .train_data(InMemDataset::new(self.data.train), DigitsBatcher)
             .valid_data(InMemDataset::new(self.data.valid), DigitsBatcher)
             .test_data(InMemDataset::new(self.data.test), DigitsBatcher)
-            .callback(EpochLine)
-            .build()?;
+            .callback(EpochLine);
+        let checkpoints = args.run_dir.as_ref().map(|dir| dir.join("checkpoints"));
+        if let Some(dir) = &checkpoints {
+            let mut checkpointing = Checkpointing::new(dir);
+            if let Some(every) = args.checkpoint_every {
+                checkpointing = checkpointing.every_n_steps(every as usize);
+            }
+            if let Some(keep) = args.keep_last {
+                checkpointing = checkpointing.retention(Retention::LastN(keep as usize));
+            }
+            builder = builder.callback(checkpointing);
+        }
+        let mut trainer = builder.build()?;
+        if let (true, Some(dir)) = (args.resume, &checkpoints) {
+            match latest_in(dir)? {
+                Some(file) => {
+                    trainer.load_checkpoint(&file)?;
+                    let state = trainer.state();
+                    eprintln!(
+                        "resumed from {} (epoch {}, step {}, batch {} of the epoch)",
+                        file.display(),
+                        state.epoch,
+                        state.global_step,
+                        state.batch_in_epoch
+                    );
+                }
+                None => eprintln!("no checkpoint in {}: starting fresh", dir.display()),
+            }
+        }
         let report = trainer.fit()?;
         let test = trainer.test()?;
         let weights = Sha256::digest(trainer.model().parameter_bytes());
@@ -129,6 +172,17 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), String> {
+    if args.run_dir.is_none() {
+        for (given, flag) in [
+            (args.checkpoint_every.is_some(), "--checkpoint-every"),
+            (args.keep_last.is_some(), "--keep-last"),
+            (args.resume, "--resume"),
+        ] {
+            if given {
+                return Err(format!("{flag} needs --run-dir: checkpoints live in DIR/checkpoints"));
+            }
+        }
+    }
     let request: DeviceRequest = DeviceRequest::parse(&args.device, "--device").map_err(|e| e.to_string())?;
     let path = args.data.clone().unwrap_or_else(digits::bundled_path);
     let items = digits::load(&path).map_err(|e| e.to_string())?;

@@ -25,9 +25,10 @@ pub use step::{Classification, StepOutput, TrainStep, ValidStep};
 
 /// The names most programs need.
 pub mod prelude {
-    pub use crate::callback::{Callback, Context, Control};
+    pub use crate::callback::{Callback, Checkpointing, Context, Control};
+    pub use crate::checkpoint::Retention;
     pub use crate::data::{DataCursor, DataLoader};
-    pub use crate::metric::Split;
+    pub use crate::metric::{Monitor, Split};
     pub use crate::schedule::{ConstantLr, LrSchedule};
     pub use crate::{
         FitReport, Frequency, GradientClipping, StepOutput, SupervisedTrainer, TrainStep, Trainer,

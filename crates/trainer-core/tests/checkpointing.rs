@@ -126,6 +126,21 @@ fn the_best_checkpoint_follows_the_monitored_metric() {
 }
 
 #[test]
+fn temporary_files_of_a_killed_writer_are_removed_at_train_begin() {
+    let dir = temp_dir("stale");
+    std::fs::create_dir_all(&dir).unwrap();
+    let stale = dir.join(format!("{}abc123.tmp", trainer_core::checkpoint::TEMPORARY_PREFIX));
+    std::fs::write(&stale, b"half a checkpoint").unwrap();
+    let keep = dir.join("notes.txt");
+    std::fs::write(&keep, b"mine").unwrap();
+    let mut t = net_trainer(config().with_epochs(Some(1)), 0.0, vec![Box::new(Checkpointing::new(&dir))]);
+    t.fit().unwrap();
+    assert!(!stale.exists());
+    assert!(keep.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn last_n_retention_keeps_the_newest_files_only() {
     let dir = temp_dir("last-n");
     let mut t = net_trainer(config(), 0.0, vec![Box::new(Checkpointing::new(&dir).every_n_steps(4).retention(Retention::LastN(2)))]);

@@ -301,6 +301,7 @@ impl Callback for Checkpointing {
             path: self.dir.clone(),
             source,
         })?;
+        remove_stale_temporaries(&self.dir);
         // Entries past the step we start from belong to an abandoned continuation (a resume from
         // an older checkpoint): the index forgets them; files of the same names get rewritten.
         let mut index = CheckpointIndex::load(&self.dir)?.unwrap_or_default();
@@ -457,6 +458,18 @@ impl Callback for Checkpointing {
     fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
         self.state = serde_json::from_value(state).map_err(|e| TrainerError::State { key: KEY.into(), message: e.to_string() })?;
         Ok(())
+    }
+}
+
+/// Removes temporary files a killed process left behind (a folder has one writer: ours).
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(crate::checkpoint::TEMPORARY_PREFIX) && name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

@@ -6,6 +6,9 @@ use serde::{de::DeserializeOwned, Serialize};
 use super::header::{Header, FORMAT_MAJOR, HEADER_LEN, MAGIC};
 use crate::error::{Result, TrainerError};
 
+/// How the temporary files of [`write_atomic`] start (they end in `.tmp`).
+pub const TEMPORARY_PREFIX: &str = ".checkpoint-";
+
 /// The bytes of a checkpoint file holding `payload` (MessagePack with named fields).
 pub fn encode<T: Serialize>(payload: &T) -> Result<Vec<u8>> {
     let body = rmp_serde::to_vec_named(payload).map_err(|e| TrainerError::CheckpointDamaged {
@@ -101,7 +104,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         move |source| TrainerError::Io { action, path: at, source }
     };
     let mut temporary = tempfile::Builder::new()
-        .prefix(".checkpoint-")
+        .prefix(TEMPORARY_PREFIX)
         .suffix(".tmp")
         .tempfile_in(folder)
         .map_err(io("creating a temporary file in", folder))?;

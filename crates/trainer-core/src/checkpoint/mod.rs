@@ -19,7 +19,7 @@ mod snapshot;
 mod summary;
 mod writer;
 
-pub use file::{decode, encode, read, verify, write_atomic};
+pub use file::{decode, encode, read, verify, write_atomic, TEMPORARY_PREFIX};
 pub use header::{Header, FORMAT_MAJOR, FORMAT_MINOR, HEADER_LEN, MAGIC};
 pub use index::{latest_in, BestEntry, CheckpointIndex, IndexEntry, SaveReason, INDEX_FILE, LATEST_FILE};
 pub(crate) use index::write_latest;

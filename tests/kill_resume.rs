@@ -1,0 +1,92 @@
+//! The digits example killed with SIGKILL at random moments of a checkpointing run, rerun with
+//! `--resume` each time, ends with the `weights_sha256` of a run never interrupted.
+//!
+//! It runs the example binary that `cargo test` builds next to the test binaries. The kill
+//! times are drawn from the clock and printed, so a failure can be replayed with
+//! `KILL_RESUME_DELAYS_MS=a,b,c`.
+#![cfg(unix)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn example_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let path = profile_dir.join("examples").join(format!("mlp{}", std::env::consts::EXE_SUFFIX));
+    assert!(path.is_file(), "{} is missing: `cargo test` builds it, or run `cargo build --example mlp`", path.display());
+    path
+}
+
+const ARGS: [&str; 8] = ["--epochs", "8", "--checkpoint-every", "7", "--device", "cpu", "--seed", "5"];
+
+fn command(run_dir: &Path, resume: bool) -> Command {
+    let mut command = Command::new(example_binary());
+    command.args(ARGS).arg("--run-dir").arg(run_dir).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if resume {
+        command.arg("--resume");
+    }
+    command
+}
+
+/// Runs to the end and returns the final JSON line's `weights_sha256`.
+fn finish(run_dir: &Path, resume: bool) -> String {
+    let mut child = command(run_dir, resume).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the example did not finish in 300 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "example failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    let last = stdout.lines().last().expect("a final JSON line");
+    let result: serde_json::Value = serde_json::from_str(last).unwrap();
+    result["weights_sha256"].as_str().unwrap().to_string()
+}
+
+fn delays(reference: Duration) -> Vec<u64> {
+    if let Ok(given) = std::env::var("KILL_RESUME_DELAYS_MS") {
+        return given.split(',').map(|d| d.trim().parse().expect("milliseconds")).collect();
+    }
+    // splitmix64 seeded by the clock: different moments on every run.
+    let mut state = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let span = reference.as_millis() as u64 + 1;
+    (0..3)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) % span
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_killed_at_random_moments_and_resumed_ends_with_the_same_weights() {
+    let root = std::env::temp_dir().join(format!("trainer-kill-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let started = Instant::now();
+    let reference = finish(&root.join("straight"), false);
+    let reference_time = started.elapsed();
+
+    let run_dir = root.join("killed");
+    let delays = delays(reference_time);
+    eprintln!("uninterrupted run: {reference_time:?}; SIGKILL after {delays:?} ms (KILL_RESUME_DELAYS_MS to replay)");
+    for (attempt, delay) in delays.iter().enumerate() {
+        let mut child = command(&run_dir, true).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(*delay));
+        // `kill` sends SIGKILL; the child may already have finished.
+        let killed = child.kill().is_ok();
+        let status = child.wait().unwrap();
+        let latest = std::fs::read_to_string(run_dir.join("checkpoints/latest")).unwrap_or_default();
+        eprintln!("attempt {attempt}: killed={killed} status={status} latest={}", latest.trim());
+    }
+    let resumed = finish(&run_dir, true);
+    assert_eq!(resumed, reference, "weights after kills at {delays:?} ms differ from the uninterrupted run");
+    std::fs::remove_dir_all(&root).unwrap();
+}
