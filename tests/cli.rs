@@ -103,3 +103,66 @@ fn schedule_errors_name_what_is_wrong() {
     let err = run(&["--config", "@/nonexistent/schedule.json", "--base-lr", "0.1", "--steps", "3"]);
     assert!(err.contains("/nonexistent/schedule.json"), "{err}");
 }
+
+/// A real checkpoint of a short digits run, written through the library.
+fn checkpoint_file(name: &str) -> std::path::PathBuf {
+    use burn::data::dataset::InMemDataset;
+    use trainer::prelude::*;
+    type B = burn_autodiff::Autodiff<burn_ndarray::NdArray<f32>>;
+    let dir = std::env::temp_dir().join(format!("trainer-cli-inspect-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let items = trainer::digits::load(&trainer::digits::bundled_path()).unwrap();
+    let data = trainer::digits::split(items, 0, 0.15, 0.15);
+    let device = Default::default();
+    let model = trainer::mlp::MlpConfig::new(trainer::digits::PIXELS, vec![16], trainer::digits::CLASSES).init::<B>(1, &device);
+    let config = TrainerConfig::new(1e-3).with_epochs(Some(1)).with_batch_size(64).with_validation(Some(Frequency::Epochs(1)));
+    let mut t = SupervisedTrainer::builder(model, burn::optim::AdamConfig::new().init(), config, device)
+        .train_data(InMemDataset::new(data.train), trainer::digits::DigitsBatcher)
+        .valid_data(InMemDataset::new(data.valid), trainer::digits::DigitsBatcher)
+        .build()
+        .unwrap();
+    t.fit().unwrap();
+    let path = dir.join("run.ckpt");
+    t.save_checkpoint(&path).unwrap();
+    path
+}
+
+#[test]
+fn inspect_prints_what_a_checkpoint_holds() {
+    let path = checkpoint_file("ok");
+    let output = trainer().args(["inspect", "--json"]).arg(&path).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["format_version"], "1.0");
+    assert_eq!(report["checksum_verified"], true);
+    assert_eq!(report["epoch"], 1);
+    assert_eq!(report["global_step"], 20); // 1257 items in batches of 64
+    // 64-16-10: two weights and two biases; Adam holds two moments for each.
+    assert_eq!(report["module_tensors"], 4);
+    assert_eq!(report["module_tensor_bytes"], 4 * (64 * 16 + 16 + 16 * 10 + 10));
+    assert_eq!(report["optimizer_tensors"], 8);
+    assert!(report["metrics"]["valid"]["accuracy"].is_number(), "{report}");
+    let text = trainer().arg("inspect").arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("verified") && text.contains("step 20") && text.contains("4 tensors"), "{text}");
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn inspect_exits_1_on_a_damaged_checkpoint() {
+    let path = checkpoint_file("damaged");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 100;
+    bytes[last] ^= 0x20;
+    std::fs::write(&path, &bytes).unwrap();
+    let output = trainer().arg("inspect").arg(&path).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("checksum mismatch") && stderr.contains("run.ckpt"), "{stderr}");
+    std::fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();
+    let output = trainer().arg("inspect").arg(&path).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("truncated"));
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}

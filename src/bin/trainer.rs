@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use trainer::plot::{line_chart_svg, Series};
+use trainer_core::checkpoint::{latest_in, CheckpointSummary};
 use trainer::schedule_preview::preview;
 use trainer_gpu::{compiled_backends, select, wgpu_adapters, DeviceRequest, DEVICE_ENV};
 
@@ -45,12 +46,28 @@ enum Command {
         #[arg(long)]
         svg: Option<PathBuf>,
     },
+    /// Check a checkpoint file (magic, version, length, checksum) and print what it holds;
+    /// exit status 1 with the reason when it is damaged.
+    Inspect {
+        /// The checkpoint file, or a checkpoint folder (its `latest` checkpoint).
+        path: PathBuf,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Devices { json } => devices(json),
+        Command::Inspect { path, json } => match inspect(&path, json) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("error: {message}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Schedule { config, base_lr, steps, metrics, svg } => {
             match schedule(&config, base_lr, steps, &metrics, svg) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -77,6 +94,43 @@ fn schedule(config: &str, base_lr: f64, steps: usize, metrics: &[f64], svg: Opti
         std::fs::write(&path, drawing).map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
     println!("{}", serde_json::to_string(&lrs).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+fn inspect(path: &std::path::Path, json: bool) -> Result<(), String> {
+    let file = if path.is_dir() {
+        latest_in(path)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{} holds no `latest` checkpoint pointer", path.display()))?
+    } else {
+        path.to_path_buf()
+    };
+    let summary = CheckpointSummary::read(&file).map_err(|e| e.to_string())?;
+    if json {
+        let mut value = serde_json::to_value(&summary).map_err(|e| e.to_string())?;
+        value["file"] = serde_json::json!(file.display().to_string());
+        value["checksum_verified"] = serde_json::json!(true);
+        println!("{value}");
+        return Ok(());
+    }
+    let created = std::time::UNIX_EPOCH + std::time::Duration::from_millis(summary.created_unix_ms);
+    println!("file            {}", file.display());
+    println!("format          {} ({} payload bytes, CRC-32 {:08x} verified)", summary.format_version, summary.payload_bytes, summary.checksum);
+    println!("written by      trainer {} on burn {}, {}", summary.trainer_version, summary.burn_version, humantime::format_rfc3339_seconds(created));
+    println!(
+        "position        epoch {} done, step {}, batch {} of the next epoch, {} samples seen",
+        summary.epoch, summary.global_step, summary.batch_in_epoch, summary.samples_seen
+    );
+    println!("seed            {}", summary.seed);
+    for (split, values) in &summary.metrics {
+        let values: Vec<String> = values.iter().map(|(name, value)| format!("{name} {value:.6}")).collect();
+        println!("metrics {split:<7} {}", values.join(", "));
+    }
+    println!("module          {} tensors, {} bytes", summary.module_tensors, summary.module_tensor_bytes);
+    println!("optimizer       {} tensors, {} bytes", summary.optimizer_tensors, summary.optimizer_tensor_bytes);
+    if !summary.callbacks.is_empty() {
+        println!("callback states {}", summary.callbacks.join(", "));
+    }
     Ok(())
 }
 
