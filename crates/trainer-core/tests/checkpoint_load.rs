@@ -126,3 +126,28 @@ fn the_recorded_burn_version_is_the_one_in_the_lock_file() {
     let entry = format!("name = \"burn\"\nversion = \"{}\"", trainer_core::checkpoint::BURN_VERSION);
     assert!(lock.contains(&entry), "Cargo.lock does not pin burn {}", trainer_core::checkpoint::BURN_VERSION);
 }
+
+#[test]
+fn a_snapshot_keeps_the_values_of_its_moment_while_training_goes_on() {
+    let config = TrainerConfig::new(0.01).with_epochs(Some(4)).with_batch_size(8).with_seed(5);
+    let mut t = net_trainer(config.clone(), 0.0, vec![Box::new(common::dropout_net::StopAt(26))]);
+    t.fit().unwrap();
+    let at_snapshot = parameter_bits(t.model());
+    let snapshot = t.snapshot().unwrap();
+    // Two more epochs change every parameter; the snapshot is encoded afterwards, on another
+    // thread, as the checkpoint writer does.
+    t.fit().unwrap();
+    assert_eq!(t.state().global_step, 52);
+    let after = parameter_bits(t.model());
+    assert!(after.iter().zip(&at_snapshot).all(|(a, b)| a != b));
+    let bytes = std::thread::scope(|s| s.spawn(|| snapshot.encode().unwrap()).join().unwrap());
+    let dir = std::env::temp_dir().join(format!("trainer-load-snapshot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("snapshot.ckpt");
+    std::fs::write(&path, bytes).unwrap();
+    let mut fresh = net_trainer(config, 4.0, vec![]);
+    fresh.load_checkpoint(&path).unwrap();
+    assert_eq!(fresh.state().global_step, 26);
+    assert!(parameter_bits(fresh.model()) == at_snapshot);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -48,6 +48,28 @@ pub struct CheckpointPayload<M, O> {
     pub optimizer: O,
 }
 
+impl CheckpointPayload<(), ()> {
+    /// The same payload with module and optimizer records.
+    pub fn with_records<M, O>(self, module: M, optimizer: O) -> CheckpointPayload<M, O> {
+        CheckpointPayload {
+            format_version: self.format_version,
+            created_unix_ms: self.created_unix_ms,
+            trainer_version: self.trainer_version,
+            burn_version: self.burn_version,
+            config: self.config,
+            state: self.state,
+            cursor: self.cursor,
+            rng: self.rng,
+            schedule: self.schedule,
+            callbacks: self.callbacks,
+            metrics: self.metrics,
+            progress: self.progress,
+            module,
+            optimizer,
+        }
+    }
+}
+
 /// The random state of a run. The trainer draws nothing from a stream that carries over between
 /// steps: each step's backend seed is derived from `(seed, epoch, batch)` and each epoch's data
 /// order from `(seed, epoch)`, so the seed and the cursor are the whole state.

@@ -3,10 +3,9 @@ use burn::record::{FullPrecisionSettings, Record};
 use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 use serde::{de::DeserializeOwned, Serialize};
 
-/// A burn record that can leave the device as plain host data, at full precision, to be
-/// encoded on another thread. Every record whose serializable item is `Send` is one: all of
-/// burn's modules and optimizers.
-pub trait HostRecord<B: Backend>: Record<B> {
+/// A burn record that can leave the device as plain host data, at full precision. Every
+/// record whose serializable item is `Send` is one: all of burn's modules and optimizers.
+pub trait HostRecord<B: Backend>: Record<B> + 'static {
     /// The record's data on the host.
     type Host: Serialize + DeserializeOwned + Send + 'static;
 
@@ -20,7 +19,7 @@ pub trait HostRecord<B: Backend>: Record<B> {
 impl<B, R> HostRecord<B> for R
 where
     B: Backend,
-    R: Record<B>,
+    R: Record<B> + 'static,
     R::Item<FullPrecisionSettings>: Send + 'static,
 {
     type Host = R::Item<FullPrecisionSettings>;

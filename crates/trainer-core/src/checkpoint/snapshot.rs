@@ -1,35 +1,84 @@
+use std::marker::PhantomData;
 use std::sync::Mutex;
 
+use burn::tensor::backend::Backend;
 use serde::Serialize;
 
-use super::encode;
+use super::{encode, CheckpointPayload, HostRecord};
 use crate::error::Result;
 
-/// A checkpoint taken from a trainer and copied to the host, not yet encoded: cheap to take on
-/// the training thread, encoded (and written) wherever its receiver likes, e.g. on a background
-/// thread. Shared between receivers through an `Arc`.
+/// A checkpoint taken from a trainer, not yet encoded: taking one costs the training thread
+/// only references to the model's and optimizer's tensors. burn tensors are immutable values
+/// (an operation on a shared tensor writes a new one), so the referenced values stay those of
+/// the moment the snapshot was taken while training goes on. The device-to-host copy and the
+/// encoding happen in [`encode`](Snapshot::encode), on whatever thread calls it: the
+/// checkpoint writer's, for background saving. Shared between receivers through an `Arc`.
 pub struct Snapshot {
     epoch: usize,
     step: usize,
     batch_in_epoch: usize,
-    payload: Mutex<Box<dyn EncodePayload>>,
+    payload: Mutex<Box<dyn PayloadSource>>,
 }
 
-trait EncodePayload: Send {
-    fn encode(&self) -> Result<Vec<u8>>;
+/// Something that can produce the payload's bytes (more than once).
+trait PayloadSource: Send {
+    fn encode(&mut self) -> Result<Vec<u8>>;
 }
 
-impl<T: Serialize + Send> EncodePayload for T {
-    fn encode(&self) -> Result<Vec<u8>> {
-        encode(self)
+/// A payload already on the host.
+struct HostPayload<T>(T);
+
+impl<T: Serialize + Send> PayloadSource for HostPayload<T> {
+    fn encode(&mut self) -> Result<Vec<u8>> {
+        encode(&self.0)
+    }
+}
+
+/// A payload whose module and optimizer records are still device tensors; the first encode
+/// copies them to the host and keeps the host form.
+struct RecordPayload<B: Backend, MR: HostRecord<B>, OR: HostRecord<B>> {
+    meta: CheckpointPayload<(), ()>,
+    records: Option<(MR, OR)>,
+    host: Option<CheckpointPayload<MR::Host, OR::Host>>,
+    backend: PhantomData<B>,
+}
+
+impl<B: Backend, MR: HostRecord<B> + 'static, OR: HostRecord<B> + 'static> PayloadSource for RecordPayload<B, MR, OR> {
+    fn encode(&mut self) -> Result<Vec<u8>> {
+        if let Some((module, optimizer)) = self.records.take() {
+            self.host = Some(self.meta.clone().with_records(module.to_host(), optimizer.to_host()));
+        }
+        let host = self.host.as_ref().expect("records or their host form are present");
+        encode(host)
     }
 }
 
 impl Snapshot {
-    /// Wraps a payload taken at `epoch` (epochs finished), `step` (optimizer steps done) and
-    /// `batch_in_epoch`.
+    /// Wraps a payload already on the host, taken at `epoch` (epochs finished), `step`
+    /// (optimizer steps done) and `batch_in_epoch`.
     pub fn new<P: Serialize + Send + 'static>(epoch: usize, step: usize, batch_in_epoch: usize, payload: P) -> Self {
-        Self { epoch, step, batch_in_epoch, payload: Mutex::new(Box::new(payload)) }
+        Self { epoch, step, batch_in_epoch, payload: Mutex::new(Box::new(HostPayload(payload))) }
+    }
+
+    /// Wraps a payload's metadata and the module's and optimizer's device records; they are
+    /// copied to the host at the first [`encode`](Snapshot::encode).
+    pub fn from_records<B, MR, OR>(meta: CheckpointPayload<(), ()>, module: MR, optimizer: OR) -> Self
+    where
+        B: Backend,
+        MR: HostRecord<B> + 'static,
+        OR: HostRecord<B> + 'static,
+    {
+        Self {
+            epoch: meta.state.epoch,
+            step: meta.state.global_step,
+            batch_in_epoch: meta.state.batch_in_epoch,
+            payload: Mutex::new(Box::new(RecordPayload::<B, MR, OR> {
+                meta,
+                records: Some((module, optimizer)),
+                host: None,
+                backend: PhantomData,
+            })),
+        }
     }
 
     /// Epochs finished when the snapshot was taken.
@@ -49,7 +98,7 @@ impl Snapshot {
 
     /// The bytes of the checkpoint file (header and payload).
     pub fn encode(&self) -> Result<Vec<u8>> {
-        let payload = self.payload.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut payload = self.payload.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         payload.encode()
     }
 }

@@ -144,9 +144,10 @@ where
         Ok(Flow::Continue)
     }
 
-    /// Takes a checkpoint of the run as it stands: the model and optimizer records copied to
-    /// the host at full precision, the state, config, schedule, callback states, metrics and
-    /// data cursor. Encoding it ([`Snapshot::encode`]) can happen on another thread.
+    /// Takes a checkpoint of the run as it stands: the model and optimizer records (full
+    /// precision), the state, config, schedule, callback states, metrics and data cursor. It
+    /// holds references to the tensors; the host copy and the encoding happen in
+    /// [`Snapshot::encode`], which can run on another thread while training goes on.
     ///
     /// Snapshots are taken between optimizer steps; in the middle of an accumulated step
     /// (micro-batches whose gradients wait) this is an error.
@@ -165,7 +166,7 @@ where
             state.elapsed_seconds = before + started.elapsed().as_secs_f64();
         }
         state.schedule = Some(self.schedule.state());
-        let payload = CheckpointPayload::<ModuleHost<B, M>, OptimizerHost<B, M, O>> {
+        let meta = CheckpointPayload {
             format_version: format!("{FORMAT_MAJOR}.{FORMAT_MINOR}"),
             created_unix_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -183,15 +184,15 @@ where
                 epoch: self.progress.epoch_totals,
                 seconds: if state.batch_in_epoch > 0 { self.progress.epoch_seconds() } else { 0.0 },
             },
-            module: self.model().clone().into_record().to_host(),
-            optimizer: self.optimizer.to_record().to_host(),
+            module: (),
+            optimizer: (),
             state,
         };
-        Ok(Snapshot::new(
-            self.state.epoch,
-            self.state.global_step,
-            self.state.batch_in_epoch,
-            payload,
+        // References to the tensors only: the host copy happens when the snapshot is encoded.
+        Ok(Snapshot::from_records::<B, _, _>(
+            meta,
+            self.model().clone().into_record(),
+            self.optimizer.to_record(),
         ))
     }
 
