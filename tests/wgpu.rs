@@ -51,3 +51,64 @@ fn wgpu_matches_ndarray_within_tolerance() {
         wgpu.test_accuracy
     );
 }
+
+/// Stops the first `fit` after its first epoch.
+struct StopAfterFirstEpoch(bool);
+
+impl Callback for StopAfterFirstEpoch {
+    fn on_epoch_end(&mut self, ctx: &mut Context<'_>) -> trainer_core::Result<()> {
+        if !self.0 {
+            self.0 = true;
+            ctx.control.stop("first epoch done");
+        }
+        Ok(())
+    }
+}
+
+/// A snapshot taken on the training thread and encoded on another one after more training
+/// holds the values of its moment, on wgpu too (the tensors are read back from the writer's
+/// thread), and loads into a fresh trainer.
+struct SnapshotAcrossThreads;
+
+impl Launch for SnapshotAcrossThreads {
+    type Output = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+    fn launch<B: AutodiffBackend>(self, device: B::Device, _: &Selection) -> Self::Output {
+        use burn::data::dataset::InMemDataset;
+        use trainer::digits::{self, DigitsBatcher};
+        use trainer::mlp::MlpConfig;
+        let items = digits::load(digits::bundled_path()).unwrap();
+        let data = digits::split(items, 0, 0.15, 0.15);
+        let make = |seed: u64, stop: bool| {
+            let model = MlpConfig::new(digits::PIXELS, vec![32], digits::CLASSES).init::<B>(seed, &device);
+            let config = TrainerConfig::new(3e-3).with_epochs(Some(2)).with_batch_size(64).with_seed(2);
+            let mut builder = SupervisedTrainer::builder(model, burn::optim::AdamConfig::new().init(), config, device.clone())
+                .train_data(InMemDataset::new(data.train.clone()), DigitsBatcher);
+            if stop {
+                builder = builder.callback(StopAfterFirstEpoch(false));
+            }
+            builder.build().unwrap()
+        };
+        let mut trainer = make(2, true);
+        trainer.fit().unwrap();
+        let at_snapshot = trainer.model().parameter_bytes();
+        let snapshot = trainer.snapshot().unwrap();
+        trainer.fit().unwrap();
+        let after = trainer.model().parameter_bytes();
+        let bytes = std::thread::scope(|s| s.spawn(|| snapshot.encode().unwrap()).join().unwrap());
+        let path = std::env::temp_dir().join(format!("trainer-wgpu-snapshot-{}.ckpt", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        let mut fresh = make(9, false);
+        fresh.load_checkpoint(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        (at_snapshot, after, fresh.model().parameter_bytes())
+    }
+}
+
+#[test]
+fn a_snapshot_encoded_on_another_thread_keeps_its_values_on_wgpu() {
+    let (_, (at_snapshot, after, loaded)) = launch(DeviceRequest::Wgpu(0), SnapshotAcrossThreads)
+        .expect("the wgpu feature is on, so a wgpu adapter is required (apt-get install mesa-vulkan-drivers)");
+    assert!(at_snapshot != after, "the second epoch changed nothing");
+    assert!(loaded == at_snapshot, "the checkpoint does not hold the snapshot's values");
+}
