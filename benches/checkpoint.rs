@@ -26,7 +26,7 @@ use trainer_gpu::NdArrayBackend as B;
 
 fn checkpoints(c: &mut Criterion) {
     let device = Default::default();
-    let items = digits::load(&digits::bundled_path()).expect("bundled digits");
+    let items = digits::load(digits::bundled_path()).expect("bundled digits");
     let model = MlpConfig::new(digits::PIXELS, vec![2560, 3840], digits::CLASSES).init::<B>(1, &device);
     let config = TrainerConfig::new(1e-3).with_max_steps(Some(1)).with_batch_size(32);
     let mut trainer = SupervisedTrainer::builder(model, AdamConfig::new().init(), config, device)

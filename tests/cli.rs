@@ -112,7 +112,7 @@ fn checkpoint_file(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("trainer-cli-inspect-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let items = trainer::digits::load(&trainer::digits::bundled_path()).unwrap();
+    let items = trainer::digits::load(trainer::digits::bundled_path()).unwrap();
     let data = trainer::digits::split(items, 0, 0.15, 0.15);
     let device = Default::default();
     let model = trainer::mlp::MlpConfig::new(trainer::digits::PIXELS, vec![16], trainer::digits::CLASSES).init::<B>(1, &device);
