@@ -8,6 +8,8 @@ use crate::state::{MetricValues, TrainingState};
 pub struct Control {
     stop: Option<String>,
     save_checkpoint: bool,
+    keep_weights: bool,
+    restore_kept_weights: bool,
 }
 
 impl Control {
@@ -20,6 +22,26 @@ impl Control {
     /// Asks the trainer to write a checkpoint now.
     pub fn save_checkpoint(&mut self) {
         self.save_checkpoint = true;
+    }
+
+    /// Asks the trainer to keep (references to) the current weights, replacing any kept before.
+    pub fn keep_weights(&mut self) {
+        self.keep_weights = true;
+    }
+
+    /// Asks the trainer to put the kept weights back (if it kept any).
+    pub fn restore_kept_weights(&mut self) {
+        self.restore_kept_weights = true;
+    }
+
+    /// Takes the keep-weights request, clearing it.
+    pub fn take_keep_weights(&mut self) -> bool {
+        std::mem::take(&mut self.keep_weights)
+    }
+
+    /// Takes the restore request, clearing it.
+    pub fn take_restore_kept_weights(&mut self) -> bool {
+        std::mem::take(&mut self.restore_kept_weights)
     }
 
     /// The stop reason, if a stop was asked for.
@@ -76,6 +98,24 @@ impl LatestMetrics {
     }
 }
 
+/// The metrics each split can produce in this run: for checking monitored names at train begin.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AvailableMetrics {
+    names: BTreeMap<Split, Vec<String>>,
+}
+
+impl AvailableMetrics {
+    /// Declares that `split` produces `names`.
+    pub fn set(&mut self, split: Split, names: &[&str]) {
+        self.names.insert(split, names.iter().map(|n| n.to_string()).collect());
+    }
+
+    /// What `split` produces; empty when the run has no such data.
+    pub fn names(&self, split: Split) -> Vec<&str> {
+        self.names.get(&split).map(|v| v.iter().map(String::as_str).collect()).unwrap_or_default()
+    }
+}
+
 /// What a hook sees: the state, the latest metrics, the learning rate, and the control flags.
 pub struct Context<'a> {
     /// Where the run stands.
@@ -86,4 +126,14 @@ pub struct Context<'a> {
     pub learning_rate: f64,
     /// Flags to stop the run or ask for a checkpoint.
     pub control: &'a mut Control,
+    /// The metrics each split can produce in this run.
+    pub available: &'a AvailableMetrics,
+}
+
+impl Context<'_> {
+    /// The metrics `split` can produce in this run (`accuracy` only once the step returns
+    /// logits); empty when the run has no such data or does not validate.
+    pub fn metric_names(&self, split: Split) -> Vec<&str> {
+        self.available.names(split)
+    }
 }

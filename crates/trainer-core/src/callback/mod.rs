@@ -2,11 +2,15 @@
 
 mod checkpointing;
 mod context;
+mod early_stopping;
 mod hook;
 mod list;
+mod terminate_on_non_finite;
 
 pub use checkpointing::{CheckpointHandle, Checkpointing};
-pub use context::{Context, Control, LatestMetrics};
+pub use context::{AvailableMetrics, Context, Control, LatestMetrics};
+pub use early_stopping::EarlyStopping;
+pub use terminate_on_non_finite::TerminateOnNonFinite;
 pub use hook::Hook;
 pub use list::CallbackList;
 

@@ -46,11 +46,14 @@ pub struct CheckpointPayload<M, O> {
     pub module: M,
     /// The optimizer record (per-parameter state such as Adam's moments).
     pub optimizer: O,
+    /// Weights a callback asked the trainer to keep (`EarlyStopping`'s best), as a module
+    /// record. Added in format 1.1; absent in 1.0 files (read as `None`).
+    pub kept_module: Option<M>,
 }
 
 impl CheckpointPayload<(), ()> {
-    /// The same payload with module and optimizer records.
-    pub fn with_records<M, O>(self, module: M, optimizer: O) -> CheckpointPayload<M, O> {
+    /// The same payload with module and optimizer records (and kept weights).
+    pub fn with_records<M, O>(self, module: M, optimizer: O, kept_module: Option<M>) -> CheckpointPayload<M, O> {
         CheckpointPayload {
             format_version: self.format_version,
             created_unix_ms: self.created_unix_ms,
@@ -66,6 +69,7 @@ impl CheckpointPayload<(), ()> {
             progress: self.progress,
             module,
             optimizer,
+            kept_module,
         }
     }
 }

@@ -38,15 +38,16 @@ impl<T: Serialize + Send> PayloadSource for HostPayload<T> {
 /// copies them to the host and keeps the host form.
 struct RecordPayload<B: Backend, MR: HostRecord<B>, OR: HostRecord<B>> {
     meta: CheckpointPayload<(), ()>,
-    records: Option<(MR, OR)>,
+    records: Option<(MR, OR, Option<MR>)>,
     host: Option<CheckpointPayload<MR::Host, OR::Host>>,
     backend: PhantomData<B>,
 }
 
 impl<B: Backend, MR: HostRecord<B> + 'static, OR: HostRecord<B> + 'static> PayloadSource for RecordPayload<B, MR, OR> {
     fn encode(&mut self) -> Result<Vec<u8>> {
-        if let Some((module, optimizer)) = self.records.take() {
-            self.host = Some(self.meta.clone().with_records(module.to_host(), optimizer.to_host()));
+        if let Some((module, optimizer, kept)) = self.records.take() {
+            let kept = kept.map(HostRecord::to_host);
+            self.host = Some(self.meta.clone().with_records(module.to_host(), optimizer.to_host(), kept));
         }
         let host = self.host.as_ref().expect("records or their host form are present");
         encode(host)
@@ -60,9 +61,9 @@ impl Snapshot {
         Self { epoch, step, batch_in_epoch, payload: Mutex::new(Box::new(HostPayload(payload))) }
     }
 
-    /// Wraps a payload's metadata and the module's and optimizer's device records; they are
-    /// copied to the host at the first [`encode`](Snapshot::encode).
-    pub fn from_records<B, MR, OR>(meta: CheckpointPayload<(), ()>, module: MR, optimizer: OR) -> Self
+    /// Wraps a payload's metadata and the device records of the module, the optimizer and any
+    /// kept weights; they are copied to the host at the first [`encode`](Snapshot::encode).
+    pub fn from_records<B, MR, OR>(meta: CheckpointPayload<(), ()>, module: MR, optimizer: OR, kept: Option<MR>) -> Self
     where
         B: Backend,
         MR: HostRecord<B> + 'static,
@@ -74,7 +75,7 @@ impl Snapshot {
             batch_in_epoch: meta.state.batch_in_epoch,
             payload: Mutex::new(Box::new(RecordPayload::<B, MR, OR> {
                 meta,
-                records: Some((module, optimizer)),
+                records: Some((module, optimizer, kept)),
                 host: None,
                 backend: PhantomData,
             })),

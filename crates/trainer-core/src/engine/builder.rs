@@ -6,7 +6,7 @@ use burn::optim::Optimizer;
 use burn::tensor::backend::AutodiffBackend;
 
 use super::SupervisedTrainer;
-use crate::callback::{Callback, CallbackList, Checkpointing, Control, LatestMetrics};
+use crate::callback::{AvailableMetrics, Callback, CallbackList, Checkpointing, Control, LatestMetrics};
 use crate::checkpoint::HostRecord;
 use crate::config::TrainerConfig;
 use crate::data::DataLoader;
@@ -244,6 +244,14 @@ where
             (None, None) => {}
         }
         let callbacks = CallbackList::new(self.callbacks)?;
+        let mut available = AvailableMetrics::default();
+        available.set(Split::Train, &["loss", "accuracy", "lr"]);
+        if self.valid.is_some() && self.config.validation.is_some() {
+            available.set(Split::Valid, &["loss", "accuracy"]);
+        }
+        if self.test.is_some() {
+            available.set(Split::Test, &["loss", "accuracy"]);
+        }
         let schedule = match (self.schedule, &self.config.lr_schedule) {
             (Some(schedule), _) => schedule,
             (None, Some(config)) => config.build(self.config.learning_rate)?,
@@ -264,6 +272,8 @@ where
             control: Control::default(),
             progress: Default::default(),
             clock: None,
+            available,
+            kept: None,
         })
     }
 }

@@ -8,7 +8,7 @@ use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 
 use super::{clip_gradients, FitReport, Trainer};
-use crate::callback::{CallbackList, Context, Control, Hook, LatestMetrics};
+use crate::callback::{AvailableMetrics, CallbackList, Context, Control, Hook, LatestMetrics};
 use crate::checkpoint::{
     latest_in, parameter_shapes, shape_mismatch, verify, write_atomic, CheckpointPayload,
     EpochProgress, HostRecord, RngState, Snapshot, BURN_VERSION, FORMAT_MAJOR, FORMAT_MINOR,
@@ -47,6 +47,10 @@ where
     pub(super) progress: Progress<B::InnerBackend>,
     /// When the current `fit` started and the seconds spent in earlier ones.
     pub(super) clock: Option<(Instant, f64)>,
+    /// The metrics each split can produce.
+    pub(super) available: AvailableMetrics,
+    /// Weights a callback asked to keep (references: burn tensors are immutable values).
+    pub(super) kept: Option<M>,
 }
 
 /// The unfinished epoch: training metrics not yet folded into the epoch summary, and micro-batches
@@ -117,6 +121,11 @@ where
         self.schedule.lr()
     }
 
+    /// Weights a callback asked to keep (e.g. `EarlyStopping`'s best), if any.
+    pub fn kept_weights(&self) -> Option<&M> {
+        self.kept.as_ref()
+    }
+
     /// The latest metrics read back, per split.
     pub fn latest_metrics(&self) -> &LatestMetrics {
         &self.latest
@@ -133,8 +142,17 @@ where
             metrics: &self.latest,
             learning_rate: self.schedule.lr(),
             control: &mut self.control,
+            available: &self.available,
         };
         self.callbacks.run(hook, &mut ctx)?;
+        if self.control.take_keep_weights() {
+            self.kept = Some(self.model().clone());
+        }
+        if self.control.take_restore_kept_weights() {
+            if let Some(kept) = self.kept.clone() {
+                self.model = Some(kept);
+            }
+        }
         if let Some(reason) = self.control.stop_requested() {
             if self.state.stop_reason.is_none() {
                 self.state.stop_reason = Some(StopReason::Requested(reason.to_string()));
@@ -186,6 +204,7 @@ where
             },
             module: (),
             optimizer: (),
+            kept_module: None,
             state,
         };
         // References to the tensors only: the host copy happens when the snapshot is encoded.
@@ -193,6 +212,7 @@ where
             meta,
             self.model().clone().into_record(),
             self.optimizer.to_record(),
+            self.kept.clone().map(Module::into_record),
         ))
     }
 
@@ -257,6 +277,20 @@ where
         if let Some(detail) = shape_mismatch(&expected, &parameter_shapes::<B, M>(&model)) {
             return Err(mismatch(detail));
         }
+        let kept = match payload.kept_module {
+            None => None,
+            Some(host) => {
+                let current = self.model().clone();
+                let kept = catch_unwind(AssertUnwindSafe(|| {
+                    current.load_record(<M::Record as HostRecord<B>>::from_host(host, &device))
+                }))
+                .map_err(|_| mismatch("its kept weights hold tensor data burn cannot load".into()))?;
+                if let Some(detail) = shape_mismatch(&expected, &parameter_shapes::<B, M>(&kept)) {
+                    return Err(mismatch(format!("kept weights: {detail}")));
+                }
+                Some(kept)
+            }
+        };
         let current = self.optimizer.clone();
         let record = payload.optimizer;
         let optimizer = catch_unwind(AssertUnwindSafe(|| {
@@ -266,6 +300,7 @@ where
         self.schedule.load_state(payload.schedule)?;
         self.callbacks.load_states(payload.callbacks)?;
         self.model = Some(model);
+        self.kept = kept;
         self.optimizer = optimizer;
         let mut state = payload.state;
         state.stop_reason = None;
@@ -322,6 +357,7 @@ where
             metrics: &self.latest,
             learning_rate: self.schedule.lr(),
             control: &mut self.control,
+            available: &self.available,
         };
         self.callbacks.run_snapshot(&mut ctx, &snapshot)?;
         self.hook(Hook::Checkpoint)?;
@@ -611,6 +647,7 @@ where
             metrics: &self.latest,
             learning_rate: self.schedule.lr(),
             control: &mut self.control,
+            available: &self.available,
         };
         self.callbacks.run_exception(&mut ctx, &error);
         if self.control.checkpoint_requested() && self.progress.pending > 0 {

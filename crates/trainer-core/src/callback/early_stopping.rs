@@ -1,0 +1,271 @@
+use serde::{Deserialize, Serialize};
+
+use super::{Callback, Context};
+use crate::error::{Result, TrainerError};
+use crate::metric::{Mode, Monitor, Split};
+
+const KEY: &str = "early_stopping";
+
+/// Stops training when a monitored metric stops improving, Keras- and Lightning-style.
+///
+/// A check happens after each validation (for a `valid` or `test` metric) or at each epoch end
+/// (for a `train` metric, on the epoch's mean). In order, a check stops the run when:
+/// `check_finite` is on and the value is NaN or infinite; the value is past
+/// `stopping_threshold` (good enough); the value is past `divergence_threshold` (hopeless);
+/// or it did not improve for `patience` checks. An improvement beats the best so far by more
+/// than `min_delta`; the best starts at `baseline` when one is given, so a baseline never
+/// reached stops the run after `patience` checks. Checks start once `start_from_epoch` epochs
+/// are finished and happen on every `check_every`-th validation.
+///
+/// With `restore_best_weights`, the trainer keeps (references to) the weights of each new best
+/// and puts them back when training ends, early or not. The counter, the best value and the
+/// kept weights are in every checkpoint, so a resumed run goes on where it was.
+///
+/// ```
+/// use trainer_core::callback::EarlyStopping;
+/// use trainer_core::metric::{Monitor, Split};
+///
+/// let early = EarlyStopping::new(Monitor::min(Split::Valid, "loss"))
+///     .patience(3)
+///     .min_delta(1e-4)
+///     .restore_best_weights(true);
+/// # let _ = early;
+/// ```
+#[derive(Debug, Clone)]
+pub struct EarlyStopping {
+    monitor: Monitor,
+    patience: usize,
+    min_delta: f64,
+    baseline: Option<f64>,
+    restore_best_weights: bool,
+    check_finite: bool,
+    stopping_threshold: Option<f64>,
+    divergence_threshold: Option<f64>,
+    start_from_epoch: usize,
+    check_every: usize,
+    state: EarlyStoppingState,
+}
+
+/// What survives a resume.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct EarlyStoppingState {
+    best: Option<f64>,
+    best_step: Option<usize>,
+    wait: usize,
+    validations: usize,
+    stopped: Option<String>,
+}
+
+impl EarlyStopping {
+    /// Watches `monitor` with patience 3, no min_delta, check_finite on.
+    pub fn new(monitor: Monitor) -> Self {
+        Self {
+            monitor,
+            patience: 3,
+            min_delta: 0.0,
+            baseline: None,
+            restore_best_weights: false,
+            check_finite: true,
+            stopping_threshold: None,
+            divergence_threshold: None,
+            start_from_epoch: 0,
+            check_every: 1,
+            state: EarlyStoppingState::default(),
+        }
+    }
+
+    /// Checks without improvement before stopping (0: the first check without one stops).
+    pub fn patience(mut self, patience: usize) -> Self {
+        self.patience = patience;
+        self
+    }
+
+    /// How much better than the best a value must be to count as an improvement (≥ 0).
+    pub fn min_delta(mut self, min_delta: f64) -> Self {
+        self.min_delta = min_delta.abs();
+        self
+    }
+
+    /// The value to beat before anything counts as an improvement.
+    pub fn baseline(mut self, baseline: f64) -> Self {
+        self.baseline = Some(baseline);
+        self
+    }
+
+    /// Put the best weights back at the end of training.
+    pub fn restore_best_weights(mut self, restore: bool) -> Self {
+        self.restore_best_weights = restore;
+        self
+    }
+
+    /// Stop when the value is NaN or infinite (default on).
+    pub fn check_finite(mut self, check: bool) -> Self {
+        self.check_finite = check;
+        self
+    }
+
+    /// Stop as soon as the value is better than this.
+    pub fn stopping_threshold(mut self, threshold: f64) -> Self {
+        self.stopping_threshold = Some(threshold);
+        self
+    }
+
+    /// Stop as soon as the value is worse than this.
+    pub fn divergence_threshold(mut self, threshold: f64) -> Self {
+        self.divergence_threshold = Some(threshold);
+        self
+    }
+
+    /// Check only once this many epochs are finished.
+    pub fn start_from_epoch(mut self, epochs: usize) -> Self {
+        self.start_from_epoch = epochs;
+        self
+    }
+
+    /// Check on every N-th validation (or epoch end, for a train metric); at least 1.
+    pub fn check_every(mut self, validations: usize) -> Self {
+        self.check_every = validations.max(1);
+        self
+    }
+
+    /// The best value seen and the optimizer step it was seen at.
+    pub fn best(&self) -> Option<(f64, usize)> {
+        Some((self.state.best?, self.state.best_step?))
+    }
+
+    /// Checks since the last improvement.
+    pub fn wait(&self) -> usize {
+        self.state.wait
+    }
+
+    /// Why it stopped the run, if it did.
+    pub fn stopped(&self) -> Option<&str> {
+        self.state.stopped.as_deref()
+    }
+
+    fn better(&self, value: f64, than: f64) -> bool {
+        match self.monitor.mode {
+            Mode::Min => value < than,
+            Mode::Max => value > than,
+        }
+    }
+
+    /// The value to judge, if this hook brings one.
+    fn reading(&self, ctx: &Context<'_>, at_epoch_end: bool) -> Result<Option<f64>> {
+        let values = match (self.monitor.split, at_epoch_end) {
+            (Split::Train, true) => ctx.state.history.last().map(|e| &e.train),
+            (Split::Train, false) | (_, true) => return Ok(None),
+            (split, false) => ctx.metrics.get(split),
+        };
+        let Some(values) = values else { return Ok(None) };
+        match values.get(&self.monitor.metric) {
+            Some(value) => Ok(Some(*value)),
+            None => Err(TrainerError::Callback {
+                callback: KEY.into(),
+                message: format!(
+                    "monitored metric `{}` does not exist; {} has: {}",
+                    self.monitor.name(),
+                    self.monitor.split,
+                    values.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            }),
+        }
+    }
+
+    fn check(&mut self, ctx: &mut Context<'_>, at_epoch_end: bool) -> Result<()> {
+        let Some(value) = self.reading(ctx, at_epoch_end)? else { return Ok(()) };
+        self.state.validations += 1;
+        if ctx.state.epoch < self.start_from_epoch || !self.state.validations.is_multiple_of(self.check_every) {
+            return Ok(());
+        }
+        let name = self.monitor.name();
+        let stop = if self.check_finite && !value.is_finite() {
+            Some(format!("early stopping: {name} = {value} is not finite"))
+        } else if self.stopping_threshold.is_some_and(|t| self.better(value, t)) {
+            Some(format!("early stopping: {name} = {value} reached the stopping threshold {}", self.stopping_threshold.unwrap_or_default()))
+        } else if self.divergence_threshold.is_some_and(|t| self.better(t, value)) {
+            Some(format!("early stopping: {name} = {value} is past the divergence threshold {}", self.divergence_threshold.unwrap_or_default()))
+        } else {
+            let reference = self.state.best.or(self.baseline);
+            let improved = match reference {
+                None => !value.is_nan(),
+                Some(best) => match self.monitor.mode {
+                    Mode::Min => value < best - self.min_delta,
+                    Mode::Max => value > best + self.min_delta,
+                },
+            };
+            if improved {
+                self.state.best = Some(value);
+                self.state.best_step = Some(ctx.state.global_step);
+                self.state.wait = 0;
+                if self.restore_best_weights {
+                    ctx.control.keep_weights();
+                }
+                None
+            } else {
+                self.state.wait += 1;
+                (self.state.wait >= self.patience).then(|| {
+                    format!(
+                        "early stopping: {name} did not improve for {} checks (patience {}, best {})",
+                        self.state.wait,
+                        self.patience,
+                        reference.map_or("none".into(), |b| b.to_string())
+                    )
+                })
+            }
+        };
+        if let Some(reason) = stop {
+            log::info!("{reason}");
+            self.state.stopped = Some(reason.clone());
+            ctx.control.stop(reason);
+        }
+        Ok(())
+    }
+}
+
+impl Callback for EarlyStopping {
+    fn key(&self) -> Option<String> {
+        Some(KEY.into())
+    }
+
+    fn on_train_begin(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        let known = ctx.metric_names(self.monitor.split);
+        if !known.contains(&self.monitor.metric.as_str()) {
+            return Err(TrainerError::Callback {
+                callback: KEY.into(),
+                message: format!(
+                    "monitored metric `{}` does not exist; {} has: {}",
+                    self.monitor.name(),
+                    self.monitor.split,
+                    if known.is_empty() { "nothing (no such data or no validation configured)".into() } else { known.join(", ") }
+                ),
+            });
+        }
+        self.state.stopped = None;
+        Ok(())
+    }
+
+    fn on_validation_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        self.check(ctx, false)
+    }
+
+    fn on_epoch_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        self.check(ctx, true)
+    }
+
+    fn on_train_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        if self.restore_best_weights && self.state.best.is_some() {
+            ctx.control.restore_kept_weights();
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> Option<serde_json::Value> {
+        Some(serde_json::to_value(&self.state).expect("early stopping state serializes"))
+    }
+
+    fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
+        self.state = serde_json::from_value(state).map_err(|e| TrainerError::State { key: KEY.into(), message: e.to_string() })?;
+        Ok(())
+    }
+}
