@@ -63,6 +63,9 @@ struct Args {
     /// Continue from the latest checkpoint in `DIR/checkpoints` if there is one (needs --run-dir).
     #[arg(long)]
     resume: bool,
+    /// Stop when the validation loss has not improved for N epochs, and keep the best weights.
+    #[arg(long)]
+    patience: Option<usize>,
     /// Data file (`.csv` or `.csv.gz`); the bundled digits by default.
     #[arg(long)]
     data: Option<PathBuf>,
@@ -116,6 +119,13 @@ impl Launch for MlpJob {
             .valid_data(InMemDataset::new(self.data.valid), DigitsBatcher)
             .test_data(InMemDataset::new(self.data.test), DigitsBatcher)
             .callback(EpochLine);
+        if let Some(patience) = args.patience {
+            builder = builder.callback(
+                EarlyStopping::new(Monitor::min(Split::Valid, "loss"))
+                    .patience(patience)
+                    .restore_best_weights(true),
+            );
+        }
         let checkpoints = args.run_dir.as_ref().map(|dir| dir.join("checkpoints"));
         if let Some(dir) = &checkpoints {
             let mut checkpointing = Checkpointing::new(dir);
@@ -151,6 +161,7 @@ impl Launch for MlpJob {
             "backend": selection.backend.name(),
             "device": selection.device_name,
             "epochs": report.epochs,
+            "stop_reason": report.stop_reason.to_string(),
             "steps": report.steps,
             "test_loss": test.get("loss"),
             "test_accuracy": test.get("accuracy"),

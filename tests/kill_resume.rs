@@ -90,3 +90,16 @@ fn a_run_killed_at_random_moments_and_resumed_ends_with_the_same_weights() {
     assert_eq!(resumed, reference, "weights after kills at {delays:?} ms differ from the uninterrupted run");
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn patience_stops_the_example_early_and_says_why() {
+    let output = Command::new(example_binary())
+        .args(["--epochs", "40", "--patience", "1", "--device", "cpu", "--seed", "5"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!(result["epochs"].as_u64().unwrap() < 40, "{result}");
+    assert!(result["stop_reason"].as_str().unwrap().contains("early stopping: valid/loss did not improve"), "{result}");
+}

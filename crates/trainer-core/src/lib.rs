@@ -25,7 +25,7 @@ pub use step::{Classification, StepOutput, TrainStep, ValidStep};
 
 /// The names most programs need.
 pub mod prelude {
-    pub use crate::callback::{Callback, Checkpointing, Context, Control};
+    pub use crate::callback::{Callback, Checkpointing, Context, Control, EarlyStopping, TerminateOnNonFinite};
     pub use crate::checkpoint::Retention;
     pub use crate::data::{DataCursor, DataLoader};
     pub use crate::metric::{Monitor, Split};
