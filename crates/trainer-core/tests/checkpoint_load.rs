@@ -62,6 +62,7 @@ fn damaged_checkpoints_are_refused_with_the_reason() {
     assert!(load_error(&dir, &magic).contains("not a trainer checkpoint"));
     let mut future = bytes.clone();
     future[8..10].copy_from_slice(&7u16.to_le_bytes());
+    future[10..12].copy_from_slice(&0u16.to_le_bytes());
     let message = load_error(&dir, &future);
     assert!(message.contains("version 7.0") && message.contains("reads version 1.x"), "{message}");
     std::fs::remove_dir_all(&dir).unwrap();

@@ -46,8 +46,15 @@ struct RecordPayload<B: Backend, MR: HostRecord<B>, OR: HostRecord<B>> {
 impl<B: Backend, MR: HostRecord<B> + 'static, OR: HostRecord<B> + 'static> PayloadSource for RecordPayload<B, MR, OR> {
     fn encode(&mut self) -> Result<Vec<u8>> {
         if let Some((module, optimizer, kept)) = self.records.take() {
-            let kept = kept.map(HostRecord::to_host);
-            self.host = Some(self.meta.clone().with_records(module.to_host(), optimizer.to_host(), kept));
+            // The host copies of the records are independent: the model's (and kept weights')
+            // run beside the optimizer's, which holds twice the bytes with Adam.
+            let (module, kept, optimizer) = std::thread::scope(|scope| {
+                let models = scope.spawn(move || (module.to_host(), kept.map(HostRecord::to_host)));
+                let optimizer = optimizer.to_host();
+                let (module, kept) = models.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (module, kept, optimizer)
+            });
+            self.host = Some(self.meta.clone().with_records(module, optimizer, kept));
         }
         let host = self.host.as_ref().expect("records or their host form are present");
         encode(host)
