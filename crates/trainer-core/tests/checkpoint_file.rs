@@ -100,6 +100,7 @@ fn wrong_magic_says_it_is_not_a_checkpoint() {
 fn a_future_major_version_is_refused_naming_both_versions() {
     let mut bytes = encode(&payload()).unwrap();
     bytes[8..10].copy_from_slice(&(FORMAT_MAJOR + 1).to_le_bytes());
+    bytes[10..12].copy_from_slice(&0u16.to_le_bytes());
     match decode::<Payload>(&bytes, "future.ckpt") {
         Err(TrainerError::CheckpointVersion { found, supported, .. }) => {
             assert_eq!(found, format!("{}.0", FORMAT_MAJOR + 1));
