@@ -136,7 +136,8 @@ where
         &self.device
     }
 
-    fn hook(&mut self, hook: Hook) -> Result<Flow> {
+    /// Runs `f` on the callbacks with a context over the trainer's state.
+    fn with_callbacks<R>(&mut self, f: impl FnOnce(&mut CallbackList, &mut Context<'_>) -> R) -> R {
         let mut ctx = Context {
             state: &self.state,
             metrics: &self.latest,
@@ -144,7 +145,11 @@ where
             control: &mut self.control,
             available: &self.available,
         };
-        self.callbacks.run(hook, &mut ctx)?;
+        f(&mut self.callbacks, &mut ctx)
+    }
+
+    fn hook(&mut self, hook: Hook) -> Result<Flow> {
+        self.with_callbacks(|callbacks, ctx| callbacks.run(hook, ctx))?;
         if self.control.take_keep_weights() {
             self.kept = Some(self.model().clone());
         }
@@ -352,14 +357,7 @@ where
         }
         self.control.take_checkpoint_request();
         let snapshot = Arc::new(self.snapshot()?);
-        let mut ctx = Context {
-            state: &self.state,
-            metrics: &self.latest,
-            learning_rate: self.schedule.lr(),
-            control: &mut self.control,
-            available: &self.available,
-        };
-        self.callbacks.run_snapshot(&mut ctx, &snapshot)?;
+        self.with_callbacks(|callbacks, ctx| callbacks.run_snapshot(ctx, &snapshot))?;
         self.hook(Hook::Checkpoint)?;
         self.control.take_checkpoint_request();
         Ok(())
@@ -642,14 +640,7 @@ where
     fn fail(&mut self, error: TrainerError) -> TrainerError {
         self.state.stop_reason = Some(StopReason::Failed(error.to_string()));
         self.control.take_checkpoint_request();
-        let mut ctx = Context {
-            state: &self.state,
-            metrics: &self.latest,
-            learning_rate: self.schedule.lr(),
-            control: &mut self.control,
-            available: &self.available,
-        };
-        self.callbacks.run_exception(&mut ctx, &error);
+        self.with_callbacks(|callbacks, ctx| callbacks.run_exception(ctx, &error));
         if self.control.checkpoint_requested() && self.progress.pending > 0 {
             log::warn!(
                 "no emergency checkpoint: the error came between micro-batches of an accumulated step; the last checkpoint stands"
