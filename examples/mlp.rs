@@ -7,7 +7,8 @@
 //!
 //! Prints one line per epoch, then one JSON line with the result.
 //!
-//! With `--run-dir DIR`, checkpoints go to `DIR/checkpoints` (at the end, on an error, and every
+//! With `--run-dir DIR`, the run writes `DIR/events.jsonl` and `DIR/metrics.csv`, and
+//! checkpoints go to `DIR/checkpoints` (at the end, on an error, and every
 //! `--checkpoint-every N` steps); `--resume` continues from the latest one there, or starts
 //! fresh when there is none. A run killed at any moment and resumed ends with the same
 //! `weights_sha256` as one never interrupted.
@@ -50,8 +51,8 @@ struct Args {
     /// Dropout after each hidden layer.
     #[arg(long, default_value_t = 0.1)]
     dropout: f64,
-    /// Folder for the run's outputs: checkpoints in `DIR/checkpoints`, the final JSON line in
-    /// `DIR/result.json`.
+    /// Folder for the run's outputs: `events.jsonl`, `metrics.csv`, checkpoints in
+    /// `DIR/checkpoints`, the final JSON line in `DIR/result.json`.
     #[arg(long)]
     run_dir: Option<PathBuf>,
     /// Also checkpoint every N optimizer steps (needs --run-dir).
@@ -135,7 +136,12 @@ impl Launch for MlpJob {
             if let Some(keep) = args.keep_last {
                 checkpointing = checkpointing.retention(Retention::LastN(keep as usize));
             }
+            let handle = checkpointing.handle();
             builder = builder.callback(checkpointing);
+            // After Checkpointing, so that it logs the files of the same hook.
+            if let Some(run_dir) = &args.run_dir {
+                builder = builder.callback(EventLog::new(run_dir).checkpoints(handle));
+            }
         }
         let mut trainer = builder.build()?;
         if let (true, Some(dir)) = (args.resume, &checkpoints) {

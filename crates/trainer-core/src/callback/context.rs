@@ -128,6 +128,8 @@ pub struct Context<'a> {
     pub control: &'a mut Control,
     /// The metrics each split can produce in this run.
     pub available: &'a AvailableMetrics,
+    /// The run's config.
+    pub config: &'a crate::config::TrainerConfig,
 }
 
 impl Context<'_> {

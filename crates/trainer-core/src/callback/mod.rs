@@ -3,6 +3,7 @@
 mod checkpointing;
 mod context;
 mod early_stopping;
+mod event_log;
 mod hook;
 mod list;
 mod terminate_on_non_finite;
@@ -10,6 +11,7 @@ mod terminate_on_non_finite;
 pub use checkpointing::{CheckpointHandle, Checkpointing};
 pub use context::{AvailableMetrics, Context, Control, LatestMetrics};
 pub use early_stopping::EarlyStopping;
+pub use event_log::EventLog;
 pub use terminate_on_non_finite::TerminateOnNonFinite;
 pub use hook::Hook;
 pub use list::CallbackList;

@@ -144,6 +144,7 @@ where
             learning_rate: self.schedule.lr(),
             control: &mut self.control,
             available: &self.available,
+            config: &self.config,
         };
         f(&mut self.callbacks, &mut ctx)
     }

@@ -1,0 +1,188 @@
+use std::path::PathBuf;
+
+use super::{Callback, CheckpointHandle, Context};
+use crate::error::{Result, TrainerError};
+use crate::event::{Event, EventKind, EventWriter, MetricsCsv, RunStatus};
+use crate::metric::Split;
+use crate::state::StopReason;
+
+/// Writes the run's events to `DIR/events.jsonl` and its metric readings to `DIR/metrics.csv`
+/// (schema in `docs/events.md`): `run_started` with the config, `metrics` at every training
+/// metric reading, `validation` after each validation or test pass, `checkpoint` for each file a
+/// [`Checkpointing`](super::Checkpointing) callback wrote (give its handle with
+/// [`checkpoints`](EventLog::checkpoints)), `early_stop` when a callback stopped the run, and
+/// `run_ended` last, `completed` or `failed` with the reason.
+///
+/// A resumed run appends: lines and rows of steps after the checkpoint it resumed from are
+/// dropped first, so nothing is written twice. It runs after the other callbacks; add it after
+/// `Checkpointing`, so that it sees the checkpoints of the same hook.
+pub struct EventLog {
+    dir: PathBuf,
+    checkpoints: Option<CheckpointHandle>,
+    events: Option<EventWriter>,
+    csv: Option<MetricsCsv>,
+    last_reading: Option<(Split, usize)>,
+    checkpoints_seen: usize,
+    pending_end: Option<Event>,
+}
+
+impl EventLog {
+    /// Logs into `dir` (created if needed).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into(), checkpoints: None, events: None, csv: None, last_reading: None, checkpoints_seen: 0, pending_end: None }
+    }
+
+    /// Reports the files this checkpointing callback writes.
+    pub fn checkpoints(mut self, handle: CheckpointHandle) -> Self {
+        self.checkpoints = Some(handle);
+        self
+    }
+
+    fn emit(&mut self, event: &Event) -> Result<()> {
+        match &mut self.events {
+            Some(writer) => writer.write(event),
+            None => Ok(()),
+        }
+    }
+
+    /// A `metrics` event and CSV row for a training reading not logged yet.
+    fn train_reading(&mut self, ctx: &Context<'_>) -> Result<()> {
+        let (Some(step), Some(values)) = (ctx.metrics.step_of(Split::Train), ctx.metrics.train()) else { return Ok(()) };
+        if self.last_reading == Some((Split::Train, step)) {
+            return Ok(());
+        }
+        self.last_reading = Some((Split::Train, step));
+        let epoch = ctx.state.epoch;
+        self.emit(&Event::new(EventKind::Metrics, step, epoch).with_metrics(Split::Train, values))?;
+        if let Some(csv) = &mut self.csv {
+            csv.write(step, epoch, Split::Train, values)?;
+        }
+        Ok(())
+    }
+
+    fn eval_reading(&mut self, ctx: &Context<'_>, split: Split) -> Result<()> {
+        let Some(values) = ctx.metrics.get(split) else { return Ok(()) };
+        let (step, epoch) = (ctx.state.global_step, ctx.state.epoch);
+        self.emit(&Event::new(EventKind::Validation, step, epoch).with_metrics(split, values))?;
+        if let Some(csv) = &mut self.csv {
+            csv.write(step, epoch, split, values)?;
+        }
+        Ok(())
+    }
+
+    /// `checkpoint` events for files written since the last look.
+    fn written_checkpoints(&mut self) -> Result<()> {
+        let Some(handle) = &self.checkpoints else { return Ok(()) };
+        let written = handle.written();
+        if written == self.checkpoints_seen {
+            return Ok(());
+        }
+        self.checkpoints_seen = written;
+        let index = handle.index();
+        if let Some(entry) = index.checkpoints.iter().find(|e| Some(&e.file) == index.latest.as_ref()) {
+            let mut event = Event::new(EventKind::Checkpoint, entry.step, entry.epoch);
+            event.file = Some(entry.file.clone());
+            self.emit(&event)?;
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, ctx: &Context<'_>, status: RunStatus, reason: Option<String>) -> Result<()> {
+        let mut event = Event::new(EventKind::RunEnded, ctx.state.global_step, ctx.state.epoch);
+        event.status = Some(status);
+        event.reason = reason;
+        // A checkpoint asked for in this hook is written after it: `run_ended` waits for it.
+        if ctx.control.checkpoint_requested() {
+            self.pending_end = Some(event);
+            Ok(())
+        } else {
+            self.emit(&event)
+        }
+    }
+}
+
+impl Callback for EventLog {
+    fn runs_last(&self) -> bool {
+        true
+    }
+
+    fn on_train_begin(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        let step = ctx.state.global_step;
+        self.events = Some(EventWriter::open(self.dir.join("events.jsonl"), step)?);
+        let mut columns: Vec<&str> = [Split::Train, Split::Valid, Split::Test].iter().flat_map(|s| ctx.metric_names(*s)).collect();
+        columns.sort_unstable();
+        columns.dedup();
+        self.csv = Some(MetricsCsv::open(self.dir.join("metrics.csv"), &columns, step)?);
+        // A resumed run's restored reading was logged by the session that made it.
+        self.last_reading = ctx.metrics.step_of(Split::Train).map(|s| (Split::Train, s));
+        self.checkpoints_seen = self.checkpoints.as_ref().map_or(0, CheckpointHandle::written);
+        let mut event = Event::new(EventKind::RunStarted, step, ctx.state.epoch);
+        event.schema_version = Some(crate::event::EVENT_SCHEMA_VERSION);
+        event.config = Some(serde_json::to_value(ctx.config).map_err(|e| TrainerError::Callback { callback: "event_log".into(), message: e.to_string() })?);
+        event.resumed = Some(step > 0 || ctx.state.batch_in_epoch > 0);
+        self.emit(&event)
+    }
+
+    fn on_batch_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        self.train_reading(ctx)?;
+        self.written_checkpoints()
+    }
+
+    fn on_validation_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        self.eval_reading(ctx, Split::Valid)
+    }
+
+    fn on_test_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        self.eval_reading(ctx, Split::Test)
+    }
+
+    fn on_epoch_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        self.train_reading(ctx)?;
+        if let Some(summary) = ctx.state.history.last() {
+            let mut means = summary.train.clone();
+            means.insert("lr".into(), summary.learning_rate);
+            self.emit(&Event::new(EventKind::Epoch, ctx.state.global_step, ctx.state.epoch).with_metrics(Split::Train, &means))?;
+        }
+        self.written_checkpoints()
+    }
+
+    fn on_checkpoint(&mut self, _ctx: &mut Context<'_>) -> Result<()> {
+        self.written_checkpoints()?;
+        if let Some(event) = self.pending_end.take() {
+            self.emit(&event)?;
+        }
+        Ok(())
+    }
+
+    fn on_train_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        self.train_reading(ctx)?;
+        self.written_checkpoints()?;
+        let reason = match &ctx.state.stop_reason {
+            Some(StopReason::Requested(reason)) => {
+                let mut event = Event::new(EventKind::EarlyStop, ctx.state.global_step, ctx.state.epoch);
+                event.reason = Some(reason.clone());
+                self.emit(&event)?;
+                Some(reason.clone())
+            }
+            Some(other) => Some(other.to_string()),
+            None => None,
+        };
+        self.end(ctx, RunStatus::Completed, reason)
+    }
+
+    fn on_exception(&mut self, ctx: &mut Context<'_>, error: &TrainerError) {
+        let _ = self.written_checkpoints();
+        if let Err(e) = self.end(ctx, RunStatus::Failed, Some(error.to_string())) {
+            log::warn!("event log: {e}");
+        }
+    }
+}
+
+impl Drop for EventLog {
+    fn drop(&mut self) {
+        // A run_ended that waited for a checkpoint that never came (a failed emergency save).
+        if let Some(event) = self.pending_end.take() {
+            let _ = self.emit(&event);
+        }
+    }
+}

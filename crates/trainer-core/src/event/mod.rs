@@ -1,0 +1,11 @@
+//! The event schema shared by the supervised trainer and the job runtime, and the files it is
+//! written to: JSON lines (`events.jsonl`) and CSV (`metrics.csv`), both safe to append to after
+//! a resume. The schema is documented in `docs/events.md`.
+
+mod csv;
+mod jsonl;
+mod schema;
+
+pub use csv::MetricsCsv;
+pub use jsonl::EventWriter;
+pub use schema::{Event, EventKind, RunStatus, EVENT_SCHEMA_VERSION};

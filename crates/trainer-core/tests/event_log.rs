@@ -1,0 +1,178 @@
+//! The event log and the CSV: every line parses and fits the documented schema, events come in
+//! order with `run_ended` last, and a resumed run appends without duplicates.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::dropout_net::{net_trainer, StopAt};
+use trainer_core::callback::{Callback, Checkpointing, Context, EventLog};
+use trainer_core::event::{Event, EventKind, EventWriter, RunStatus};
+use trainer_core::metric::Split;
+use trainer_core::prelude::*;
+
+fn config() -> TrainerConfig {
+    TrainerConfig::new(0.01)
+        .with_epochs(Some(3))
+        .with_batch_size(8)
+        .with_seed(13)
+        .with_log_every(5)
+        .with_validation(Some(Frequency::Epochs(1)))
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("trainer-events-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Every line, parsed; each kind checked against the fields `docs/events.md` says it carries.
+fn events(dir: &Path) -> Vec<Event> {
+    let text = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
+    text.lines()
+        .map(|line| {
+            let raw: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            for field in ["event", "time_unix_ms", "step", "epoch"] {
+                assert!(raw.get(field).is_some(), "`{field}` missing: {line}");
+            }
+            let event: Event = serde_json::from_value(raw).unwrap();
+            let has = |present: bool, field: &str| assert!(present, "`{field}` missing: {line}");
+            match event.event {
+                EventKind::RunStarted => {
+                    has(event.schema_version == Some(1), "schema_version");
+                    has(event.config.is_some(), "config");
+                    has(event.resumed.is_some(), "resumed");
+                }
+                EventKind::Metrics | EventKind::Validation | EventKind::Epoch => {
+                    has(event.split.is_some(), "split");
+                    has(event.metrics.is_some(), "metrics");
+                }
+                EventKind::Checkpoint | EventKind::Sample => has(event.file.is_some(), "file"),
+                EventKind::EarlyStop => has(event.reason.is_some(), "reason"),
+                EventKind::RunEnded => has(event.status.is_some(), "status"),
+            }
+            event
+        })
+        .collect()
+}
+
+fn kinds(events: &[Event]) -> Vec<EventKind> {
+    events.iter().map(|e| e.event).collect()
+}
+
+/// A trainer that checkpoints every 10 steps and logs events; 13 steps per epoch.
+fn logged(dir: &Path, extra: Vec<Box<dyn Callback>>) -> common::dropout_net::NetTrainer {
+    let checkpointing = Checkpointing::new(dir.join("checkpoints")).every_n_steps(10);
+    let log = EventLog::new(dir).checkpoints(checkpointing.handle());
+    let mut callbacks: Vec<Box<dyn Callback>> = extra;
+    callbacks.push(Box::new(checkpointing));
+    callbacks.push(Box::new(log));
+    net_trainer(config(), 0.0, callbacks)
+}
+
+#[test]
+fn a_run_logs_every_event_in_order() {
+    let dir = temp_dir("run");
+    logged(&dir, vec![]).fit().unwrap();
+    let events = events(&dir);
+    assert_eq!(events[0].event, EventKind::RunStarted);
+    assert_eq!(events[0].resumed, Some(false));
+    assert_eq!(events[0].config.as_ref().unwrap()["batch_size"], 8);
+    let last = events.last().unwrap();
+    assert_eq!((last.event, last.status), (EventKind::RunEnded, Some(RunStatus::Completed)));
+    assert_eq!(last.reason.as_deref(), Some("all epochs completed"));
+    // Training readings every 5 steps, plus each epoch's remainder (13, 26, 39).
+    let train: Vec<usize> = events.iter().filter(|e| e.event == EventKind::Metrics).map(|e| e.step).collect();
+    assert_eq!(train, vec![5, 10, 13, 15, 20, 25, 26, 30, 35, 39]);
+    let valid: Vec<(usize, usize)> = events.iter().filter(|e| e.event == EventKind::Validation).map(|e| (e.step, e.epoch)).collect();
+    assert_eq!(valid, vec![(13, 1), (26, 2), (39, 3)]);
+    let epochs: Vec<(usize, usize)> = events.iter().filter(|e| e.event == EventKind::Epoch).map(|e| (e.step, e.epoch)).collect();
+    assert_eq!(epochs, vec![(13, 1), (26, 2), (39, 3)]);
+    let checkpoints: Vec<String> = events.iter().filter(|e| e.event == EventKind::Checkpoint).map(|e| e.file.clone().unwrap()).collect();
+    assert_eq!(checkpoints.last().map(String::as_str), Some("epoch-0003-step-000039.ckpt"));
+    assert!(checkpoints.contains(&"epoch-0000-step-000010.ckpt".to_string()) && checkpoints.contains(&"epoch-0002-step-000030.ckpt".to_string()), "{checkpoints:?}");
+    // The end checkpoint comes before `run_ended`.
+    assert_eq!(kinds(&events)[events.len() - 2], EventKind::Checkpoint);
+    // Steps never go back.
+    assert!(events.windows(2).all(|w| w[0].step <= w[1].step));
+    let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let mut rows = csv.lines();
+    assert_eq!(rows.next(), Some("step,epoch,split,accuracy,loss,lr"));
+    assert_eq!(rows.count(), train.len() + valid.len());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_resumed_run_appends_without_duplicates() {
+    let straight = temp_dir("straight");
+    logged(&straight, vec![]).fit().unwrap();
+
+    let dir = temp_dir("resumed");
+    // Stopped at step 23; resumed from the step-20 checkpoint, so steps 21..23 are redone.
+    logged(&dir, vec![Box::new(StopAt(23))]).fit().unwrap();
+    let mut resumed = logged(&dir, vec![]);
+    resumed.resume_from(dir.join("checkpoints/epoch-0001-step-000020.ckpt")).unwrap();
+    resumed.fit().unwrap();
+
+    let values = |events: &[Event], kind: EventKind| -> Vec<(usize, String)> {
+        events
+            .iter()
+            .filter(|e| e.event == kind)
+            .map(|e| (e.step, serde_json::to_string(&e.metrics).unwrap()))
+            .collect()
+    };
+    let (a, b) = (events(&straight), events(&dir));
+    assert_eq!(values(&b, EventKind::Metrics), values(&a, EventKind::Metrics));
+    assert_eq!(values(&b, EventKind::Validation), values(&a, EventKind::Validation));
+    assert_eq!(values(&b, EventKind::Epoch), values(&a, EventKind::Epoch));
+    let starts: Vec<Option<bool>> = b.iter().filter(|e| e.event == EventKind::RunStarted).map(|e| e.resumed).collect();
+    assert_eq!(starts, vec![Some(false), Some(true)]);
+    // The interrupted session's end (at step 23) is gone with the steps after 20.
+    let ends: Vec<usize> = b.iter().filter(|e| e.event == EventKind::RunEnded).map(|e| e.step).collect();
+    assert_eq!(ends, vec![39]);
+    let rows = |dir: &Path| std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert_eq!(rows(&dir), rows(&straight));
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&straight).unwrap();
+}
+
+struct FailAt(usize);
+
+impl Callback for FailAt {
+    fn on_batch_end(&mut self, ctx: &mut Context<'_>) -> trainer_core::Result<()> {
+        if ctx.state.global_step == self.0 {
+            return Err(TrainerError::Callback { callback: "fail-at".into(), message: "boom".into() });
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failed_run_ends_with_failed_after_its_emergency_checkpoint() {
+    let dir = temp_dir("failed");
+    assert!(logged(&dir, vec![Box::new(FailAt(17))]).fit().is_err());
+    let events = events(&dir);
+    let n = events.len();
+    assert_eq!(events[n - 2].event, EventKind::Checkpoint);
+    assert_eq!(events[n - 2].file.as_deref(), Some("epoch-0001-step-000017.ckpt"));
+    let last = &events[n - 1];
+    assert_eq!((last.event, last.status, last.step), (EventKind::RunEnded, Some(RunStatus::Failed), 17));
+    assert!(last.reason.as_deref().unwrap().contains("boom"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn non_finite_values_are_null_and_a_torn_last_line_is_dropped_on_resume() {
+    let dir = temp_dir("torn");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("events.jsonl");
+    let values = [("loss".to_string(), f64::NAN), ("lr".to_string(), 0.1)].into();
+    let event = Event::new(EventKind::Metrics, 4, 0).with_metrics(Split::Train, &values);
+    let line = serde_json::to_string(&event).unwrap();
+    assert!(line.contains(r#""loss":null"#), "{line}");
+    let later = serde_json::to_string(&Event::new(EventKind::Metrics, 9, 0)).unwrap();
+    std::fs::write(&path, format!("{line}\n{later}\n{{\"event\":\"metr")).unwrap();
+    EventWriter::open(&path, 5).unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{line}\n"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
