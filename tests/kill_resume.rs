@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use trainer::core::event::{Event, EventKind, RunStatus};
+
 fn example_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(Path::parent).unwrap();
@@ -46,6 +48,14 @@ fn finish(run_dir: &Path, resume: bool) -> String {
     let last = stdout.lines().last().expect("a final JSON line");
     let result: serde_json::Value = serde_json::from_str(last).unwrap();
     result["weights_sha256"].as_str().unwrap().to_string()
+}
+
+fn events(run_dir: &Path) -> Vec<Event> {
+    std::fs::read_to_string(run_dir.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
 }
 
 fn delays(reference: Duration) -> Vec<u64> {
@@ -88,6 +98,21 @@ fn a_run_killed_at_random_moments_and_resumed_ends_with_the_same_weights() {
     }
     let resumed = finish(&run_dir, true);
     assert_eq!(resumed, reference, "weights after kills at {delays:?} ms differ from the uninterrupted run");
+    // The event logs agree too: the same training readings, none twice, `run_ended` last.
+    let readings = |dir: &Path| -> Vec<(usize, String)> {
+        events(dir)
+            .iter()
+            .filter(|e| e.event == EventKind::Metrics || e.event == EventKind::Validation)
+            .map(|e| (e.step, serde_json::to_string(&e.metrics).unwrap()))
+            .collect()
+    };
+    assert_eq!(readings(&run_dir), readings(&root.join("straight")), "kills at {delays:?} ms");
+    // The example tests after `fit`: its test pass is logged after `run_ended`.
+    let mut events = events(&run_dir);
+    let test = events.pop().unwrap();
+    assert_eq!((test.event, test.split), (EventKind::Validation, Some(trainer::prelude::Split::Test)));
+    let last = events.pop().unwrap();
+    assert_eq!((last.event, last.status), (EventKind::RunEnded, Some(RunStatus::Completed)));
     std::fs::remove_dir_all(&root).unwrap();
 }
 

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use super::{Callback, CheckpointHandle, Context};
 use crate::error::{Result, TrainerError};
-use crate::event::{Event, EventKind, EventWriter, MetricsCsv, RunStatus};
+use crate::event::{Event, EventKind, EventWriter, MetricsCsv, ResumeAt, RunStatus};
 use crate::metric::Split;
 use crate::state::StopReason;
 
@@ -13,8 +13,8 @@ use crate::state::StopReason;
 /// [`checkpoints`](EventLog::checkpoints)), `early_stop` when a callback stopped the run, and
 /// `run_ended` last, `completed` or `failed` with the reason.
 ///
-/// A resumed run appends: lines and rows of steps after the checkpoint it resumed from are
-/// dropped first, so nothing is written twice. It runs after the other callbacks; add it after
+/// A resumed run appends: the lines and rows written after the checkpoint it resumed from (whose
+/// state records how many there were) are dropped first, so nothing is written twice. It runs after the other callbacks; add it after
 /// `Checkpointing`, so that it sees the checkpoints of the same hook.
 pub struct EventLog {
     dir: PathBuf,
@@ -24,12 +24,14 @@ pub struct EventLog {
     last_reading: Option<(Split, usize)>,
     checkpoints_seen: usize,
     pending_end: Option<Event>,
+    /// Lines and rows the files held when the checkpoint being resumed from was taken.
+    resume_at: Option<(usize, usize)>,
 }
 
 impl EventLog {
     /// Logs into `dir` (created if needed).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into(), checkpoints: None, events: None, csv: None, last_reading: None, checkpoints_seen: 0, pending_end: None }
+        Self { dir: dir.into(), checkpoints: None, events: None, csv: None, last_reading: None, checkpoints_seen: 0, pending_end: None, resume_at: None }
     }
 
     /// Reports the files this checkpointing callback writes.
@@ -102,30 +104,55 @@ impl EventLog {
 }
 
 impl Callback for EventLog {
+    fn key(&self) -> Option<String> {
+        Some("event_log".into())
+    }
+
     fn runs_last(&self) -> bool {
         true
     }
 
+    fn state(&self) -> Option<serde_json::Value> {
+        let (events, csv) = (self.events.as_ref()?, self.csv.as_ref()?);
+        Some(serde_json::json!({"lines": events.lines(), "rows": csv.rows()}))
+    }
+
+    fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
+        let count = |field: &str| state.get(field).and_then(serde_json::Value::as_u64).map(|n| n as usize);
+        self.resume_at = match (count("lines"), count("rows")) {
+            (Some(lines), Some(rows)) => Some((lines, rows)),
+            _ => return Err(TrainerError::State { key: "event_log".into(), message: format!("expected lines and rows, found {state}") }),
+        };
+        Ok(())
+    }
+
     fn on_train_begin(&mut self, ctx: &mut Context<'_>) -> Result<()> {
         let step = ctx.state.global_step;
-        self.events = Some(EventWriter::open(self.dir.join("events.jsonl"), step)?);
+        let fresh = step == 0 && ctx.state.epoch == 0 && ctx.state.batch_in_epoch == 0;
+        let (events_at, csv_at) = match self.resume_at.take() {
+            _ if fresh => (ResumeAt::Fresh, ResumeAt::Fresh),
+            Some((lines, rows)) => (ResumeAt::Lines(lines), ResumeAt::Lines(rows)),
+            // A checkpoint without this callback's state: cut by step.
+            None => (ResumeAt::Step(step), ResumeAt::Step(step)),
+        };
+        self.events = Some(EventWriter::open(self.dir.join("events.jsonl"), events_at)?);
         let mut columns: Vec<&str> = [Split::Train, Split::Valid, Split::Test].iter().flat_map(|s| ctx.metric_names(*s)).collect();
         columns.sort_unstable();
         columns.dedup();
-        self.csv = Some(MetricsCsv::open(self.dir.join("metrics.csv"), &columns, step)?);
+        self.csv = Some(MetricsCsv::open(self.dir.join("metrics.csv"), &columns, csv_at)?);
         // A resumed run's restored reading was logged by the session that made it.
         self.last_reading = ctx.metrics.step_of(Split::Train).map(|s| (Split::Train, s));
         self.checkpoints_seen = self.checkpoints.as_ref().map_or(0, CheckpointHandle::written);
         let mut event = Event::new(EventKind::RunStarted, step, ctx.state.epoch);
         event.schema_version = Some(crate::event::EVENT_SCHEMA_VERSION);
         event.config = Some(serde_json::to_value(ctx.config).map_err(|e| TrainerError::Callback { callback: "event_log".into(), message: e.to_string() })?);
-        event.resumed = Some(step > 0 || ctx.state.batch_in_epoch > 0);
+        event.resumed = Some(!fresh);
         self.emit(&event)
     }
 
     fn on_batch_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
-        self.train_reading(ctx)?;
-        self.written_checkpoints()
+        self.written_checkpoints()?;
+        self.train_reading(ctx)
     }
 
     fn on_validation_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {

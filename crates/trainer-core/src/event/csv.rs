@@ -2,7 +2,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::jsonl::lines_up_to;
+use super::jsonl::{kept_lines, read_or_empty, ResumeAt};
 use crate::checkpoint::write_atomic;
 use crate::error::{Result, TrainerError};
 use crate::metric::Split;
@@ -16,35 +16,33 @@ pub struct MetricsCsv {
     path: PathBuf,
     file: File,
     columns: Vec<String>,
+    rows: usize,
 }
 
 impl MetricsCsv {
-    /// Opens `path` with the metric `columns` for a session that starts at `step`. A resumed
-    /// session keeps the file's header; a header that differs from `columns` is an error.
-    pub fn open(path: impl Into<PathBuf>, columns: &[&str], step: usize) -> Result<Self> {
+    /// Opens `path` with the metric `columns` for a session that starts at `at` (with
+    /// [`ResumeAt::Lines`] counting rows, not the header). A resumed session keeps the file's
+    /// header; a header that differs from `columns` is an error.
+    pub fn open(path: impl Into<PathBuf>, columns: &[&str], at: ResumeAt) -> Result<Self> {
         let path = path.into();
         let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
         let header = format!("step,epoch,split,{}\n", columns.join(","));
-        let kept = if step == 0 {
-            String::new()
-        } else {
-            let existing = std::fs::read_to_string(&path).unwrap_or_default();
-            if let Some(first) = existing.lines().next() {
-                if format!("{first}\n") != header {
-                    return Err(TrainerError::Callback {
-                        callback: "event_log".into(),
-                        message: format!("{} has the header `{first}`, this run writes `{}`", path.display(), header.trim_end()),
-                    });
-                }
-            }
-            lines_up_to(&path, step, |line| line.split(',').next()?.parse().ok())?
-        };
+        let existing = if at == ResumeAt::Fresh { String::new() } else { read_or_empty(&path)? };
+        let (first, rows) = existing.split_once('\n').unwrap_or(("", ""));
+        if !first.is_empty() && format!("{first}\n") != header {
+            return Err(TrainerError::Callback {
+                callback: "event_log".into(),
+                message: format!("{} has the header `{first}`, this run writes `{}`", path.display(), header.trim_end()),
+            });
+        }
+        let kept = kept_lines(rows, at, |line| line.split(',').next()?.parse().ok());
+        let rows = kept.lines().count();
         write_atomic(&path, format!("{header}{kept}").as_bytes())?;
         let file = OpenOptions::new()
             .append(true)
             .open(&path)
             .map_err(|source| TrainerError::Io { action: "opening", path: path.clone(), source })?;
-        Ok(Self { path, file, columns })
+        Ok(Self { path, file, columns, rows })
     }
 
     /// Writes one row; metrics without a column are left out, columns without a value are empty.
@@ -60,7 +58,14 @@ impl MetricsCsv {
         self.file
             .write_all(row.as_bytes())
             .and_then(|()| self.file.flush())
-            .map_err(|source| TrainerError::Io { action: "writing", path: self.path.clone(), source })
+            .map_err(|source| TrainerError::Io { action: "writing", path: self.path.clone(), source })?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Rows in the file, the header not counted.
+    pub fn rows(&self) -> usize {
+        self.rows
     }
 
     /// The file.

@@ -7,5 +7,5 @@ mod jsonl;
 mod schema;
 
 pub use csv::MetricsCsv;
-pub use jsonl::EventWriter;
+pub use jsonl::{EventWriter, ResumeAt};
 pub use schema::{Event, EventKind, RunStatus, EVENT_SCHEMA_VERSION};

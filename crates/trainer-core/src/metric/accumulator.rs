@@ -16,6 +16,8 @@ pub struct MetricAccumulator<B: Backend> {
     batches: usize,
     /// Host totals carried over from an earlier session (a resumed run).
     carried: Totals,
+    /// Whether `carried.loss_sum` was moved into `loss_sum`.
+    carried_on_device: bool,
 }
 
 impl<B: Backend> Default for MetricAccumulator<B> {
@@ -27,6 +29,7 @@ impl<B: Backend> Default for MetricAccumulator<B> {
             classified: 0,
             batches: 0,
             carried: Totals::default(),
+            carried_on_device: false,
         }
     }
 }
@@ -49,6 +52,13 @@ impl<B: Backend> MetricAccumulator<B> {
         let weighted = output.loss.clone().reshape([1]).mul_scalar(n as f64);
         self.loss_sum = Some(match self.loss_sum.take() {
             Some(sum) => sum.add(weighted),
+            // A carried sum was read from a device sum in the loss's precision: putting it back
+            // on the device makes the sums that follow exactly those of an unbroken window.
+            None if self.carried.items > 0 && !self.carried_on_device => {
+                self.carried_on_device = true;
+                let device = output.loss.device();
+                Tensor::<B, 1>::from_floats([self.carried.loss_sum], &device).add(weighted)
+            }
             None => weighted,
         });
         if let Some(classification) = &output.classification {
@@ -96,6 +106,9 @@ impl<B: Backend> MetricAccumulator<B> {
             .map(|t| t.into_scalar().elem::<i64>() as u64)
             .unwrap_or(0);
         let mut totals = self.carried;
+        if self.carried_on_device {
+            totals.loss_sum = 0.0;
+        }
         totals.add(Totals {
             loss_sum,
             items: self.items as u64,
