@@ -89,6 +89,8 @@ struct Shared {
 struct Book {
     index: CheckpointIndex,
     written: usize,
+    /// Every file written, in order (retention may drop them from the index later).
+    log: Vec<IndexEntry>,
     failures: Vec<String>,
     unreported: usize,
 }
@@ -115,6 +117,11 @@ impl CheckpointHandle {
     /// Checkpoint files written so far (a new best writes two files; it counts once).
     pub fn written(&self) -> usize {
         self.shared.book().written
+    }
+
+    /// The checkpoints written after the first `seen` ones, in order.
+    pub fn written_since(&self, seen: usize) -> Vec<IndexEntry> {
+        self.shared.book().log.iter().skip(seen).cloned().collect()
     }
 
     /// The messages of the saves that failed.
@@ -516,9 +523,7 @@ impl SaveJob {
         let mut book = self.shared.book();
         book.written += 1;
         let created_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let index = &mut book.index;
-        index.checkpoints.retain(|e| e.file != self.file);
-        index.checkpoints.push(IndexEntry {
+        let entry = IndexEntry {
             file: self.file.clone(),
             epoch: self.snapshot.epoch(),
             step: self.snapshot.step(),
@@ -526,7 +531,11 @@ impl SaveJob {
             reasons: self.reasons.clone(),
             monitored: self.monitored,
             created_unix_ms,
-        });
+        };
+        book.log.push(entry.clone());
+        let index = &mut book.index;
+        index.checkpoints.retain(|e| e.file != self.file);
+        index.checkpoints.push(entry);
         index.latest = Some(self.file.clone());
         if let (Some(file), Some(best)) = (&self.best_file, &self.best) {
             index.best = Some(BestEntry { file: file.clone(), value: best.value, step: best.step, epoch: best.epoch });

@@ -75,15 +75,11 @@ impl EventLog {
     /// `checkpoint` events for files written since the last look.
     fn written_checkpoints(&mut self) -> Result<()> {
         let Some(handle) = &self.checkpoints else { return Ok(()) };
-        let written = handle.written();
-        if written == self.checkpoints_seen {
-            return Ok(());
-        }
-        self.checkpoints_seen = written;
-        let index = handle.index();
-        if let Some(entry) = index.checkpoints.iter().find(|e| Some(&e.file) == index.latest.as_ref()) {
+        let written = handle.written_since(self.checkpoints_seen);
+        self.checkpoints_seen += written.len();
+        for entry in written {
             let mut event = Event::new(EventKind::Checkpoint, entry.step, entry.epoch);
-            event.file = Some(entry.file.clone());
+            event.file = Some(entry.file);
             self.emit(&event)?;
         }
         Ok(())
