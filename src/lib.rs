@@ -16,6 +16,7 @@
 pub use trainer_core as core;
 pub use trainer_gpu as gpu;
 
+pub mod curves;
 pub mod digits;
 
 // The README's snippets are compiled and run as doctests.

@@ -42,61 +42,92 @@ impl Series {
     }
 }
 
+/// One chart of a figure: a title, the y axis's name and its curves.
+#[derive(Debug, Clone)]
+pub struct Panel {
+    /// The chart's title.
+    pub title: String,
+    /// The y axis's name.
+    pub y_label: String,
+    /// The curves.
+    pub series: Vec<Series>,
+}
+
 /// Draws `series` on one chart and returns the SVG document.
 pub fn line_chart_svg(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result<String, PlotError> {
-    let points: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.iter().copied()).collect();
-    if points.is_empty() {
-        return Err(PlotError::Empty(title.to_string()));
-    }
-    for s in series {
-        for (index, (x, y)) in s.points.iter().enumerate() {
-            if !x.is_finite() || !y.is_finite() {
-                let value = if x.is_finite() { *y } else { *x };
-                return Err(PlotError::NotFinite { what: s.name.clone(), value, index });
+    let panel = Panel { title: title.to_string(), y_label: y_label.to_string(), series: series.to_vec() };
+    panels_svg(x_label, &[panel])
+}
+
+/// Draws `panels` stacked one above the other, sharing the x axis's name, and returns the SVG
+/// document. Every point must be finite.
+pub fn panels_svg(x_label: &str, panels: &[Panel]) -> Result<String, PlotError> {
+    for panel in panels {
+        if panel.series.iter().all(|s| s.points.is_empty()) {
+            return Err(PlotError::Empty(panel.title.clone()));
+        }
+        for s in &panel.series {
+            for (index, (x, y)) in s.points.iter().enumerate() {
+                if !x.is_finite() || !y.is_finite() {
+                    let value = if x.is_finite() { *y } else { *x };
+                    return Err(PlotError::NotFinite { what: s.name.clone(), value, index });
+                }
             }
         }
     }
-    let (x_min, x_max) = bounds(points.iter().map(|p| p.0));
-    let (y_min, y_max) = bounds(points.iter().map(|p| p.1));
-    let y_pad = (y_max - y_min) * 0.05;
+    if panels.is_empty() {
+        return Err(PlotError::Empty("no panels".into()));
+    }
     let mut svg = String::new();
     {
         let draw = |e: &dyn std::fmt::Display| PlotError::Draw(e.to_string());
-        let root = SVGBackend::with_string(&mut svg, (720, 400)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (720, 400 * panels.len() as u32)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| draw(&e))?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(72)
-            .build_cartesian_2d(x_min..x_max, (y_min - y_pad)..(y_max + y_pad))
-            .map_err(|e| draw(&e))?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(y_label)
-            .y_label_formatter(&|v| format!("{v:.3e}"))
-            .draw()
-            .map_err(|e| draw(&e))?;
-        for (index, s) in series.iter().enumerate() {
-            let color = Palette99::pick(index).to_rgba();
-            chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(2)))
-                .map_err(|e| draw(&e))?
-                .label(s.name.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
-        }
-        if series.len() > 1 {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| draw(&e))?;
+        for (area, panel) in root.split_evenly((panels.len(), 1)).iter().zip(panels) {
+            draw_panel(area, x_label, panel)?;
         }
         root.present().map_err(|e| draw(&e))?;
     }
     Ok(svg)
+}
+
+fn draw_panel(area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>, x_label: &str, panel: &Panel) -> Result<(), PlotError> {
+    let draw = |e: &dyn std::fmt::Display| PlotError::Draw(e.to_string());
+    let points: Vec<(f64, f64)> = panel.series.iter().flat_map(|s| s.points.iter().copied()).collect();
+    let (x_min, x_max) = bounds(points.iter().map(|p| p.0));
+    let (y_min, y_max) = bounds(points.iter().map(|p| p.1));
+    let y_pad = (y_max - y_min) * 0.05;
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x_min..x_max, (y_min - y_pad)..(y_max + y_pad))
+        .map_err(|e| draw(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(panel.y_label.as_str())
+        .y_label_formatter(&|v| format!("{v:.3e}"))
+        .draw()
+        .map_err(|e| draw(&e))?;
+    for (index, s) in panel.series.iter().enumerate() {
+        let color = Palette99::pick(index).to_rgba();
+        chart
+            .draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(2)))
+            .map_err(|e| draw(&e))?
+            .label(s.name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+    }
+    if panel.series.len() > 1 {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| draw(&e))?;
+    }
+    Ok(())
 }
 
 /// The range of the values, widened when they are all equal so that the axis has a span.

@@ -166,3 +166,56 @@ fn inspect_exits_1_on_a_damaged_checkpoint() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("truncated"));
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
+
+/// A short run of the example with a run folder.
+fn example_run(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let example = exe.parent().and_then(std::path::Path::parent).unwrap().join("examples").join(format!("mlp{}", std::env::consts::EXE_SUFFIX));
+    assert!(example.is_file(), "{} is missing: `cargo test` builds it, or run `cargo build --example mlp`", example.display());
+    let dir = std::env::temp_dir().join(format!("trainer-cli-plot-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let output = Command::new(example).args(["--epochs", "3", "--device", "cpu"]).arg("--run-dir").arg(&dir).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    dir
+}
+
+#[test]
+fn plot_draws_the_example_runs_curves_as_valid_svg() {
+    let dir = example_run("ok");
+    for (args, x) in [(vec![], "step"), (vec!["--x", "epoch", "--metrics", "loss,accuracy"], "epoch")] {
+        let svg_path = dir.join(format!("curves-{x}.svg"));
+        let output = trainer().arg("plot").arg(&dir).arg("-o").arg(&svg_path).args(&args).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let svg = std::fs::read_to_string(&svg_path).unwrap();
+        let document = roxmltree::Document::parse(&svg).expect("the SVG parses as XML");
+        assert_eq!(document.root_element().tag_name().name(), "svg");
+        let texts: Vec<&str> = document.descendants().filter_map(|n| n.text()).collect();
+        for title in ["loss", "accuracy", "learning rate", "train", "valid", x] {
+            assert!(texts.iter().any(|t| t.trim() == title), "no `{title}` in the SVG texts: {texts:?}");
+        }
+    }
+    // The events file itself works too.
+    let output = trainer().arg("plot").arg(dir.join("events.jsonl")).arg("-o").arg(dir.join("c.svg")).output().unwrap();
+    assert!(output.status.success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn plot_names_what_is_wrong() {
+    let dir = example_run("bad");
+    let output = trainer().arg("plot").arg(&dir).args(["-o", "/dev/null", "--metrics", "los"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no metric `los`") && stderr.contains("accuracy, loss"), "{stderr}");
+    let events = dir.join("events.jsonl");
+    let mut text = std::fs::read_to_string(&events).unwrap();
+    text.push_str("{\"event\": \"metrics\"}\n");
+    std::fs::write(&events, text.as_bytes()).unwrap();
+    let output = trainer().arg("plot").arg(&dir).args(["-o", "/dev/null"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines = text.lines().count();
+    assert!(stderr.contains(&format!("events.jsonl:{lines}:")) && stderr.contains("missing field"), "{stderr}");
+    let output = trainer().arg("plot").arg(dir.join("nothing")).args(["-o", "/dev/null"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("reading"), "missing file");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

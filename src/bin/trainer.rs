@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use trainer::plot::{line_chart_svg, Series};
+use trainer::curves::{read_events, run_panels, XAxis};
+use trainer::plot::{line_chart_svg, panels_svg, Series};
 use trainer_core::checkpoint::{latest_in, CheckpointSummary};
 use trainer::schedule_preview::preview;
 use trainer_gpu::{compiled_backends, select, wgpu_adapters, DeviceRequest, DEVICE_ENV};
@@ -46,6 +47,20 @@ enum Command {
         #[arg(long)]
         svg: Option<PathBuf>,
     },
+    /// Draw a run's training and validation curves, and its learning rate, into an SVG file.
+    Plot {
+        /// The run folder (its `events.jsonl`) or an `events.jsonl` file.
+        path: PathBuf,
+        /// The SVG file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Comma-separated metric names (default: every metric in the log).
+        #[arg(long, value_delimiter = ',')]
+        metrics: Vec<String>,
+        /// What the x axis counts.
+        #[arg(long, value_enum, default_value = "step")]
+        x: XAxis,
+    },
     /// Check a checkpoint file (magic, version, length, checksum) and print what it holds;
     /// exit status 1 with the reason when it is damaged.
     Inspect {
@@ -61,6 +76,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Devices { json } => devices(json),
+        Command::Plot { path, output, metrics, x } => match plot(&path, &output, &metrics, x) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("error: {message}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Inspect { path, json } => match inspect(&path, json) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
@@ -94,6 +116,19 @@ fn schedule(config: &str, base_lr: f64, steps: usize, metrics: &[f64], svg: Opti
         std::fs::write(&path, drawing).map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
     println!("{}", serde_json::to_string(&lrs).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+fn plot(path: &std::path::Path, output: &std::path::Path, metrics: &[String], x: XAxis) -> Result<(), String> {
+    let (file, events) = read_events(path).map_err(|e| e.to_string())?;
+    let panels = run_panels(&file, &events, metrics, x).map_err(|e| e.to_string())?;
+    let x_label = match x {
+        XAxis::Step => "step",
+        XAxis::Epoch => "epoch",
+    };
+    let svg = panels_svg(x_label, &panels).map_err(|e| e.to_string())?;
+    std::fs::write(output, svg).map_err(|e| format!("writing {}: {e}", output.display()))?;
+    eprintln!("wrote {} ({} panels from {})", output.display(), panels.len(), file.display());
     Ok(())
 }
 
