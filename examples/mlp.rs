@@ -5,7 +5,8 @@
 //! cargo run --release --example mlp --features wgpu -- --device wgpu
 //! ```
 //!
-//! Prints one line per epoch, then one JSON line with the result.
+//! Shows progress on stderr (bars on a terminal, a few lines per epoch otherwise), then prints
+//! one JSON line with the result on stdout.
 //!
 //! With `--run-dir DIR`, the run writes `DIR/events.jsonl` and `DIR/metrics.csv`, and
 //! checkpoints go to `DIR/checkpoints` (at the end, on an error, and every
@@ -72,30 +73,6 @@ struct Args {
     data: Option<PathBuf>,
 }
 
-/// Prints one line per finished epoch.
-struct EpochLine;
-
-impl Callback for EpochLine {
-    fn on_epoch_end(&mut self, ctx: &mut Context<'_>) -> trainer_core::Result<()> {
-        if let Some(epoch) = ctx.state.history.last() {
-            let valid = epoch.valid.as_ref();
-            let metric = |m: Option<&trainer_core::MetricValues>, name: &str| {
-                m.and_then(|m| m.get(name)).map_or("-".to_string(), |v| format!("{v:.4}"))
-            };
-            println!(
-                "epoch {:>3}  train_loss {}  valid_loss {}  valid_acc {}  lr {:.2e}  {:.2}s",
-                epoch.epoch,
-                metric(Some(&epoch.train), "loss"),
-                metric(valid, "loss"),
-                metric(valid, "accuracy"),
-                epoch.learning_rate,
-                epoch.seconds,
-            );
-        }
-        Ok(())
-    }
-}
-
 struct MlpJob {
     args: Args,
     data: digits::Splits<digits::DigitItem>,
@@ -119,7 +96,7 @@ impl Launch for MlpJob {
             .train_data(InMemDataset::new(self.data.train), DigitsBatcher)
             .valid_data(InMemDataset::new(self.data.valid), DigitsBatcher)
             .test_data(InMemDataset::new(self.data.test), DigitsBatcher)
-            .callback(EpochLine);
+            .callback(Progress::new());
         if let Some(patience) = args.patience {
             builder = builder.callback(
                 EarlyStopping::new(Monitor::min(Split::Valid, "loss"))

@@ -127,4 +127,8 @@ fn patience_stops_the_example_early_and_says_why() {
     let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert!(result["epochs"].as_u64().unwrap() < 40, "{result}");
     assert!(result["stop_reason"].as_str().unwrap().contains("early stopping: valid/loss did not improve"), "{result}");
+    // Progress on a pipe: plain lines, no escape codes.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("epoch 1/40  train_loss") && stderr.contains("it/s eta"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "escape codes on a pipe: {stderr:?}");
 }

@@ -24,14 +24,14 @@ fn feed(early: &mut EarlyStopping, metric: &str, values: &[f64]) -> Option<(usiz
     let mut control = Control::default();
     let metrics = LatestMetrics::default();
     early
-        .on_train_begin(&mut Context { state: &state, metrics: &metrics, learning_rate: 0.1, control: &mut control, available: &available, config: &TrainerConfig::new(0.1) })
+        .on_train_begin(&mut Context { state: &state, metrics: &metrics, learning_rate: 0.1, control: &mut control, available: &available, config: &TrainerConfig::new(0.1), batches_per_epoch: None })
         .unwrap();
     for (i, value) in values.iter().enumerate() {
         state.epoch = i + 1;
         state.global_step = 10 * (i + 1);
         let mut metrics = LatestMetrics::default();
         metrics.set(Split::Valid, state.global_step, [(metric.to_string(), *value)].into());
-        let mut ctx = Context { state: &state, metrics: &metrics, learning_rate: 0.1, control: &mut control, available: &available, config: &TrainerConfig::new(0.1) };
+        let mut ctx = Context { state: &state, metrics: &metrics, learning_rate: 0.1, control: &mut control, available: &available, config: &TrainerConfig::new(0.1), batches_per_epoch: None };
         early.on_validation_end(&mut ctx).unwrap();
         if let Some(reason) = control.stop_requested() {
             return Some((i, reason.to_string()));
@@ -123,7 +123,7 @@ fn a_monitored_metric_that_does_not_exist_is_an_error_at_train_begin() {
     let state = TrainingState::default();
     let metrics = LatestMetrics::default();
     let mut control = Control::default();
-    let mut ctx = Context { state: &state, metrics: &metrics, learning_rate: 0.1, control: &mut control, available: &available, config: &TrainerConfig::new(0.1) };
+    let mut ctx = Context { state: &state, metrics: &metrics, learning_rate: 0.1, control: &mut control, available: &available, config: &TrainerConfig::new(0.1), batches_per_epoch: None };
     let message = EarlyStopping::new(Monitor::min(Split::Valid, "los")).on_train_begin(&mut ctx).unwrap_err().to_string();
     assert!(message.contains("valid/los") && message.contains("loss, accuracy"), "{message}");
     let message = EarlyStopping::new(Monitor::min(Split::Test, "loss")).on_train_begin(&mut ctx).unwrap_err().to_string();
@@ -219,7 +219,7 @@ fn terminate_on_non_finite_names_the_step() {
         let mut metrics = LatestMetrics::default();
         metrics.set(Split::Train, step, [("loss".to_string(), loss)].into());
         callback
-            .on_batch_end(&mut Context { state: &state, metrics: &metrics, learning_rate: 0.1, control: &mut control, available: &available, config: &TrainerConfig::new(0.1) })
+            .on_batch_end(&mut Context { state: &state, metrics: &metrics, learning_rate: 0.1, control: &mut control, available: &available, config: &TrainerConfig::new(0.1), batches_per_epoch: None })
             .unwrap();
     }
     assert_eq!(control.stop_requested(), Some("non-finite training loss NaN at step 3"));

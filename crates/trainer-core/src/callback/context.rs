@@ -130,6 +130,8 @@ pub struct Context<'a> {
     pub available: &'a AvailableMetrics,
     /// The run's config.
     pub config: &'a crate::config::TrainerConfig,
+    /// Batches in a training epoch, when there is training data.
+    pub batches_per_epoch: Option<usize>,
 }
 
 impl Context<'_> {

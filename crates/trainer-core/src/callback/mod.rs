@@ -6,12 +6,14 @@ mod early_stopping;
 mod event_log;
 mod hook;
 mod list;
+mod progress;
 mod terminate_on_non_finite;
 
 pub use checkpointing::{CheckpointHandle, Checkpointing};
 pub use context::{AvailableMetrics, Context, Control, LatestMetrics};
 pub use early_stopping::EarlyStopping;
 pub use event_log::EventLog;
+pub use progress::{Progress, ProgressPrinter};
 pub use terminate_on_non_finite::TerminateOnNonFinite;
 pub use hook::Hook;
 pub use list::CallbackList;

@@ -145,6 +145,7 @@ where
             control: &mut self.control,
             available: &self.available,
             config: &self.config,
+            batches_per_epoch: self.train.as_ref().map(DataLoader::num_batches),
         };
         f(&mut self.callbacks, &mut ctx)
     }
