@@ -69,12 +69,22 @@ fn failed_writes_keep_the_previous_checkpoint_and_training_goes_on() {
     unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let original = file_size_limit();
     let max = original.rlim_max;
-    let full_disk = move || set_file_size_limit(libc::rlimit { rlim_cur: 512, rlim_max: max });
+    // Fills the disk once the step-5 checkpoint is on it (saves are asynchronous).
+    let full_disk_after_first = |handle: trainer_core::callback::CheckpointHandle| {
+        move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while handle.written() < 1 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            set_file_size_limit(libc::rlimit { rlim_cur: 512, rlim_max: max })
+        }
+    };
 
     // Disk full: logged, training goes on to the end.
     let dir = temp_dir("full");
     let checkpointing = Checkpointing::new(&dir).every_n_steps(5);
     let handle = checkpointing.handle();
+    let full_disk = full_disk_after_first(handle.clone());
     let mut t = net_trainer(config(), 0.0, vec![Box::new(checkpointing), Box::new(AfterStep(6, Some(full_disk)))]);
     let report = t.fit();
     set_file_size_limit(original);
@@ -90,6 +100,7 @@ fn failed_writes_keep_the_previous_checkpoint_and_training_goes_on() {
     // Disk full with `stop_on_failure`: the run ends with the error.
     let dir = temp_dir("stop");
     let checkpointing = Checkpointing::new(&dir).every_n_steps(5).stop_on_failure(true).save_on_error(false);
+    let full_disk = full_disk_after_first(checkpointing.handle());
     let mut t = net_trainer(config(), 0.0, vec![Box::new(checkpointing), Box::new(AfterStep(6, Some(full_disk)))]);
     let result = t.fit();
     set_file_size_limit(original);
