@@ -72,7 +72,8 @@ pub fn read_events(path: &Path) -> Result<(PathBuf, Vec<Event>), CurvesError> {
 }
 
 /// One panel per metric (training and validation curves) and the learning rate on its own
-/// panel. `metrics` empty means every metric in the log. Non-finite values are left out.
+/// panel. `metrics` empty means every metric in the log but the throughput and time ones.
+/// Non-finite values are left out.
 pub fn run_panels(file: &Path, events: &[Event], metrics: &[String], x: XAxis) -> Result<Vec<Panel>, CurvesError> {
     let train_kind = match x {
         XAxis::Step => EventKind::Metrics,
@@ -91,7 +92,13 @@ pub fn run_panels(file: &Path, events: &[Event], metrics: &[String], x: XAxis) -
     if known.is_empty() {
         return Err(CurvesError::NoMetrics { path: file.to_path_buf() });
     }
-    let wanted: Vec<String> = if metrics.is_empty() { known.iter().cloned().collect() } else { metrics.to_vec() };
+    // By default the model's metrics; throughput and time only when asked for.
+    let timing = ["elapsed_seconds", "eta_seconds", "samples_per_second", "steps_per_second"];
+    let wanted: Vec<String> = if metrics.is_empty() {
+        known.iter().filter(|m| !timing.contains(&m.as_str())).cloned().collect()
+    } else {
+        metrics.to_vec()
+    };
     let curve = |kind: EventKind, split: Split, metric: &str| -> Vec<(f64, f64)> {
         events
             .iter()

@@ -206,7 +206,7 @@ fn plot_names_what_is_wrong() {
     let output = trainer().arg("plot").arg(&dir).args(["-o", "/dev/null", "--metrics", "los"]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("no metric `los`") && stderr.contains("accuracy, loss"), "{stderr}");
+    assert!(stderr.contains("no metric `los`") && stderr.contains("accuracy, elapsed_seconds"), "{stderr}");
     let events = dir.join("events.jsonl");
     let mut text = std::fs::read_to_string(&events).unwrap();
     text.push_str("{\"event\": \"metrics\"}\n");

@@ -56,6 +56,29 @@ fn events(dir: &Path) -> Vec<Event> {
         .collect()
 }
 
+/// Metrics that measure time, which differ between any two runs.
+const TIMING: [&str; 4] = ["elapsed_seconds", "eta_seconds", "samples_per_second", "steps_per_second"];
+
+/// The metrics of an event without the timing ones, as JSON.
+fn deterministic(event: &Event) -> String {
+    let mut metrics = event.metrics.clone().unwrap_or_default();
+    metrics.retain(|k, _| !TIMING.contains(&k.as_str()));
+    serde_json::to_string(&metrics).unwrap()
+}
+
+/// CSV rows without the timing columns.
+fn csv_without_timing(text: &str) -> Vec<String> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let keep: Vec<usize> = (0..header.len()).filter(|&i| !TIMING.contains(&header[i])).collect();
+    std::iter::once(header.join(","))
+        .chain(lines.map(|row| {
+            let cells: Vec<&str> = row.split(',').collect();
+            keep.iter().map(|&i| cells[i]).collect::<Vec<_>>().join(",")
+        }))
+        .collect()
+}
+
 fn kinds(events: &[Event]) -> Vec<EventKind> {
     events.iter().map(|e| e.event).collect()
 }
@@ -101,8 +124,20 @@ fn a_run_logs_every_event_in_order() {
     assert!(steps.windows(2).all(|w| w[0] <= w[1]), "{steps:?}");
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     let mut rows = csv.lines();
-    assert_eq!(rows.next(), Some("step,epoch,split,accuracy,loss,lr"));
+    assert_eq!(rows.next(), Some("step,epoch,split,accuracy,elapsed_seconds,eta_seconds,loss,lr,samples_per_second,steps_per_second"));
     assert_eq!(rows.count(), train.len() + valid.len());
+    // Throughput and time left, at each logged step.
+    let logged: Vec<&Event> = events.iter().filter(|e| e.event == EventKind::Metrics && e.step % 5 == 0).collect();
+    for event in &logged {
+        let m = event.metrics.as_ref().unwrap();
+        for name in TIMING {
+            assert!(m[name].is_some_and(|v| v >= 0.0), "{name} at step {}: {m:?}", event.step);
+        }
+        assert!(m["samples_per_second"].unwrap() > m["steps_per_second"].unwrap());
+    }
+    let first = logged[0].metrics.as_ref().unwrap();
+    let pace = 34.0 / first["steps_per_second"].unwrap();
+    assert!((first["eta_seconds"].unwrap() - pace).abs() < 1e-9 * pace.max(1.0), "eta = steps left / steps per second: {first:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -122,7 +157,7 @@ fn a_resumed_run_appends_without_duplicates() {
         events
             .iter()
             .filter(|e| e.event == kind)
-            .map(|e| (e.step, serde_json::to_string(&e.metrics).unwrap()))
+            .map(|e| (e.step, deterministic(e)))
             .collect()
     };
     let (a, b) = (events(&straight), events(&dir));
@@ -134,7 +169,7 @@ fn a_resumed_run_appends_without_duplicates() {
     // The interrupted session's end (at step 23) is gone with the steps after 20.
     let ends: Vec<usize> = b.iter().filter(|e| e.event == EventKind::RunEnded).map(|e| e.step).collect();
     assert_eq!(ends, vec![39]);
-    let rows = |dir: &Path| std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    let rows = |dir: &Path| csv_without_timing(&std::fs::read_to_string(dir.join("metrics.csv")).unwrap());
     assert_eq!(rows(&dir), rows(&straight));
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&straight).unwrap();

@@ -245,7 +245,7 @@ where
         }
         let callbacks = CallbackList::new(self.callbacks)?;
         let mut available = AvailableMetrics::default();
-        available.set(Split::Train, &["loss", "accuracy", "lr"]);
+        available.set(Split::Train, &["loss", "accuracy", "lr", "samples_per_second", "steps_per_second", "elapsed_seconds", "eta_seconds"]);
         if self.valid.is_some() && self.config.validation.is_some() {
             available.set(Split::Valid, &["loss", "accuracy"]);
         }

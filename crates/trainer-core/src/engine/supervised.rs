@@ -61,6 +61,11 @@ pub(super) struct Progress<B: burn::tensor::backend::Backend> {
     epoch_started: Instant,
     epoch_seconds_before: f64,
     pending: usize,
+    /// When the current logging window started (this session), and the steps and samples
+    /// since: for the throughput metrics.
+    window_started: Instant,
+    window_steps: usize,
+    window_samples: u64,
 }
 
 impl<B: burn::tensor::backend::Backend> Default for Progress<B> {
@@ -71,6 +76,9 @@ impl<B: burn::tensor::backend::Backend> Default for Progress<B> {
             epoch_started: Instant::now(),
             epoch_seconds_before: 0.0,
             pending: 0,
+            window_started: Instant::now(),
+            window_steps: 0,
+            window_samples: 0,
         }
     }
 }
@@ -318,7 +326,7 @@ where
             epoch_totals: payload.progress.epoch,
             epoch_started: Instant::now(),
             epoch_seconds_before: payload.progress.seconds,
-            pending: 0,
+            ..Progress::default()
         };
         Ok(())
     }
@@ -450,6 +458,32 @@ where
         }
     }
 
+    /// Throughput over the logging window that ends now (this session's steps only), time in
+    /// `fit` so far, and the time left at that pace when the run's length is known.
+    fn add_pace(&mut self, values: &mut MetricValues, loader: &DataLoader<B, TB>) {
+        let seconds = self.progress.window_started.elapsed().as_secs_f64();
+        let steps = std::mem::take(&mut self.progress.window_steps);
+        let samples = std::mem::take(&mut self.progress.window_samples);
+        self.progress.window_started = Instant::now();
+        if let Some((started, before)) = self.clock {
+            values.insert("elapsed_seconds".into(), before + started.elapsed().as_secs_f64());
+        }
+        if seconds <= 0.0 || steps == 0 {
+            return;
+        }
+        let steps_per_second = steps as f64 / seconds;
+        values.insert("steps_per_second".into(), steps_per_second);
+        values.insert("samples_per_second".into(), samples as f64 / seconds);
+        let per_epoch = loader.num_batches().div_ceil(self.config.gradient_accumulation);
+        let total = match (self.config.epochs.map(|e| e * per_epoch), self.config.max_steps) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(total) = total {
+            values.insert("eta_seconds".into(), total.saturating_sub(self.state.global_step) as f64 / steps_per_second);
+        }
+    }
+
     fn max_steps_reached(&self) -> bool {
         self.config
             .max_steps
@@ -501,6 +535,7 @@ where
             drop(output);
             self.state.batch_in_epoch += 1;
             self.state.samples_seen += batch_size as u64;
+            self.progress.window_samples += batch_size as u64;
             self.progress.pending += 1;
             let last_batch = self.state.batch_in_epoch == num_batches;
             // The lr this batch's optimizer step uses, before the schedule advances.
@@ -520,12 +555,14 @@ where
             };
             if stepped {
                 self.progress.pending = 0;
+                self.progress.window_steps += 1;
                 if self.state.global_step.is_multiple_of(self.config.log_every) {
                     let totals = self.progress.window.read_totals();
                     self.progress.epoch_totals.add(totals);
                     self.progress.window.reset();
                     let mut values = totals.means();
                     values.insert("lr".into(), step_lr);
+                    self.add_pace(&mut values, loader);
                     self.latest.set(Split::Train, self.state.global_step, values);
                 }
             }
