@@ -63,3 +63,32 @@ fn the_bundled_data_has_every_row_and_the_split_is_fixed() {
     assert_eq!((a.train.len(), a.valid.len(), a.test.len()), (1257, 270, 270));
     assert_eq!(a.test, b.test);
 }
+
+#[test]
+fn validation_reports_the_confusion_matrix_and_macro_scores() {
+    use burn::data::dataset::InMemDataset;
+    use trainer::prelude::*;
+    use trainer::digits::{self, DigitsBatcher};
+    let items = digits::load(digits::bundled_path()).unwrap();
+    let data = digits::split(items, 0, 0.15, 0.15);
+    let device = Default::default();
+    let model = trainer::mlp::MlpConfig::new(digits::PIXELS, vec![32], digits::CLASSES).init::<B>(3, &device);
+    let config = TrainerConfig::new(3e-3).with_epochs(Some(2)).with_batch_size(64).with_validation(Some(Frequency::Epochs(1)));
+    let mut t = SupervisedTrainer::builder(model, burn::optim::AdamConfig::new().init(), config, device)
+        .train_data(InMemDataset::new(data.train), DigitsBatcher)
+        .valid_data(InMemDataset::new(data.valid), DigitsBatcher)
+        .build()
+        .unwrap();
+    let report = t.fit().unwrap();
+    let valid = report.valid.unwrap();
+    let confusion = t.confusion_matrix(Split::Valid).unwrap();
+    assert_eq!(confusion.classes(), 10);
+    let total: u64 = confusion.counts.iter().flatten().sum();
+    let hits: u64 = (0..10).map(|c| confusion.counts[c][c]).sum();
+    assert_eq!(total, 270);
+    assert!((hits as f64 / total as f64 - valid["accuracy"]).abs() < 1e-12);
+    for (name, value) in confusion.macro_values() {
+        assert_eq!(valid[&name], value, "{name}");
+    }
+    assert!(valid["f1_macro"] > 0.5, "{valid:?}");
+}

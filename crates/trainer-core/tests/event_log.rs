@@ -124,7 +124,7 @@ fn a_run_logs_every_event_in_order() {
     assert!(steps.windows(2).all(|w| w[0] <= w[1]), "{steps:?}");
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     let mut rows = csv.lines();
-    assert_eq!(rows.next(), Some("step,epoch,split,accuracy,elapsed_seconds,eta_seconds,loss,lr,samples_per_second,steps_per_second"));
+    assert_eq!(rows.next(), Some("step,epoch,split,accuracy,elapsed_seconds,eta_seconds,f1_macro,loss,lr,precision_macro,recall_macro,samples_per_second,steps_per_second"));
     assert_eq!(rows.count(), train.len() + valid.len());
     // Throughput and time left, at each logged step.
     let logged: Vec<&Event> = events.iter().filter(|e| e.event == EventKind::Metrics && e.step % 5 == 0).collect();

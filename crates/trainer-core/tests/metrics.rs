@@ -42,3 +42,35 @@ fn loss_only_outputs_report_no_accuracy() {
     assert_eq!(values["loss"], 0.25);
     assert!(!values.contains_key("accuracy"));
 }
+
+/// Logits that predict `classes[i]` for item i, out of `n` classes.
+fn predicting(predicted: &[usize], n: usize) -> Vec<f32> {
+    predicted.iter().flat_map(|&p| (0..n).map(move |c| if c == p { 2.0 } else { 0.5 })).collect()
+}
+
+#[test]
+fn the_confusion_matrix_and_macro_scores_match_hand_computed_values() {
+    let mut acc = MetricAccumulator::<B>::new().with_confusion();
+    // Targets 0 0 1 | 1 2 2, predictions 0 1 1 | 1 0 0, over 4 classes: class 2 is never
+    // predicted, class 3 never occurs at all.
+    acc.update(&output(0.5, predicting(&[0, 1, 1], 4), vec![0, 0, 1]));
+    acc.update(&output(0.5, predicting(&[1, 0, 0], 4), vec![1, 2, 2]));
+    let confusion = acc.read_confusion().unwrap();
+    assert_eq!(confusion.counts, vec![vec![1, 1, 0, 0], vec![0, 2, 0, 0], vec![2, 0, 0, 0], vec![0, 0, 0, 0]]);
+    // precision 1/3, 2/3, 0 (never predicted); recall 1/2, 1, 0; F1 0.4, 0.8, 0.
+    assert!((confusion.precision(0) - 1.0 / 3.0).abs() < 1e-12);
+    assert_eq!(confusion.precision(2), 0.0);
+    assert_eq!(confusion.recall(1), 1.0);
+    assert!((confusion.f1(0) - 0.4).abs() < 1e-12 && (confusion.f1(1) - 0.8).abs() < 1e-12);
+    assert_eq!(confusion.f1(2), 0.0);
+    // Macro over the three classes that occur (scikit-learn, zero_division=0).
+    let macros = confusion.macro_values();
+    assert!((macros["precision_macro"] - 1.0 / 3.0).abs() < 1e-12, "{macros:?}");
+    assert!((macros["recall_macro"] - 0.5).abs() < 1e-12, "{macros:?}");
+    assert!((macros["f1_macro"] - 0.4).abs() < 1e-12, "{macros:?}");
+    assert_eq!(acc.read()["accuracy"], 0.5);
+    // Without counting, there is no matrix.
+    let mut plain = MetricAccumulator::<B>::new();
+    plain.update(&output(0.5, predicting(&[0], 4), vec![0]));
+    assert!(plain.read_confusion().is_none());
+}

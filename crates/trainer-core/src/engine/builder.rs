@@ -247,10 +247,10 @@ where
         let mut available = AvailableMetrics::default();
         available.set(Split::Train, &["loss", "accuracy", "lr", "samples_per_second", "steps_per_second", "elapsed_seconds", "eta_seconds"]);
         if self.valid.is_some() && self.config.validation.is_some() {
-            available.set(Split::Valid, &["loss", "accuracy"]);
+            available.set(Split::Valid, &["loss", "accuracy", "precision_macro", "recall_macro", "f1_macro"]);
         }
         if self.test.is_some() {
-            available.set(Split::Test, &["loss", "accuracy"]);
+            available.set(Split::Test, &["loss", "accuracy", "precision_macro", "recall_macro", "f1_macro"]);
         }
         let schedule = match (self.schedule, &self.config.lr_schedule) {
             (Some(schedule), _) => schedule,
@@ -274,6 +274,7 @@ where
             clock: None,
             available,
             kept: None,
+            confusion: Default::default(),
         })
     }
 }

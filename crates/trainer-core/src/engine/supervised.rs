@@ -51,6 +51,8 @@ where
     pub(super) available: AvailableMetrics,
     /// Weights a callback asked to keep (references: burn tensors are immutable values).
     pub(super) kept: Option<M>,
+    /// The confusion matrix of the last validation and test pass.
+    pub(super) confusion: std::collections::BTreeMap<Split, crate::metric::ConfusionMatrix>,
 }
 
 /// The unfinished epoch: training metrics not yet folded into the epoch summary, and micro-batches
@@ -127,6 +129,11 @@ where
     /// The learning rate the next optimizer step uses.
     pub fn learning_rate(&self) -> f64 {
         self.schedule.lr()
+    }
+
+    /// The confusion matrix of the last `valid` or `test` pass of a classifier.
+    pub fn confusion_matrix(&self, split: Split) -> Option<&crate::metric::ConfusionMatrix> {
+        self.confusion.get(&split)
     }
 
     /// Weights a callback asked to keep (e.g. `EarlyStopping`'s best), if any.
@@ -388,12 +395,16 @@ where
         };
         self.hook(begin)?;
         let model = self.model().valid();
-        let mut metrics = MetricAccumulator::<B::InnerBackend>::new();
+        let mut metrics = MetricAccumulator::<B::InnerBackend>::new().with_confusion();
         for batch in loader.iter(DataCursor::epoch_start(0))? {
             let output = ValidStep::step(&model, batch?);
             metrics.update(&output);
         }
-        let values = metrics.read();
+        let mut values = metrics.read();
+        if let Some(confusion) = metrics.read_confusion() {
+            values.extend(confusion.macro_values());
+            self.confusion.insert(split, confusion);
+        }
         self.latest.set(split, self.state.global_step, values.clone());
         if split == Split::Valid {
             self.track_best(&values);

@@ -1,5 +1,6 @@
 use burn::tensor::{backend::Backend, ElementConversion, Int, Tensor};
 
+use super::ConfusionMatrix;
 use crate::state::MetricValues;
 use crate::step::StepOutput;
 
@@ -18,6 +19,9 @@ pub struct MetricAccumulator<B: Backend> {
     carried: Totals,
     /// Whether `carried.loss_sum` was moved into `loss_sum`.
     carried_on_device: bool,
+    /// Whether to count (true, predicted) pairs, and their counts `[classes, classes]`.
+    track_confusion: bool,
+    confusion: Option<Tensor<B, 2>>,
 }
 
 impl<B: Backend> Default for MetricAccumulator<B> {
@@ -30,6 +34,8 @@ impl<B: Backend> Default for MetricAccumulator<B> {
             batches: 0,
             carried: Totals::default(),
             carried_on_device: false,
+            track_confusion: false,
+            confusion: None,
         }
     }
 }
@@ -44,6 +50,14 @@ impl<B: Backend> MetricAccumulator<B> {
     /// middle of a logging window).
     pub fn from_totals(totals: Totals) -> Self {
         Self { carried: totals, ..Self::default() }
+    }
+
+    /// Also counts (true, predicted) pairs of classification outputs, on the device, for
+    /// [`read_confusion`](Self::read_confusion) (one `[C, N] × [N, C]` product per batch: the
+    /// trainer does it for validation and test passes).
+    pub fn with_confusion(mut self) -> Self {
+        self.track_confusion = true;
+        self
     }
 
     /// Adds one batch's output (already detached from any autodiff graph).
@@ -62,7 +76,18 @@ impl<B: Backend> MetricAccumulator<B> {
             None => weighted,
         });
         if let Some(classification) = &output.classification {
-            let predicted = classification.logits.clone().argmax(1).reshape([-1]);
+            let predicted: Tensor<B, 1, Int> = classification.logits.clone().argmax(1).reshape([-1]);
+            if self.track_confusion {
+                let classes = classification.logits.dims()[1];
+                let truth = classification.targets.clone().one_hot::<2>(classes).float();
+                let guess = predicted.clone().one_hot::<2>(classes).float();
+                // Counts below 2^24 per cell are exact in f32.
+                let pairs = truth.transpose().matmul(guess);
+                self.confusion = Some(match self.confusion.take() {
+                    Some(sum) => sum.add(pairs),
+                    None => pairs,
+                });
+            }
             let hits = predicted
                 .equal(classification.targets.clone())
                 .int()
@@ -118,14 +143,27 @@ impl<B: Backend> MetricAccumulator<B> {
         totals
     }
 
+    /// Reads the confusion matrix back (one device sync), when counting and there were
+    /// classification outputs.
+    pub fn read_confusion(&self) -> Option<ConfusionMatrix> {
+        let confusion = self.confusion.clone()?;
+        let [classes, _] = confusion.dims();
+        let values = confusion.into_data().convert::<f32>().into_vec::<f32>().ok()?;
+        Some(ConfusionMatrix {
+            counts: values.chunks(classes).map(|row| row.iter().map(|&v| v as u64).collect()).collect(),
+        })
+    }
+
     /// Reads the means back (one device sync): `loss`, and `accuracy` for classification.
     pub fn read(&self) -> MetricValues {
         self.read_totals().means()
     }
 
-    /// Empties the accumulator.
+    /// Empties the accumulator (it keeps counting the confusion matrix if it did).
     pub fn reset(&mut self) {
+        let track_confusion = self.track_confusion;
         *self = Self::default();
+        self.track_confusion = track_confusion;
     }
 }
 
