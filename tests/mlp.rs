@@ -77,10 +77,13 @@ fn validation_reports_the_confusion_matrix_and_macro_scores() {
     let mut t = SupervisedTrainer::builder(model, burn::optim::AdamConfig::new().init(), config, device)
         .train_data(InMemDataset::new(data.train), DigitsBatcher)
         .valid_data(InMemDataset::new(data.valid), DigitsBatcher)
+        .top_k(3)
         .build()
         .unwrap();
     let report = t.fit().unwrap();
     let valid = report.valid.unwrap();
+    assert!(valid["top3_accuracy"] >= valid["accuracy"] && valid["top3_accuracy"] <= 1.0, "{valid:?}");
+    assert!(report.train.as_ref().unwrap().contains_key("top3_accuracy"));
     let confusion = t.confusion_matrix(Split::Valid).unwrap();
     assert_eq!(confusion.classes(), 10);
     let total: u64 = confusion.counts.iter().flatten().sum();

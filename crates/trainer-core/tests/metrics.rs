@@ -74,3 +74,27 @@ fn the_confusion_matrix_and_macro_scores_match_hand_computed_values() {
     plain.update(&output(0.5, predicting(&[0], 4), vec![0]));
     assert!(plain.read_confusion().is_none());
 }
+
+#[test]
+fn top_k_accuracy_counts_targets_among_the_k_largest_logits() {
+    let mut acc = MetricAccumulator::<B>::new().with_top_k(Some(2));
+    // Item 1: logits rank classes 2 > 0 > 1 > 3, target 0: in the top 2, not the top 1.
+    // Item 2: ranks 3 > 1 > 0 > 2, target 2: not in the top 2.
+    // Item 3: ranks 1 > 2 > ..., target 1: top 1.
+    acc.update(&output(
+        0.5,
+        vec![0.3, 0.2, 0.9, 0.1, 0.2, 0.5, 0.1, 0.8, 0.0, 0.9, 0.6, 0.1],
+        vec![0, 2, 1],
+    ));
+    let values = acc.read();
+    assert_eq!(values["accuracy"], 1.0 / 3.0);
+    assert_eq!(values["top2_accuracy"], 2.0 / 3.0);
+    // k larger than the classes counts every item.
+    let mut wide = MetricAccumulator::<B>::new().with_top_k(Some(9));
+    wide.update(&output(0.5, vec![0.3, 0.2, 0.9, 0.1], vec![3]));
+    assert_eq!(wide.read()["top9_accuracy"], 1.0);
+    // The count survives a reset of the window (the setting stays) and adds across read-backs.
+    acc.reset();
+    acc.update(&output(0.5, vec![0.3, 0.2, 0.9, 0.1], vec![3]));
+    assert_eq!(acc.read()["top2_accuracy"], 0.0);
+}

@@ -110,6 +110,11 @@ impl AvailableMetrics {
         self.names.insert(split, names.iter().map(|n| n.to_string()).collect());
     }
 
+    /// Declares that `split` produces `names`.
+    pub fn set_names(&mut self, split: Split, names: Vec<String>) {
+        self.names.insert(split, names);
+    }
+
     /// What `split` produces; empty when the run has no such data.
     pub fn names(&self, split: Split) -> Vec<&str> {
         self.names.get(&split).map(|v| v.iter().map(String::as_str).collect()).unwrap_or_default()

@@ -91,6 +91,7 @@ where
     test: Option<DataLoader<B::InnerBackend, VB>>,
     callbacks: Vec<Box<dyn Callback>>,
     checkpoint_dir: Option<PathBuf>,
+    top_k: Option<usize>,
 }
 
 impl<B, M, O, TB, VB> SupervisedTrainer<B, M, O, TB, VB>
@@ -123,6 +124,7 @@ where
             test: None,
             callbacks: Vec::new(),
             checkpoint_dir: None,
+            top_k: None,
         }
     }
 }
@@ -223,6 +225,13 @@ where
         self
     }
 
+    /// Also reports `top{k}_accuracy` for classifiers: the share of items whose target is among
+    /// the `k` largest logits (counted on the device, like accuracy).
+    pub fn top_k(mut self, k: usize) -> Self {
+        self.top_k = Some(k).filter(|&k| k > 0);
+        self
+    }
+
     /// Validates the config and the callbacks and makes the trainer.
     pub fn build(mut self) -> Result<SupervisedTrainer<B, M, O, TB, VB>> {
         self.config.validate()?;
@@ -244,13 +253,18 @@ where
             (None, None) => {}
         }
         let callbacks = CallbackList::new(self.callbacks)?;
+        let top_k = self.top_k.map(|k| format!("top{k}_accuracy"));
+        let with_top_k = |names: &[&str]| -> Vec<String> {
+            names.iter().map(|n| n.to_string()).chain(top_k.clone()).collect()
+        };
         let mut available = AvailableMetrics::default();
-        available.set(Split::Train, &["loss", "accuracy", "lr", "samples_per_second", "steps_per_second", "elapsed_seconds", "eta_seconds"]);
+        available.set_names(Split::Train, with_top_k(&["loss", "accuracy", "lr", "samples_per_second", "steps_per_second", "elapsed_seconds", "eta_seconds"]));
+        let eval = with_top_k(&["loss", "accuracy", "precision_macro", "recall_macro", "f1_macro"]);
         if self.valid.is_some() && self.config.validation.is_some() {
-            available.set(Split::Valid, &["loss", "accuracy", "precision_macro", "recall_macro", "f1_macro"]);
+            available.set_names(Split::Valid, eval.clone());
         }
         if self.test.is_some() {
-            available.set(Split::Test, &["loss", "accuracy", "precision_macro", "recall_macro", "f1_macro"]);
+            available.set_names(Split::Test, eval);
         }
         let schedule = match (self.schedule, &self.config.lr_schedule) {
             (Some(schedule), _) => schedule,
@@ -275,6 +289,7 @@ where
             available,
             kept: None,
             confusion: Default::default(),
+            top_k: self.top_k,
         })
     }
 }

@@ -51,6 +51,8 @@ where
     pub(super) available: AvailableMetrics,
     /// Weights a callback asked to keep (references: burn tensors are immutable values).
     pub(super) kept: Option<M>,
+    /// `k` of the top-k accuracy, if counted.
+    pub(super) top_k: Option<usize>,
     /// The confusion matrix of the last validation and test pass.
     pub(super) confusion: std::collections::BTreeMap<Split, crate::metric::ConfusionMatrix>,
 }
@@ -329,7 +331,7 @@ where
         self.state = state;
         self.latest = payload.metrics;
         self.progress = Progress {
-            window: MetricAccumulator::from_totals(payload.progress.window),
+            window: MetricAccumulator::from_totals(payload.progress.window).with_top_k(self.top_k),
             epoch_totals: payload.progress.epoch,
             epoch_started: Instant::now(),
             epoch_seconds_before: payload.progress.seconds,
@@ -395,7 +397,7 @@ where
         };
         self.hook(begin)?;
         let model = self.model().valid();
-        let mut metrics = MetricAccumulator::<B::InnerBackend>::new().with_confusion();
+        let mut metrics = MetricAccumulator::<B::InnerBackend>::new().with_confusion().with_top_k(self.top_k);
         for batch in loader.iter(DataCursor::epoch_start(0))? {
             let output = ValidStep::step(&model, batch?);
             metrics.update(&output);
@@ -495,6 +497,13 @@ where
         }
     }
 
+    /// The metric state of a new epoch.
+    fn fresh_progress(&self) -> Progress<B::InnerBackend> {
+        let mut progress = Progress::default();
+        progress.window = progress.window.with_top_k(self.top_k);
+        progress
+    }
+
     fn max_steps_reached(&self) -> bool {
         self.config
             .max_steps
@@ -505,7 +514,7 @@ where
     fn run_epoch(&mut self, loader: &DataLoader<B, TB>) -> Result<Flow> {
         let epoch = self.state.epoch;
         if self.state.batch_in_epoch == 0 {
-            self.progress = Progress::default();
+            self.progress = self.fresh_progress();
             if let Flow::Stop = self.hook(Hook::EpochBegin)? {
                 return Ok(Flow::Stop);
             }
@@ -632,7 +641,7 @@ where
             valid,
             seconds: self.progress.epoch_seconds(),
         });
-        self.progress = Progress::default();
+        self.progress = self.fresh_progress();
         // Early stopping during validation still closes the epoch for the callbacks.
         let flow = self.hook(Hook::EpochEnd)?;
         self.serve_checkpoint_request()?;

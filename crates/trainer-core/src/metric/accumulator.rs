@@ -22,6 +22,9 @@ pub struct MetricAccumulator<B: Backend> {
     /// Whether to count (true, predicted) pairs, and their counts `[classes, classes]`.
     track_confusion: bool,
     confusion: Option<Tensor<B, 2>>,
+    /// `k` of the top-k accuracy, and the hits so far.
+    top_k: Option<usize>,
+    top_k_correct: Option<Tensor<B, 1, Int>>,
 }
 
 impl<B: Backend> Default for MetricAccumulator<B> {
@@ -36,6 +39,8 @@ impl<B: Backend> Default for MetricAccumulator<B> {
             carried_on_device: false,
             track_confusion: false,
             confusion: None,
+            top_k: None,
+            top_k_correct: None,
         }
     }
 }
@@ -60,6 +65,12 @@ impl<B: Backend> MetricAccumulator<B> {
         self
     }
 
+    /// Also counts items whose target is among the `k` largest logits (`top{k}_accuracy`).
+    pub fn with_top_k(mut self, k: Option<usize>) -> Self {
+        self.top_k = k.filter(|&k| k > 0);
+        self
+    }
+
     /// Adds one batch's output (already detached from any autodiff graph).
     pub fn update(&mut self, output: &StepOutput<B>) {
         let n = output.batch_size;
@@ -77,6 +88,17 @@ impl<B: Backend> MetricAccumulator<B> {
         });
         if let Some(classification) = &output.classification {
             let predicted: Tensor<B, 1, Int> = classification.logits.clone().argmax(1).reshape([-1]);
+            if let Some(k) = self.top_k {
+                let [items, classes] = classification.logits.dims();
+                let k = k.min(classes);
+                let (_, top) = classification.logits.clone().topk_with_indices(k, 1);
+                let truth = classification.targets.clone().reshape([items, 1]).repeat_dim(1, k);
+                let hits = top.equal(truth).any_dim(1).int().sum();
+                self.top_k_correct = Some(match self.top_k_correct.take() {
+                    Some(sum) => sum.add(hits),
+                    None => hits,
+                });
+            }
             if self.track_confusion {
                 let classes = classification.logits.dims()[1];
                 let truth = classification.targets.clone().one_hot::<2>(classes).float();
@@ -130,6 +152,11 @@ impl<B: Backend> MetricAccumulator<B> {
             .clone()
             .map(|t| t.into_scalar().elem::<i64>() as u64)
             .unwrap_or(0);
+        let top_k_correct = self
+            .top_k_correct
+            .clone()
+            .map(|t| t.into_scalar().elem::<i64>() as u64)
+            .unwrap_or(0);
         let mut totals = self.carried;
         if self.carried_on_device {
             totals.loss_sum = 0.0;
@@ -139,6 +166,8 @@ impl<B: Backend> MetricAccumulator<B> {
             items: self.items as u64,
             correct,
             classified: self.classified as u64,
+            top_k: self.top_k,
+            top_k_correct,
         });
         totals
     }
@@ -159,11 +188,12 @@ impl<B: Backend> MetricAccumulator<B> {
         self.read_totals().means()
     }
 
-    /// Empties the accumulator (it keeps counting the confusion matrix if it did).
+    /// Empties the accumulator (it keeps counting what it counted: confusion, top-k).
     pub fn reset(&mut self) {
-        let track_confusion = self.track_confusion;
+        let (track_confusion, top_k) = (self.track_confusion, self.top_k);
         *self = Self::default();
         self.track_confusion = track_confusion;
+        self.top_k = top_k;
     }
 }
 
@@ -178,6 +208,12 @@ pub struct Totals {
     pub correct: u64,
     /// Items with a classification output.
     pub classified: u64,
+    /// `k` of the top-k accuracy, when counted.
+    #[serde(default)]
+    pub top_k: Option<usize>,
+    /// Items whose target was among the `k` largest logits.
+    #[serde(default)]
+    pub top_k_correct: u64,
 }
 
 impl Totals {
@@ -187,6 +223,8 @@ impl Totals {
         self.items += other.items;
         self.correct += other.correct;
         self.classified += other.classified;
+        self.top_k = self.top_k.or(other.top_k);
+        self.top_k_correct += other.top_k_correct;
     }
 
     /// The means: `loss`, and `accuracy` when there were classification outputs.
@@ -200,6 +238,9 @@ impl Totals {
                 "accuracy".into(),
                 self.correct as f64 / self.classified as f64,
             );
+            if let Some(k) = self.top_k {
+                values.insert(format!("top{k}_accuracy"), self.top_k_correct as f64 / self.classified as f64);
+            }
         }
         values
     }
