@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use trainer_core::event::{Event, EventKind};
-use trainer_core::metric::Split;
+use trainer_core::metric::{Split, TIMING_METRICS};
 
 use crate::plot::{Panel, Series};
 
@@ -93,9 +93,8 @@ pub fn run_panels(file: &Path, events: &[Event], metrics: &[String], x: XAxis) -
         return Err(CurvesError::NoMetrics { path: file.to_path_buf() });
     }
     // By default the model's metrics; throughput and time only when asked for.
-    let timing = ["elapsed_seconds", "eta_seconds", "samples_per_second", "steps_per_second"];
     let wanted: Vec<String> = if metrics.is_empty() {
-        known.iter().filter(|m| !timing.contains(&m.as_str())).cloned().collect()
+        known.iter().filter(|m| !TIMING_METRICS.contains(&m.as_str())).cloned().collect()
     } else {
         metrics.to_vec()
     };

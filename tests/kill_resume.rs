@@ -106,7 +106,7 @@ fn a_run_killed_at_random_moments_and_resumed_ends_with_the_same_weights() {
             .map(|e| {
                 // Throughput and time metrics differ between any two runs.
                 let mut metrics = e.metrics.clone().unwrap_or_default();
-                metrics.retain(|k, _| !["elapsed_seconds", "eta_seconds", "samples_per_second", "steps_per_second"].contains(&k.as_str()));
+                metrics.retain(|k, _| !trainer::core::metric::TIMING_METRICS.contains(&k.as_str()));
                 (e.step, serde_json::to_string(&metrics).unwrap())
             })
             .collect()

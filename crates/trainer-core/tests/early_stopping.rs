@@ -11,8 +11,8 @@ use trainer_core::StopReason;
 
 fn available() -> AvailableMetrics {
     let mut available = AvailableMetrics::default();
-    available.set(Split::Train, &["loss", "accuracy", "lr"]);
-    available.set(Split::Valid, &["loss", "accuracy"]);
+    available.set(Split::Train, ["loss", "accuracy", "lr"]);
+    available.set(Split::Valid, ["loss", "accuracy"]);
     available
 }
 

@@ -56,8 +56,7 @@ fn events(dir: &Path) -> Vec<Event> {
         .collect()
 }
 
-/// Metrics that measure time, which differ between any two runs.
-const TIMING: [&str; 4] = ["elapsed_seconds", "eta_seconds", "samples_per_second", "steps_per_second"];
+use trainer_core::metric::TIMING_METRICS as TIMING;
 
 /// The metrics of an event without the timing ones, as JSON.
 fn deterministic(event: &Event) -> String {

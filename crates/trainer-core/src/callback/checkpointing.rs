@@ -88,7 +88,6 @@ struct Shared {
 #[derive(Default)]
 struct Book {
     index: CheckpointIndex,
-    written: usize,
     /// Every file written, in order (retention may drop them from the index later).
     log: Vec<IndexEntry>,
     failures: Vec<String>,
@@ -116,7 +115,7 @@ impl CheckpointHandle {
 
     /// Checkpoint files written so far (a new best writes two files; it counts once).
     pub fn written(&self) -> usize {
-        self.shared.book().written
+        self.shared.book().log.len()
     }
 
     /// The checkpoints written after the first `seen` ones, in order.
@@ -521,7 +520,6 @@ impl SaveJob {
         // anything, so that a crash at any point leaves `latest` naming a whole file.
         write_latest(&self.dir, &self.file)?;
         let mut book = self.shared.book();
-        book.written += 1;
         let created_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let entry = IndexEntry {
             file: self.file.clone(),

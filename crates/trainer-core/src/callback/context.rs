@@ -106,13 +106,8 @@ pub struct AvailableMetrics {
 
 impl AvailableMetrics {
     /// Declares that `split` produces `names`.
-    pub fn set(&mut self, split: Split, names: &[&str]) {
-        self.names.insert(split, names.iter().map(|n| n.to_string()).collect());
-    }
-
-    /// Declares that `split` produces `names`.
-    pub fn set_names(&mut self, split: Split, names: Vec<String>) {
-        self.names.insert(split, names);
+    pub fn set<S: Into<String>>(&mut self, split: Split, names: impl IntoIterator<Item = S>) {
+        self.names.insert(split, names.into_iter().map(Into::into).collect());
     }
 
     /// What `split` produces; empty when the run has no such data.

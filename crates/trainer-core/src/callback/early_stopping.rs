@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Callback, Context};
 use crate::error::{Result, TrainerError};
-use crate::metric::{Mode, Monitor, Split};
+use crate::metric::{Monitor, Split};
 
 const KEY: &str = "early_stopping";
 
@@ -143,13 +143,6 @@ impl EarlyStopping {
         self.state.stopped.as_deref()
     }
 
-    fn better(&self, value: f64, than: f64) -> bool {
-        match self.monitor.mode {
-            Mode::Min => value < than,
-            Mode::Max => value > than,
-        }
-    }
-
     /// The value to judge, if this hook brings one.
     fn reading(&self, ctx: &Context<'_>, at_epoch_end: bool) -> Result<Option<f64>> {
         let values = match (self.monitor.split, at_epoch_end) {
@@ -181,18 +174,15 @@ impl EarlyStopping {
         let name = self.monitor.name();
         let stop = if self.check_finite && !value.is_finite() {
             Some(format!("early stopping: {name} = {value} is not finite"))
-        } else if self.stopping_threshold.is_some_and(|t| self.better(value, t)) {
+        } else if self.stopping_threshold.is_some_and(|t| self.monitor.beats(value, t, 0.0)) {
             Some(format!("early stopping: {name} = {value} reached the stopping threshold {}", self.stopping_threshold.unwrap_or_default()))
-        } else if self.divergence_threshold.is_some_and(|t| self.better(t, value)) {
+        } else if self.divergence_threshold.is_some_and(|t| self.monitor.beats(t, value, 0.0)) {
             Some(format!("early stopping: {name} = {value} is past the divergence threshold {}", self.divergence_threshold.unwrap_or_default()))
         } else {
             let reference = self.state.best.or(self.baseline);
             let improved = match reference {
                 None => !value.is_nan(),
-                Some(best) => match self.monitor.mode {
-                    Mode::Min => value < best - self.min_delta,
-                    Mode::Max => value > best + self.min_delta,
-                },
+                Some(best) => self.monitor.beats(value, best, self.min_delta),
             };
             if improved {
                 self.state.best = Some(value);

@@ -146,13 +146,12 @@ impl Callback for Progress {
 
     fn on_batch_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
         self.batches_done += 1;
-        let train = ctx.metrics.train();
-        let message = format!("loss {} lr {:.2e}", metric(train, "loss"), ctx.learning_rate);
+        let message = || format!("loss {} lr {:.2e}", metric(ctx.metrics.train(), "loss"), ctx.learning_rate);
         match &mut self.output {
             Output::Bars { batches, .. } => {
                 if let Some(bar) = batches {
                     bar.set_position(ctx.state.batch_in_epoch as u64);
-                    bar.set_message(message);
+                    bar.set_message(message());
                 }
                 Ok(())
             }
@@ -165,10 +164,11 @@ impl Callback for Progress {
                 let (rate, eta) = self.pace(Self::remaining_batches(ctx));
                 let epochs = ctx.config.epochs.map_or(String::new(), |e| format!("/{e}"));
                 let line = format!(
-                    "epoch {}{epochs} batch {}/{per_epoch} step {} {message} {rate:.1} it/s eta {}",
+                    "epoch {}{epochs} batch {}/{per_epoch} step {} {} {rate:.1} it/s eta {}",
                     ctx.state.epoch + 1,
                     ctx.state.batch_in_epoch,
                     ctx.state.global_step,
+                    message(),
                     eta.map_or("-".into(), clock),
                 );
                 self.line(&line)

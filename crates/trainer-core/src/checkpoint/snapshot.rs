@@ -2,7 +2,6 @@ use std::marker::PhantomData;
 use std::sync::Mutex;
 
 use burn::tensor::backend::Backend;
-use serde::Serialize;
 
 use super::{encode, CheckpointPayload, HostRecord};
 use crate::error::Result;
@@ -23,15 +22,6 @@ pub struct Snapshot {
 /// Something that can produce the payload's bytes (more than once).
 trait PayloadSource: Send {
     fn encode(&mut self) -> Result<Vec<u8>>;
-}
-
-/// A payload already on the host.
-struct HostPayload<T>(T);
-
-impl<T: Serialize + Send> PayloadSource for HostPayload<T> {
-    fn encode(&mut self) -> Result<Vec<u8>> {
-        encode(&self.0)
-    }
 }
 
 /// A payload whose module and optimizer records are still device tensors; the first encode
@@ -62,12 +52,6 @@ impl<B: Backend, MR: HostRecord<B> + 'static, OR: HostRecord<B> + 'static> Paylo
 }
 
 impl Snapshot {
-    /// Wraps a payload already on the host, taken at `epoch` (epochs finished), `step`
-    /// (optimizer steps done) and `batch_in_epoch`.
-    pub fn new<P: Serialize + Send + 'static>(epoch: usize, step: usize, batch_in_epoch: usize, payload: P) -> Self {
-        Self { epoch, step, batch_in_epoch, payload: Mutex::new(Box::new(HostPayload(payload))) }
-    }
-
     /// Wraps a payload's metadata and the device records of the module, the optimizer and any
     /// kept weights; they are copied to the host at the first [`encode`](Snapshot::encode).
     pub fn from_records<B, MR, OR>(meta: CheckpointPayload<(), ()>, module: MR, optimizer: OR, kept: Option<MR>) -> Self

@@ -11,7 +11,7 @@ use crate::checkpoint::HostRecord;
 use crate::config::TrainerConfig;
 use crate::data::DataLoader;
 use crate::error::{Result, TrainerError};
-use crate::metric::Split;
+use crate::metric::{Split, TIMING_METRICS};
 use crate::schedule::{ConstantLr, LrSchedule};
 use crate::state::TrainingState;
 use crate::step::{TrainStep, ValidStep};
@@ -258,13 +258,15 @@ where
             names.iter().map(|n| n.to_string()).chain(top_k.clone()).collect()
         };
         let mut available = AvailableMetrics::default();
-        available.set_names(Split::Train, with_top_k(&["loss", "accuracy", "lr", "samples_per_second", "steps_per_second", "elapsed_seconds", "eta_seconds"]));
+        let mut train = vec!["loss", "accuracy", "lr"];
+        train.extend(TIMING_METRICS);
+        available.set(Split::Train, with_top_k(&train));
         let eval = with_top_k(&["loss", "accuracy", "precision_macro", "recall_macro", "f1_macro"]);
         if self.valid.is_some() && self.config.validation.is_some() {
-            available.set_names(Split::Valid, eval.clone());
+            available.set(Split::Valid, eval.clone());
         }
         if self.test.is_some() {
-            available.set_names(Split::Test, eval);
+            available.set(Split::Test, eval);
         }
         let schedule = match (self.schedule, &self.config.lr_schedule) {
             (Some(schedule), _) => schedule,

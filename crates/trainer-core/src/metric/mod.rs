@@ -9,3 +9,8 @@ pub use accumulator::{MetricAccumulator, Totals};
 pub use confusion::ConfusionMatrix;
 pub use monitor::{Mode, Monitor};
 pub use split::Split;
+
+/// The training metrics that measure time and throughput (`elapsed_seconds`, `eta_seconds`,
+/// `samples_per_second`, `steps_per_second`): they differ between any two runs, so comparisons
+/// of runs and default plots leave them out.
+pub const TIMING_METRICS: [&str; 4] = ["elapsed_seconds", "eta_seconds", "samples_per_second", "steps_per_second"];

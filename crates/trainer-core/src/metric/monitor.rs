@@ -55,10 +55,16 @@ impl Monitor {
         match best {
             None => true,
             Some(best) if best.is_nan() => true,
-            Some(best) => match self.mode {
-                Mode::Min => candidate < best,
-                Mode::Max => candidate > best,
-            },
+            Some(best) => self.beats(candidate, best, 0.0),
+        }
+    }
+
+    /// Whether `value` is better than `reference` by more than `margin` (≥ 0): below
+    /// `reference - margin` for `Min`, above `reference + margin` for `Max`.
+    pub fn beats(&self, value: f64, reference: f64, margin: f64) -> bool {
+        match self.mode {
+            Mode::Min => value < reference - margin,
+            Mode::Max => value > reference + margin,
         }
     }
 
