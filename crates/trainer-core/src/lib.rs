@@ -22,14 +22,14 @@ pub use config::{Frequency, GradientClipping, ScheduleInterval, TrainerConfig};
 pub use engine::{FitReport, SupervisedTrainer, SupervisedTrainerBuilder, Trainer};
 pub use error::{Result, TrainerError};
 pub use state::{BestMetric, EpochSummary, MetricValues, StopReason, TrainingState};
-pub use step::{Classification, StepOutput, TrainStep, ValidStep};
+pub use step::{Classification, Regression, StepOutput, TrainStep, ValidStep};
 
 /// The names most programs need.
 pub mod prelude {
     pub use crate::callback::{Callback, Checkpointing, Context, Control, EarlyStopping, EventLog, Progress, TerminateOnNonFinite};
     pub use crate::checkpoint::Retention;
     pub use crate::data::{DataCursor, DataLoader};
-    pub use crate::metric::{Monitor, Split};
+    pub use crate::metric::{Metric, Monitor, Split};
     pub use crate::schedule::{ConstantLr, LrSchedule};
     pub use crate::{
         FitReport, Frequency, GradientClipping, StepOutput, SupervisedTrainer, TrainStep, Trainer,

@@ -14,6 +14,15 @@ pub struct Classification<B: Backend> {
     pub targets: Tensor<B, 1, Int>,
 }
 
+/// Predictions and targets of a regression batch, for metrics such as mean absolute error.
+#[derive(Debug, Clone)]
+pub struct Regression<B: Backend> {
+    /// Predicted values, `[batch, outputs]`.
+    pub predictions: Tensor<B, 2>,
+    /// True values, `[batch, outputs]`.
+    pub targets: Tensor<B, 2>,
+}
+
 /// What one step returns: the loss to minimise and the items metrics are computed from.
 #[derive(Debug, Clone)]
 pub struct StepOutput<B: Backend> {
@@ -24,6 +33,8 @@ pub struct StepOutput<B: Backend> {
     pub batch_size: usize,
     /// Logits and targets, when the task is classification.
     pub classification: Option<Classification<B>>,
+    /// Predictions and targets, when the task is regression.
+    pub regression: Option<Regression<B>>,
 }
 
 impl<B: Backend> StepOutput<B> {
@@ -33,6 +44,18 @@ impl<B: Backend> StepOutput<B> {
             loss,
             batch_size,
             classification: None,
+            regression: None,
+        }
+    }
+
+    /// A regression output: predictions and targets for user [`Metric`](crate::metric::Metric)s.
+    pub fn regression(loss: Tensor<B, 1>, predictions: Tensor<B, 2>, targets: Tensor<B, 2>) -> Self {
+        let batch_size = targets.dims()[0];
+        Self {
+            loss,
+            batch_size,
+            classification: None,
+            regression: Some(Regression { predictions, targets }),
         }
     }
 
@@ -43,6 +66,7 @@ impl<B: Backend> StepOutput<B> {
             loss,
             batch_size,
             classification: Some(Classification { logits, targets }),
+            regression: None,
         }
     }
 }
@@ -56,6 +80,10 @@ impl<B: AutodiffBackend> StepOutput<B> {
             classification: self.classification.as_ref().map(|c| Classification {
                 logits: c.logits.clone().inner(),
                 targets: c.targets.clone().inner(),
+            }),
+            regression: self.regression.as_ref().map(|r| Regression {
+                predictions: r.predictions.clone().inner(),
+                targets: r.targets.clone().inner(),
             }),
         }
     }

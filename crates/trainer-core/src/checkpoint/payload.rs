@@ -99,7 +99,7 @@ impl RngState {
 
 /// Training metrics accumulated in the unfinished epoch, so that a run resumed mid-epoch logs
 /// what an uninterrupted run logs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpochProgress {
     /// Totals of the logging window not yet read into the metrics.
     pub window: Totals,

@@ -1,4 +1,5 @@
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use burn::data::{dataloader::batcher::Batcher, dataset::Dataset};
 use burn::module::AutodiffModule;
@@ -11,7 +12,7 @@ use crate::checkpoint::HostRecord;
 use crate::config::TrainerConfig;
 use crate::data::DataLoader;
 use crate::error::{Result, TrainerError};
-use crate::metric::{Split, TIMING_METRICS};
+use crate::metric::{Metric, Split, TIMING_METRICS};
 use crate::schedule::{ConstantLr, LrSchedule};
 use crate::state::TrainingState;
 use crate::step::{TrainStep, ValidStep};
@@ -92,6 +93,7 @@ where
     callbacks: Vec<Box<dyn Callback>>,
     checkpoint_dir: Option<PathBuf>,
     top_k: Option<usize>,
+    metrics: Vec<Arc<dyn Metric<B::InnerBackend>>>,
 }
 
 impl<B, M, O, TB, VB> SupervisedTrainer<B, M, O, TB, VB>
@@ -125,6 +127,7 @@ where
             callbacks: Vec::new(),
             checkpoint_dir: None,
             top_k: None,
+            metrics: Vec::new(),
         }
     }
 }
@@ -232,6 +235,13 @@ where
         self
     }
 
+    /// Adds a user [`Metric`], computed on validation and test passes, and on training batches
+    /// unless it says otherwise. Metrics work on the inner backend's outputs.
+    pub fn metric(mut self, metric: impl Metric<B::InnerBackend> + 'static) -> Self {
+        self.metrics.push(Arc::new(metric));
+        self
+    }
+
     /// Validates the config and the callbacks and makes the trainer.
     pub fn build(mut self) -> Result<SupervisedTrainer<B, M, O, TB, VB>> {
         self.config.validate()?;
@@ -260,8 +270,24 @@ where
         let mut available = AvailableMetrics::default();
         let mut train = vec!["loss", "accuracy", "lr"];
         train.extend(TIMING_METRICS);
-        available.set(Split::Train, with_top_k(&train));
-        let eval = with_top_k(&["loss", "accuracy", "precision_macro", "recall_macro", "f1_macro"]);
+        let mut train = with_top_k(&train);
+        let mut eval = with_top_k(&["loss", "accuracy", "precision_macro", "recall_macro", "f1_macro"]);
+        let mut names = std::collections::BTreeSet::new();
+        for metric in &self.metrics {
+            let name = metric.name();
+            if name.is_empty() || train.contains(&name) || eval.contains(&name) || !names.insert(name.clone()) {
+                return Err(TrainerError::InvalidConfig {
+                    field: "metric",
+                    value: format!("{name:?}"),
+                    reason: "a user metric needs a name of its own: not empty, not a built-in metric's, not another user metric's".into(),
+                });
+            }
+            if metric.on_train() {
+                train.push(name.clone());
+            }
+            eval.push(name);
+        }
+        available.set(Split::Train, train);
         if self.valid.is_some() && self.config.validation.is_some() {
             available.set(Split::Valid, eval.clone());
         }
@@ -292,6 +318,8 @@ where
             kept: None,
             confusion: Default::default(),
             top_k: self.top_k,
+            train_metrics: self.metrics.iter().filter(|m| m.on_train()).cloned().collect(),
+            metrics: self.metrics.into(),
         })
     }
 }

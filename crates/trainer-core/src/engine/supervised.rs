@@ -17,7 +17,7 @@ use crate::checkpoint::{
 use crate::config::{ScheduleInterval, TrainerConfig};
 use crate::data::{mix_seed, DataCursor, DataLoader};
 use crate::error::{Result, TrainerError};
-use crate::metric::{MetricAccumulator, Split, Totals};
+use crate::metric::{MetricAccumulator, Metrics, Split, Totals};
 use crate::schedule::LrSchedule;
 use crate::state::{BestMetric, EpochSummary, MetricValues, StopReason, TrainingState};
 use crate::step::{TrainStep, ValidStep};
@@ -53,6 +53,9 @@ where
     pub(super) kept: Option<M>,
     /// `k` of the top-k accuracy, if counted.
     pub(super) top_k: Option<usize>,
+    /// User metrics: all of them (validation and test), and those computed on training batches.
+    pub(super) metrics: Metrics<B::InnerBackend>,
+    pub(super) train_metrics: Metrics<B::InnerBackend>,
     /// The confusion matrix of the last validation and test pass.
     pub(super) confusion: std::collections::BTreeMap<Split, crate::metric::ConfusionMatrix>,
 }
@@ -223,7 +226,7 @@ where
             metrics: self.latest.clone(),
             progress: EpochProgress {
                 window: self.progress.window.read_totals(),
-                epoch: self.progress.epoch_totals,
+                epoch: self.progress.epoch_totals.clone(),
                 seconds: if state.batch_in_epoch > 0 { self.progress.epoch_seconds() } else { 0.0 },
             },
             module: (),
@@ -331,7 +334,9 @@ where
         self.state = state;
         self.latest = payload.metrics;
         self.progress = Progress {
-            window: MetricAccumulator::from_totals(payload.progress.window).with_top_k(self.top_k),
+            window: MetricAccumulator::from_totals(payload.progress.window)
+                .with_top_k(self.top_k)
+                .with_metrics(self.train_metrics.clone()),
             epoch_totals: payload.progress.epoch,
             epoch_started: Instant::now(),
             epoch_seconds_before: payload.progress.seconds,
@@ -397,7 +402,10 @@ where
         };
         self.hook(begin)?;
         let model = self.model().valid();
-        let mut metrics = MetricAccumulator::<B::InnerBackend>::new().with_confusion().with_top_k(self.top_k);
+        let mut metrics = MetricAccumulator::<B::InnerBackend>::new()
+            .with_confusion()
+            .with_top_k(self.top_k)
+            .with_metrics(self.metrics.clone());
         for batch in loader.iter(DataCursor::epoch_start(0))? {
             let output = ValidStep::step(&model, batch?);
             metrics.update(&output);
@@ -499,9 +507,10 @@ where
 
     /// The metric state of a new epoch.
     fn fresh_progress(&self) -> Progress<B::InnerBackend> {
-        let mut progress = Progress::default();
-        progress.window = progress.window.with_top_k(self.top_k);
-        progress
+        Progress {
+            window: MetricAccumulator::new().with_top_k(self.top_k).with_metrics(self.train_metrics.clone()),
+            ..Progress::default()
+        }
     }
 
     fn max_steps_reached(&self) -> bool {
@@ -578,9 +587,9 @@ where
                 self.progress.window_steps += 1;
                 if self.state.global_step.is_multiple_of(self.config.log_every) {
                     let totals = self.progress.window.read_totals();
-                    self.progress.epoch_totals.add(totals);
+                    self.progress.epoch_totals.add(&totals);
                     self.progress.window.reset();
-                    let mut values = totals.means();
+                    let mut values = self.progress.window.values(&totals);
                     values.insert("lr".into(), step_lr);
                     self.add_pace(&mut values, loader);
                     self.latest.set(Split::Train, self.state.global_step, values);
@@ -611,10 +620,10 @@ where
         }
         if !self.progress.window.is_empty() {
             let totals = self.progress.window.read_totals();
-            self.progress.epoch_totals.add(totals);
+            self.progress.epoch_totals.add(&totals);
             self.progress.window.reset();
-            self.latest
-                .set(Split::Train, self.state.global_step, totals.means());
+            let values = self.progress.window.values(&totals);
+            self.latest.set(Split::Train, self.state.global_step, values);
         }
         // The epoch is complete.
         self.state.epoch += 1;
@@ -637,7 +646,7 @@ where
             epoch: self.state.epoch,
             global_step: self.state.global_step,
             learning_rate: self.schedule.lr(),
-            train: self.progress.epoch_totals.means(),
+            train: self.progress.window.values(&self.progress.epoch_totals),
             valid,
             seconds: self.progress.epoch_seconds(),
         });

@@ -1,6 +1,8 @@
-use burn::tensor::{backend::Backend, ElementConversion, Int, Tensor};
+use std::collections::BTreeMap;
 
-use super::ConfusionMatrix;
+use burn::tensor::{backend::Backend, ElementConversion, Int, Tensor, TensorData};
+
+use super::{ConfusionMatrix, Metrics};
 use crate::state::MetricValues;
 use crate::step::StepOutput;
 
@@ -25,6 +27,9 @@ pub struct MetricAccumulator<B: Backend> {
     /// `k` of the top-k accuracy, and the hits so far.
     top_k: Option<usize>,
     top_k_correct: Option<Tensor<B, 1, Int>>,
+    /// User metrics, and the device sums of their statistics (same order).
+    metrics: Metrics<B>,
+    metric_sums: Vec<Option<Tensor<B, 1>>>,
 }
 
 impl<B: Backend> Default for MetricAccumulator<B> {
@@ -41,6 +46,8 @@ impl<B: Backend> Default for MetricAccumulator<B> {
             confusion: None,
             top_k: None,
             top_k_correct: None,
+            metrics: Metrics::<B>::from([]),
+            metric_sums: Vec::new(),
         }
     }
 }
@@ -71,8 +78,29 @@ impl<B: Backend> MetricAccumulator<B> {
         self
     }
 
+    /// Also computes these user [`Metric`](super::Metric)s.
+    pub fn with_metrics(mut self, metrics: Metrics<B>) -> Self {
+        self.metric_sums = vec![None; metrics.len()];
+        self.metrics = metrics;
+        self
+    }
+
     /// Adds one batch's output (already detached from any autodiff graph).
     pub fn update(&mut self, output: &StepOutput<B>) {
+        for (metric, sum) in self.metrics.iter().zip(&mut self.metric_sums) {
+            let Some(stats) = metric.batch_stats(output) else { continue };
+            *sum = Some(match sum.take() {
+                Some(sum) => sum.add(stats),
+                // Sums carried from a checkpoint go back on the device, as the loss's do.
+                None => match self.carried.metrics.remove(&metric.name()) {
+                    Some(carried) => {
+                        let len = carried.len();
+                        Tensor::<B, 1>::from_floats(TensorData::new(carried, [len]), &output.loss.device()).add(stats)
+                    }
+                    None => stats,
+                },
+            });
+        }
         let n = output.batch_size;
         let weighted = output.loss.clone().reshape([1]).mul_scalar(n as f64);
         self.loss_sum = Some(match self.loss_sum.take() {
@@ -157,17 +185,27 @@ impl<B: Backend> MetricAccumulator<B> {
             .clone()
             .map(|t| t.into_scalar().elem::<i64>() as u64)
             .unwrap_or(0);
-        let mut totals = self.carried;
+        let mut totals = self.carried.clone();
         if self.carried_on_device {
             totals.loss_sum = 0.0;
         }
-        totals.add(Totals {
+        let metrics = self
+            .metrics
+            .iter()
+            .zip(&self.metric_sums)
+            .filter_map(|(metric, sum)| {
+                let values = sum.clone()?.into_data().convert::<f64>().into_vec::<f64>().ok()?;
+                Some((metric.name(), values))
+            })
+            .collect();
+        totals.add(&Totals {
             loss_sum,
             items: self.items as u64,
             correct,
             classified: self.classified as u64,
             top_k: self.top_k,
             top_k_correct,
+            metrics,
         });
         totals
     }
@@ -183,22 +221,36 @@ impl<B: Backend> MetricAccumulator<B> {
         })
     }
 
-    /// Reads the means back (one device sync): `loss`, and `accuracy` for classification.
+    /// Reads the means back (one device sync): `loss`, `accuracy` for classification, and the
+    /// user metrics.
     pub fn read(&self) -> MetricValues {
-        self.read_totals().means()
+        self.values(&self.read_totals())
     }
 
-    /// Empties the accumulator (it keeps counting what it counted: confusion, top-k).
+    /// The metric values of `totals`: their means plus this accumulator's user metrics.
+    pub fn values(&self, totals: &Totals) -> MetricValues {
+        let mut values = totals.means();
+        for metric in self.metrics.iter() {
+            let name = metric.name();
+            if let Some(value) = totals.metrics.get(&name).and_then(|sums| metric.value(sums)) {
+                values.insert(name, value);
+            }
+        }
+        values
+    }
+
+    /// Empties the accumulator (it keeps counting what it counted: confusion, top-k, user
+    /// metrics).
     pub fn reset(&mut self) {
-        let (track_confusion, top_k) = (self.track_confusion, self.top_k);
-        *self = Self::default();
+        let (track_confusion, top_k, metrics) = (self.track_confusion, self.top_k, self.metrics.clone());
+        *self = Self::default().with_metrics(metrics);
         self.track_confusion = track_confusion;
         self.top_k = top_k;
     }
 }
 
 /// Metric sums on the host, which add up across read-backs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Totals {
     /// Loss summed over items.
     pub loss_sum: f64,
@@ -214,20 +266,33 @@ pub struct Totals {
     /// Items whose target was among the `k` largest logits.
     #[serde(default)]
     pub top_k_correct: u64,
+    /// Summed statistics of user metrics, by metric name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, Vec<f64>>,
 }
 
 impl Totals {
     /// Adds another set of totals.
-    pub fn add(&mut self, other: Totals) {
+    pub fn add(&mut self, other: &Totals) {
         self.loss_sum += other.loss_sum;
         self.items += other.items;
         self.correct += other.correct;
         self.classified += other.classified;
         self.top_k = self.top_k.or(other.top_k);
         self.top_k_correct += other.top_k_correct;
+        for (name, sums) in &other.metrics {
+            let mine = self.metrics.entry(name.clone()).or_default();
+            if mine.len() < sums.len() {
+                mine.resize(sums.len(), 0.0);
+            }
+            for (m, s) in mine.iter_mut().zip(sums) {
+                *m += s;
+            }
+        }
     }
 
-    /// The means: `loss`, and `accuracy` when there were classification outputs.
+    /// The means: `loss`, and `accuracy` when there were classification outputs (user metrics
+    /// need their definitions: [`MetricAccumulator::values`]).
     pub fn means(&self) -> MetricValues {
         let mut values = MetricValues::new();
         if self.items > 0 {

@@ -2,11 +2,13 @@
 
 mod accumulator;
 mod confusion;
+mod custom;
 mod monitor;
 mod split;
 
 pub use accumulator::{MetricAccumulator, Totals};
 pub use confusion::ConfusionMatrix;
+pub use custom::{Metric, Metrics};
 pub use monitor::{Mode, Monitor};
 pub use split::Split;
 
