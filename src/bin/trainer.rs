@@ -61,6 +61,9 @@ enum Command {
         #[arg(long, value_enum, default_value = "step")]
         x: XAxis,
     },
+    /// Run a training job from a JSON job spec (see docs/job.md); exit status 0 completed,
+    /// 1 failed, 130 cancelled, 2 not started.
+    Run(trainer::job_cli::RunArgs),
     /// Check a checkpoint file (magic, version, length, checksum) and print what it holds;
     /// exit status 1 with the reason when it is damaged.
     Inspect {
@@ -76,6 +79,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Devices { json } => devices(json),
+        Command::Run(args) => trainer::job_cli::run::<trainer::job::Builtins>(&args),
         Command::Plot { path, output, metrics, x } => match plot(&path, &output, &metrics, x) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {

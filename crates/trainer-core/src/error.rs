@@ -82,6 +82,16 @@ pub enum TrainerError {
         /// The panic message, if there was one.
         message: String,
     },
+    /// A hook of a job's step code returned an error.
+    #[error("step hook `{hook}` failed at step {step}: {message}")]
+    Step {
+        /// The hook (`train_step`, `prepare_batch`, ...).
+        hook: String,
+        /// The step the run had reached.
+        step: usize,
+        /// The hook's error.
+        message: String,
+    },
     /// A callback failed or asked for an error.
     #[error("callback `{callback}` failed: {message}")]
     Callback {

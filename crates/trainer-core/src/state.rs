@@ -19,6 +19,8 @@ pub enum StopReason {
     Requested(String),
     /// An error ended the run.
     Failed(String),
+    /// The run was cancelled from outside (a signal, a cancel file), with how.
+    Cancelled(String),
 }
 
 impl std::fmt::Display for StopReason {
@@ -28,6 +30,7 @@ impl std::fmt::Display for StopReason {
             StopReason::MaxStepsReached => write!(f, "max_steps reached"),
             StopReason::Requested(reason) => write!(f, "stopped: {reason}"),
             StopReason::Failed(message) => write!(f, "failed: {message}"),
+            StopReason::Cancelled(how) => write!(f, "cancelled: {how}"),
         }
     }
 }

@@ -1,1 +1,37 @@
-//! Job runtime.
+//! The job runtime: a training job described by a JSON spec, run on parquet data by a registered
+//! trainer's step hooks, watched through its events.
+//!
+//! The user's step code (a [`StepHooks`] implementation) owns the math; the runtime owns the
+//! lifecycle, the data feed, cadence (metrics, checkpoints, samples), the event log, resume
+//! from the latest checkpoint, cancellation and failure. It drives trainer-core's engine parts:
+//! the same callbacks (`Checkpointing`, `EventLog`, any user callback), checkpoint format,
+//! schedules and event schema as the supervised trainer. See `docs/job.md`.
+#![warn(missing_docs)]
+
+mod cancel;
+mod error;
+pub mod feed;
+mod hooks;
+mod launch;
+pub mod mlp_classifier;
+mod registry;
+mod runtime;
+mod settings;
+mod spec;
+mod state_dict;
+mod window;
+
+pub use cancel::CancelToken;
+pub use error::{HookResult, JobError, Result};
+pub use hooks::{mock_float_batch, mock_value, ColumnReader, JobContext, SampleContext, Scalar, StepContext, StepControl, StepHooks, StepResult};
+pub use launch::{launch, EXIT_UNSTARTED};
+pub use registry::{Builtins, Plugins, Registry};
+pub use runtime::{hook_failure, run_job, JobOutcome, EXIT_CANCELLED, RUNTIME_METRICS};
+pub use settings::{
+    JobPaths, ResolvedJob, RunOptions, ENV_CANCEL_PATH, ENV_CHECKPOINTS_DIR, ENV_EVENTS_PATH, ENV_PLUGIN, ENV_SAMPLES_DIR, ENV_SPEC_PATH,
+};
+pub use spec::{DatasetSpec, JobSpec, DEFAULT_LEARNING_RATE, SUPPORTED_API_VERSIONS};
+pub use state_dict::StateDict;
+pub use window::{JobPayload, JobRecord, WindowTotals};
+
+pub use arrow_array::RecordBatch;

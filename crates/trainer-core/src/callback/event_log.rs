@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use super::{Callback, CheckpointHandle, Context};
+use super::{Callback, CheckpointHandle, Context, SampleInfo};
 use crate::error::{Result, TrainerError};
 use crate::event::{Event, EventKind, EventWriter, MetricsCsv, ResumeAt, RunStatus};
 use crate::metric::Split;
@@ -18,6 +18,9 @@ use crate::state::StopReason;
 /// `Checkpointing`, so that it sees the checkpoints of the same hook.
 pub struct EventLog {
     dir: PathBuf,
+    events_path: Option<PathBuf>,
+    write_csv: bool,
+    run_config: Option<serde_json::Value>,
     checkpoints: Option<CheckpointHandle>,
     events: Option<EventWriter>,
     csv: Option<MetricsCsv>,
@@ -31,12 +34,31 @@ pub struct EventLog {
 impl EventLog {
     /// Logs into `dir` (created if needed).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into(), checkpoints: None, events: None, csv: None, last_reading: None, checkpoints_seen: 0, pending_end: None, resume_at: None }
+        Self { dir: dir.into(), events_path: None, write_csv: true, run_config: None, checkpoints: None, events: None, csv: None, last_reading: None, checkpoints_seen: 0, pending_end: None, resume_at: None }
     }
 
     /// Reports the files this checkpointing callback writes.
     pub fn checkpoints(mut self, handle: CheckpointHandle) -> Self {
         self.checkpoints = Some(handle);
+        self
+    }
+
+    /// Writes the events to this file instead of `DIR/events.jsonl`.
+    pub fn events_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.events_path = Some(path.into());
+        self
+    }
+
+    /// Whether to write `DIR/metrics.csv` (default: yes).
+    pub fn csv(mut self, write: bool) -> Self {
+        self.write_csv = write;
+        self
+    }
+
+    /// The config `run_started` carries, instead of the trainer's (the job runtime gives the
+    /// job spec).
+    pub fn run_config(mut self, config: serde_json::Value) -> Self {
+        self.run_config = Some(config);
         self
     }
 
@@ -109,8 +131,8 @@ impl Callback for EventLog {
     }
 
     fn state(&self) -> Option<serde_json::Value> {
-        let (events, csv) = (self.events.as_ref()?, self.csv.as_ref()?);
-        Some(serde_json::json!({"lines": events.lines(), "rows": csv.rows()}))
+        let events = self.events.as_ref()?;
+        Some(serde_json::json!({"lines": events.lines(), "rows": self.csv.as_ref().map_or(0, MetricsCsv::rows)}))
     }
 
     fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
@@ -131,17 +153,23 @@ impl Callback for EventLog {
             // A checkpoint without this callback's state: cut by step.
             None => (ResumeAt::Step(step), ResumeAt::Step(step)),
         };
-        self.events = Some(EventWriter::open(self.dir.join("events.jsonl"), events_at)?);
-        let mut columns: Vec<&str> = [Split::Train, Split::Valid, Split::Test].iter().flat_map(|s| ctx.metric_names(*s)).collect();
-        columns.sort_unstable();
-        columns.dedup();
-        self.csv = Some(MetricsCsv::open(self.dir.join("metrics.csv"), &columns, csv_at)?);
+        let events_path = self.events_path.clone().unwrap_or_else(|| self.dir.join("events.jsonl"));
+        self.events = Some(EventWriter::open(events_path, events_at)?);
+        if self.write_csv {
+            let mut columns: Vec<&str> = [Split::Train, Split::Valid, Split::Test].iter().flat_map(|s| ctx.metric_names(*s)).collect();
+            columns.sort_unstable();
+            columns.dedup();
+            self.csv = Some(MetricsCsv::open(self.dir.join("metrics.csv"), &columns, csv_at)?);
+        }
         // A resumed run's restored reading was logged by the session that made it.
         self.last_reading = ctx.metrics.step_of(Split::Train).map(|s| (Split::Train, s));
         self.checkpoints_seen = self.checkpoints.as_ref().map_or(0, CheckpointHandle::written);
         let mut event = Event::new(EventKind::RunStarted, step, ctx.state.epoch);
         event.schema_version = Some(crate::event::EVENT_SCHEMA_VERSION);
-        event.config = Some(serde_json::to_value(ctx.config).map_err(|e| TrainerError::Callback { callback: "event_log".into(), message: e.to_string() })?);
+        event.config = Some(match &self.run_config {
+            Some(config) => config.clone(),
+            None => serde_json::to_value(ctx.config).map_err(|e| TrainerError::Callback { callback: "event_log".into(), message: e.to_string() })?,
+        });
         event.resumed = Some(!fresh);
         self.emit(&event)
     }
@@ -187,10 +215,18 @@ impl Callback for EventLog {
                 self.emit(&event)?;
                 Some(reason.clone())
             }
+            Some(StopReason::Cancelled(how)) => return self.end(ctx, RunStatus::Cancelled, Some(how.clone())),
             Some(other) => Some(other.to_string()),
             None => None,
         };
         self.end(ctx, RunStatus::Completed, reason)
+    }
+
+    fn on_sample(&mut self, ctx: &mut Context<'_>, sample: &SampleInfo) -> Result<()> {
+        self.written_checkpoints()?;
+        let mut event = Event::new(EventKind::Sample, sample.step, ctx.state.epoch);
+        event.file = sample.file.clone();
+        self.emit(&event)
     }
 
     fn on_exception(&mut self, ctx: &mut Context<'_>, error: &TrainerError) {

@@ -70,6 +70,14 @@ impl CallbackList {
         Ok(())
     }
 
+    /// Tells every callback of a sample; the first error stops the round.
+    pub fn run_sample(&mut self, ctx: &mut Context<'_>, sample: &super::SampleInfo) -> Result<()> {
+        for callback in &mut self.callbacks {
+            callback.on_sample(ctx, sample)?;
+        }
+        Ok(())
+    }
+
     /// Calls `on_exception` on every callback.
     pub fn run_exception(&mut self, ctx: &mut Context<'_>, error: &TrainerError) {
         for callback in &mut self.callbacks {

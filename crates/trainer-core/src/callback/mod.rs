@@ -21,6 +21,15 @@ pub use list::CallbackList;
 use std::sync::Arc;
 
 use crate::checkpoint::Snapshot;
+
+/// A sample a run produced (see [`Callback::on_sample`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleInfo {
+    /// The step it was made at.
+    pub step: usize,
+    /// The file it was written to, if any.
+    pub file: Option<String>,
+}
 use crate::error::{Result, TrainerError};
 
 /// Code that runs at the hook points of a run. Every hook is a no-op unless overridden.
@@ -113,6 +122,11 @@ pub trait Callback: Send {
     /// After every callback received a snapshot (with asynchronous saving, the file may still
     /// be being written).
     fn on_checkpoint(&mut self, ctx: &mut Context<'_>) -> Result<()> {
+        Ok(())
+    }
+    /// A sample was produced (the job runtime's `sample_every`): its step and, when written to
+    /// a file, the file.
+    fn on_sample(&mut self, ctx: &mut Context<'_>, sample: &SampleInfo) -> Result<()> {
         Ok(())
     }
     /// When the run fails, before the trainer returns `error`.

@@ -25,7 +25,7 @@ pub use index::{latest_in, BestEntry, CheckpointIndex, IndexEntry, SaveReason, I
 pub(crate) use index::write_latest;
 pub use payload::{CheckpointPayload, EpochProgress, RngState, BURN_VERSION, TRAINER_VERSION};
 pub use record::HostRecord;
-pub(crate) use record::{parameter_shapes, shape_mismatch};
+pub use record::{load_module_host, parameter_shapes, shape_mismatch};
 pub use retention::{Retention, RetentionPolicy};
 pub use snapshot::Snapshot;
 pub use summary::CheckpointSummary;

@@ -34,7 +34,7 @@ where
 }
 
 /// The path and shape of every parameter of a module, in visiting order.
-pub(crate) fn parameter_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<usize>)> {
+pub fn parameter_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<usize>)> {
     let mut visitor = ShapeVisitor { path: Vec::new(), shapes: Vec::new() };
     module.visit(&mut visitor);
     visitor.shapes
@@ -42,7 +42,7 @@ pub(crate) fn parameter_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<(Str
 
 /// Compares the parameters of the model before and after loading a record; the first
 /// difference is described, naming the tensor.
-pub(crate) fn shape_mismatch(
+pub fn shape_mismatch(
     expected: &[(String, Vec<usize>)],
     loaded: &[(String, Vec<usize>)],
 ) -> Option<String> {
@@ -92,5 +92,25 @@ impl<B: Backend> ModuleVisitor<B> for ShapeVisitor {
 
     fn visit_bool<const D: usize>(&mut self, param: &Param<Tensor<B, D, Bool>>) {
         self.record(param.lazy_shape().to_vec());
+    }
+}
+
+/// Loads a module's host record into `module` without panicking: burn panics on tensor data
+/// that contradicts its shape, and a crafted file must not crash the program. The error says
+/// what did not fit, naming the first tensor whose shape differs from the module's.
+pub fn load_module_host<B, M>(module: M, host: <M::Record as HostRecord<B>>::Host, device: &B::Device) -> Result<M, String>
+where
+    B: Backend,
+    M: Module<B>,
+    M::Record: HostRecord<B>,
+{
+    let expected = parameter_shapes::<B, M>(&module);
+    let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        module.load_record(<M::Record as HostRecord<B>>::from_host(host, device))
+    }))
+    .map_err(|_| "it holds tensor data burn cannot load".to_string())?;
+    match shape_mismatch(&expected, &parameter_shapes::<B, M>(&loaded)) {
+        Some(detail) => Err(detail),
+        None => Ok(loaded),
     }
 }

@@ -51,7 +51,32 @@ impl<B: Backend, MR: HostRecord<B> + 'static, OR: HostRecord<B> + 'static> Paylo
     }
 }
 
+/// A payload already on the host.
+struct HostPayload<M, O> {
+    payload: CheckpointPayload<M, O>,
+}
+
+impl<M: serde::Serialize + Send, O: serde::Serialize + Send> PayloadSource for HostPayload<M, O> {
+    fn encode(&mut self) -> Result<Vec<u8>> {
+        encode(&self.payload)
+    }
+}
+
 impl Snapshot {
+    /// Wraps a payload whose records are already host values (the job runtime's state dicts).
+    pub fn from_payload<M, O>(payload: CheckpointPayload<M, O>) -> Self
+    where
+        M: serde::Serialize + Send + 'static,
+        O: serde::Serialize + Send + 'static,
+    {
+        Self {
+            epoch: payload.state.epoch,
+            step: payload.state.global_step,
+            batch_in_epoch: payload.state.batch_in_epoch,
+            payload: Mutex::new(Box::new(HostPayload { payload })),
+        }
+    }
+
     /// Wraps a payload's metadata and the device records of the module, the optimizer and any
     /// kept weights; they are copied to the host at the first [`encode`](Snapshot::encode).
     pub fn from_records<B, MR, OR>(meta: CheckpointPayload<(), ()>, module: MR, optimizer: OR, kept: Option<MR>) -> Self

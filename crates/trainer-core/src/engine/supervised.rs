@@ -10,7 +10,7 @@ use burn::tensor::backend::AutodiffBackend;
 use super::{clip_gradients, FitReport, Trainer};
 use crate::callback::{AvailableMetrics, CallbackList, Context, Control, Hook, LatestMetrics};
 use crate::checkpoint::{
-    latest_in, parameter_shapes, shape_mismatch, verify, write_atomic, CheckpointPayload,
+    latest_in, load_module_host, verify, write_atomic, CheckpointPayload,
     EpochProgress, HostRecord, RngState, Snapshot, BURN_VERSION, FORMAT_MAJOR, FORMAT_MINOR,
     HEADER_LEN, TRAINER_VERSION,
 };
@@ -293,30 +293,14 @@ where
             }
         }
         let device = self.device.clone();
-        let expected = parameter_shapes::<B, M>(self.model());
-        let current = self.model().clone();
-        let module = payload.module;
-        // burn panics on tensor data that contradicts its shape; a crafted file must not panic.
-        let model = catch_unwind(AssertUnwindSafe(|| {
-            current.load_record(<M::Record as HostRecord<B>>::from_host(module, &device))
-        }))
-        .map_err(|_| mismatch("its module record holds tensor data burn cannot load".into()))?;
-        if let Some(detail) = shape_mismatch(&expected, &parameter_shapes::<B, M>(&model)) {
-            return Err(mismatch(detail));
-        }
+        let model = load_module_host::<B, M>(self.model().clone(), payload.module, &device)
+            .map_err(|detail| mismatch(format!("its module record does not fit: {detail}")))?;
         let kept = match payload.kept_module {
             None => None,
-            Some(host) => {
-                let current = self.model().clone();
-                let kept = catch_unwind(AssertUnwindSafe(|| {
-                    current.load_record(<M::Record as HostRecord<B>>::from_host(host, &device))
-                }))
-                .map_err(|_| mismatch("its kept weights hold tensor data burn cannot load".into()))?;
-                if let Some(detail) = shape_mismatch(&expected, &parameter_shapes::<B, M>(&kept)) {
-                    return Err(mismatch(format!("kept weights: {detail}")));
-                }
-                Some(kept)
-            }
+            Some(host) => Some(
+                load_module_host::<B, M>(self.model().clone(), host, &device)
+                    .map_err(|detail| mismatch(format!("its kept weights do not fit: {detail}")))?,
+            ),
         };
         let current = self.optimizer.clone();
         let record = payload.optimizer;

@@ -1,0 +1,280 @@
+//! The parquet feed: Arrow record batches of the projected columns, shuffled per
+//! `(seed, epoch)`, cut to `batch_size` rows, prepared ahead on a background thread.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use arrow_array::{ArrayRef, RecordBatch, UInt32Array};
+use arrow_schema::{DataType, Schema, SchemaRef};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ProjectionMask;
+use trainer_core::data::{epoch_order, mix_seed, DataCursor};
+
+use crate::error::{JobError, Result};
+use crate::hooks::ColumnReader;
+
+/// One parquet file of the source.
+#[derive(Debug)]
+struct ParquetFile {
+    path: PathBuf,
+    /// Rows of each row group.
+    row_groups: Vec<usize>,
+    mask: ProjectionMask,
+    /// Where each requested column is in the reader's output (which follows the file's order).
+    order: Vec<usize>,
+}
+
+/// Parquet files read as one table of the projected columns. The unit of shuffling is the row
+/// group: an epoch visits the row groups of all files in an order drawn from `(seed, epoch)`
+/// and the rows of each in an order drawn from `(seed, epoch, row group)`, so memory stays at a
+/// row group per batch in flight, and resuming skips whole row groups without reading them.
+#[derive(Debug)]
+pub struct ParquetSource {
+    files: Vec<ParquetFile>,
+    schema: SchemaRef,
+    rows: usize,
+}
+
+/// A column type the feed delivers: integers, floats, booleans.
+fn readable(data_type: &DataType) -> bool {
+    data_type.is_integer() || data_type.is_floating() || *data_type == DataType::Boolean
+}
+
+fn open_reader(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+    let file = File::open(path).map_err(|e| JobError::data(path, format!("cannot open it: {e}")))?;
+    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| JobError::data(path, format!("not a readable parquet file: {e}")))
+}
+
+impl ParquetSource {
+    /// Opens `paths` and checks them: each is a parquet file with every one of `columns` (all
+    /// of the first file's when `None`), of a numeric or boolean type, the same in every file.
+    pub fn open(paths: &[PathBuf], columns: Option<&[String]>) -> Result<Self> {
+        let mut files = Vec::new();
+        let mut schema: Option<SchemaRef> = None;
+        let mut rows = 0;
+        for path in paths {
+            let builder = open_reader(path)?;
+            let file_schema = builder.schema().clone();
+            let names: Vec<String> = match (columns, &schema) {
+                (Some(columns), _) => columns.to_vec(),
+                (None, Some(schema)) => schema.fields().iter().map(|f| f.name().clone()).collect(),
+                (None, None) => file_schema.fields().iter().map(|f| f.name().clone()).collect(),
+            };
+            let mut indices = Vec::new();
+            for name in &names {
+                let index = file_schema.index_of(name).map_err(|_| {
+                    let present: Vec<&str> = file_schema.fields().iter().map(|f| f.name().as_str()).collect();
+                    JobError::data(path, format!("has no column {name:?}; its columns are {}", present.join(", ")))
+                })?;
+                let data_type = file_schema.field(index).data_type();
+                if !readable(data_type) {
+                    return Err(JobError::data(path, format!("column {name:?} has type {data_type}; the feed reads integer, float and boolean columns")));
+                }
+                if let Some(first) = &schema {
+                    let expected = first.field_with_name(name).map(|f| f.data_type().clone()).ok();
+                    if expected.as_ref() != Some(data_type) {
+                        return Err(JobError::data(path, format!("column {name:?} has type {data_type}; in {} it is {}", paths[0].display(), expected.map_or("absent".into(), |t| t.to_string()))));
+                    }
+                }
+                indices.push(index);
+            }
+            let mut sorted = indices.clone();
+            sorted.sort_unstable();
+            let order = indices.iter().map(|i| sorted.binary_search(i).expect("index present")).collect();
+            let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
+            let row_groups: Vec<usize> = builder.metadata().row_groups().iter().map(|g| g.num_rows() as usize).collect();
+            rows += row_groups.iter().sum::<usize>();
+            if schema.is_none() {
+                let fields: Vec<_> = indices.iter().map(|&i| file_schema.field(i).clone()).collect();
+                schema = Some(Arc::new(Schema::new(fields)));
+            }
+            files.push(ParquetFile { path: path.clone(), row_groups, mask, order });
+        }
+        let schema = schema.ok_or_else(|| JobError::data("(dataset)", "no parquet files given"))?;
+        if rows == 0 {
+            return Err(JobError::data(&paths[0], "the data has no rows"));
+        }
+        Ok(Self { files, schema, rows })
+    }
+
+    /// The projected columns.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Rows in all files.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Batches in an epoch of `batch_size` rows (the last may be shorter).
+    pub fn batches_per_epoch(&self, batch_size: usize) -> usize {
+        self.rows.div_ceil(batch_size)
+    }
+
+    /// Every (file, row group, rows), in file order.
+    fn units(&self) -> Vec<(usize, usize, usize)> {
+        self.files
+            .iter()
+            .enumerate()
+            .flat_map(|(f, file)| file.row_groups.iter().enumerate().map(move |(g, &rows)| (f, g, rows)))
+            .collect()
+    }
+
+    /// Reads one row group's projected columns, in the requested column order.
+    fn read_unit(&self, file: usize, group: usize) -> Result<RecordBatch> {
+        let info = &self.files[file];
+        let rows = info.row_groups[group].max(1);
+        let reader = open_reader(&info.path)?
+            .with_projection(info.mask.clone())
+            .with_row_groups(vec![group])
+            .with_batch_size(rows)
+            .build()
+            .map_err(|e| JobError::data(&info.path, format!("row group {group}: {e}")))?;
+        let batches: Vec<RecordBatch> = reader
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| JobError::data(&info.path, format!("row group {group}: {e}")))?;
+        let read_schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(Schema::empty()));
+        let batch = arrow_select::concat::concat_batches(&read_schema, &batches)
+            .map_err(|e| JobError::data(&info.path, format!("row group {group}: {e}")))?;
+        let batch = batch.project(&info.order).map_err(|e| JobError::data(&info.path, e.to_string()))?;
+        RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec()).map_err(|e| JobError::data(&info.path, e.to_string()))
+    }
+
+    /// Calls `emit` with every batch of `epoch` from batch `first` on, in the epoch's order;
+    /// stops early when `emit` returns false.
+    pub fn epoch_batches(&self, seed: u64, epoch: usize, batch_size: usize, first: usize, mut emit: impl FnMut(FeedItem) -> bool) -> Result<()> {
+        let units = self.units();
+        let per_epoch = self.batches_per_epoch(batch_size);
+        let epoch_seed = mix_seed(seed, epoch as u64);
+        let mut skip = first * batch_size;
+        let mut index = first;
+        let mut pending: Vec<RecordBatch> = Vec::new();
+        let mut pending_rows = 0;
+        for unit in epoch_order(units.len(), Some(seed), epoch) {
+            let (file, group, rows) = units[unit];
+            if skip >= rows {
+                skip -= rows;
+                continue;
+            }
+            let batch = self.read_unit(file, group)?;
+            let order = epoch_order(rows, Some(epoch_seed), unit);
+            let indices = UInt32Array::from_iter_values(order.iter().skip(skip).map(|&i| i as u32));
+            skip = 0;
+            let shuffled = arrow_select::take::take_record_batch(&batch, &indices)
+                .map_err(|e| JobError::data(&self.files[file].path, e.to_string()))?;
+            pending_rows += shuffled.num_rows();
+            pending.push(shuffled);
+            while pending_rows >= batch_size {
+                let all = arrow_select::concat::concat_batches(&self.schema, &pending).map_err(|e| JobError::data("(feed)", e.to_string()))?;
+                let out = all.slice(0, batch_size);
+                let rest = all.slice(batch_size, all.num_rows() - batch_size);
+                pending_rows = rest.num_rows();
+                pending = vec![rest];
+                let last = index + 1 == per_epoch;
+                if !emit(FeedItem { batch: out, epoch, index, last }) {
+                    return Ok(());
+                }
+                index += 1;
+            }
+        }
+        if pending_rows > 0 {
+            let all = arrow_select::concat::concat_batches(&self.schema, &pending).map_err(|e| JobError::data("(feed)", e.to_string()))?;
+            emit(FeedItem { batch: all, epoch, index, last: true });
+        }
+        Ok(())
+    }
+}
+
+impl ColumnReader for ParquetSource {
+    fn read_column(&self, column: &str) -> Result<Vec<ArrayRef>> {
+        let position = self.schema.index_of(column).map_err(|_| {
+            JobError::data(&self.files[0].path, format!("column {column:?} is not among the projected columns"))
+        })?;
+        let mut arrays = Vec::new();
+        for (f, file) in self.files.iter().enumerate() {
+            for group in 0..file.row_groups.len() {
+                arrays.push(self.read_unit(f, group)?.column(position).clone());
+            }
+        }
+        Ok(arrays)
+    }
+}
+
+/// A batch of the feed and where it is in its epoch.
+#[derive(Debug, Clone)]
+pub struct FeedItem {
+    /// The rows.
+    pub batch: RecordBatch,
+    /// Its epoch.
+    pub epoch: usize,
+    /// Its index in the epoch.
+    pub index: usize,
+    /// Whether it ends the epoch.
+    pub last: bool,
+}
+
+impl FeedItem {
+    /// The cursor after this batch.
+    pub fn next_cursor(&self) -> DataCursor {
+        if self.last {
+            DataCursor { epoch: self.epoch + 1, batch: 0 }
+        } else {
+            DataCursor { epoch: self.epoch, batch: self.index + 1 }
+        }
+    }
+}
+
+/// Batches from a [`ParquetSource`], read and cut on a background thread, `readahead` ahead.
+pub struct Feed {
+    receiver: Option<Receiver<Result<FeedItem>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Feed {
+    /// Starts the thread at `cursor`; epochs follow one another without end.
+    pub fn start(source: Arc<ParquetSource>, seed: u64, batch_size: usize, readahead: usize, cursor: DataCursor) -> Self {
+        let (sender, receiver) = sync_channel(readahead.max(1));
+        let thread = std::thread::Builder::new()
+            .name("trainer-job-feed".into())
+            .spawn(move || {
+                let mut first = cursor.batch;
+                for epoch in cursor.epoch.. {
+                    let mut open = true;
+                    let result = source.epoch_batches(seed, epoch, batch_size, first, |item| {
+                        open = sender.send(Ok(item)).is_ok();
+                        open
+                    });
+                    if let Err(error) = result {
+                        let _ = sender.send(Err(error));
+                        return;
+                    }
+                    if !open {
+                        return;
+                    }
+                    first = 0;
+                }
+            })
+            .expect("the OS starts a thread");
+        Self { receiver: Some(receiver), thread: Some(thread) }
+    }
+
+    /// The next batch; waits when the thread is behind.
+    pub fn next_batch(&mut self) -> Result<FeedItem> {
+        let receiver = self.receiver.as_ref().expect("present until drop");
+        receiver.recv().unwrap_or_else(|_| Err(JobError::data("(feed)", "the feed thread stopped")))
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        // Closing the channel makes the thread's next send fail, and it returns.
+        drop(self.receiver.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

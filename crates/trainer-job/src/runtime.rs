@@ -1,0 +1,496 @@
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arrow_schema::{DataType, Field, Schema};
+use burn::tensor::backend::AutodiffBackend;
+use trainer_core::callback::{AvailableMetrics, Callback, CallbackList, Checkpointing, Context, Control, EventLog, Hook, LatestMetrics, SampleInfo};
+use trainer_core::checkpoint::{latest_in, read, CheckpointPayload, EpochProgress, Retention, RngState, Snapshot, BURN_VERSION, FORMAT_MAJOR, FORMAT_MINOR, TRAINER_VERSION};
+use trainer_core::data::{mix_seed, DataCursor};
+use trainer_core::event::{Event, EventKind, EventWriter, ResumeAt, RunStatus};
+use trainer_core::metric::Split;
+use trainer_core::schedule::{ConstantLr, LrSchedule};
+use trainer_core::{StopReason, TrainerConfig, TrainerError, TrainingState};
+
+use crate::cancel::CancelToken;
+use crate::error::{JobError, Result};
+use crate::feed::{Feed, FeedItem, ParquetSource};
+use crate::hooks::{JobContext, SampleContext, StepContext, StepHooks};
+use crate::settings::ResolvedJob;
+use crate::window::{JobPayload, JobRecord, MetricWindow};
+
+/// The exit status of a cancelled job (a completed one exits 0, a failed one 1, a job that
+/// could not start 2).
+pub const EXIT_CANCELLED: i32 = 130;
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobOutcome {
+    /// `completed`, `failed` or `cancelled`.
+    pub status: RunStatus,
+    /// Steps done.
+    pub step: usize,
+    /// Why it stopped, unless it completed.
+    pub reason: Option<String>,
+    /// The share of this session's step time spent waiting for data.
+    pub data_wait_fraction: f64,
+}
+
+impl JobOutcome {
+    /// The process exit status for this outcome: 0 completed, 1 failed, [`EXIT_CANCELLED`].
+    pub fn exit_code(&self) -> i32 {
+        match self.status {
+            RunStatus::Completed => 0,
+            RunStatus::Failed => 1,
+            RunStatus::Cancelled => EXIT_CANCELLED,
+        }
+    }
+}
+
+/// Metrics the runtime adds to each emitted window.
+pub const RUNTIME_METRICS: [&str; 3] = ["lr", "steps_per_second", "data_wait_fraction"];
+
+/// Where batches come from.
+enum Batches {
+    Parquet { feed: Feed, per_epoch: usize },
+    Mock { per_epoch: usize, cursor: DataCursor },
+}
+
+/// Runs a job with `hooks` on `device` until `max_steps`, a cancellation or an error; resumes
+/// from the latest checkpoint in the checkpoints folder if there is one. `callbacks` join the
+/// runtime's (checkpointing and the event log), e.g. an `EarlyStopping` on a step metric.
+///
+/// An error before the run starts (bad data, a failing `setup` or `configure`, a checkpoint that
+/// does not fit) and an error during it both end with a `failed` event and an `Ok` outcome
+/// whose status is `failed`; the checkpoints already written stay.
+pub fn run_job<B, H>(hooks: H, job: &ResolvedJob, device: B::Device, cancel: &CancelToken, callbacks: Vec<Box<dyn Callback>>) -> Result<JobOutcome>
+where
+    B: AutodiffBackend,
+    H: StepHooks<B>,
+{
+    let mut run = match JobRun::<B, H>::prepare(hooks, job, device, callbacks) {
+        Ok(run) => run,
+        Err(error) => {
+            report_unstarted(&job.paths.events_path, &error)?;
+            return Ok(JobOutcome::unstarted(&error));
+        }
+    };
+    run.run(cancel)
+}
+
+impl JobOutcome {
+    /// The outcome of a job that failed before its first step.
+    pub(crate) fn unstarted(error: &JobError) -> Self {
+        JobOutcome { status: RunStatus::Failed, step: 0, reason: Some(error.to_string()), data_wait_fraction: 0.0 }
+    }
+}
+
+/// Writes `run_ended` (failed) to the events file for a job that could not start.
+pub(crate) fn report_unstarted(path: &Path, error: &JobError) -> Result<()> {
+    log::error!("{error}");
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| JobError::Io { action: "creating events folder", path: dir.to_path_buf(), source })?;
+    }
+    let message = error.to_string();
+    let lines = std::fs::read_to_string(path).map(|t| t.lines().count()).unwrap_or(0);
+    let mut writer = EventWriter::open(path, ResumeAt::Lines(lines))?;
+    let mut event = Event::new(EventKind::RunEnded, 0, 0);
+    event.status = Some(RunStatus::Failed);
+    event.reason = Some(message.to_string());
+    writer.write(&event)?;
+    Ok(())
+}
+
+/// A job between `prepare` and the end of `run`.
+struct JobRun<'a, B: AutodiffBackend, H: StepHooks<B>> {
+    job: &'a ResolvedJob,
+    hooks: H,
+    state: H::State,
+    device: B::Device,
+    source: Option<Arc<ParquetSource>>,
+    mock_schema: Arc<Schema>,
+    cursor: DataCursor,
+    training: TrainingState,
+    config: TrainerConfig,
+    schedule: Box<dyn LrSchedule>,
+    callbacks: CallbackList,
+    control: Control,
+    latest: LatestMetrics,
+    available: AvailableMetrics,
+    window: MetricWindow<B>,
+    /// This session's time in steps and waiting for data, and steps since the last emission.
+    busy: Duration,
+    waiting: Duration,
+    window_started: Instant,
+    window_steps: usize,
+}
+
+fn hook_error(hook: &str, step: usize) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> TrainerError + '_ {
+    move |e| TrainerError::Step { hook: hook.to_string(), step, message: e.to_string() }
+}
+
+impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
+    fn prepare(mut hooks: H, job: &'a ResolvedJob, device: B::Device, extra: Vec<Box<dyn Callback>>) -> Result<Self> {
+        let spec = &job.spec;
+        let origin = "(resolved spec)";
+        let source = match spec.mock_batches {
+            Some(_) => None,
+            None => Some(Arc::new(ParquetSource::open(&spec.dataset.parquet_paths, spec.dataset.columns.as_deref())?)),
+        };
+        let mock_schema = Arc::new(Schema::new(
+            spec.dataset.columns.iter().flatten().map(|c| Field::new(c, DataType::Float32, false)).collect::<Vec<_>>(),
+        ));
+        let (schema, rows) = match &source {
+            Some(source) => (source.schema(), source.rows()),
+            None => (mock_schema.clone(), spec.mock_batches.unwrap_or(0) * spec.dataset.batch_size),
+        };
+        let state = {
+            let ctx = JobContext {
+                spec,
+                schema,
+                rows,
+                columns: source.as_deref().map(|s| s as &dyn crate::hooks::ColumnReader),
+            };
+            hooks.setup(&ctx).map_err(hook_error("setup", 0))?;
+            hooks.configure(&ctx, &device).map_err(hook_error("configure", 0))?
+        };
+        let learning_rate = spec.learning_rate();
+        let schedule = match spec.schedule_config(origin)? {
+            Some(config) => config.build(learning_rate)?,
+            None => Box::new(ConstantLr::constant(learning_rate)),
+        };
+        let config = TrainerConfig::new(learning_rate)
+            .with_epochs(None)
+            .with_max_steps(Some(spec.max_steps))
+            .with_batch_size(spec.dataset.batch_size)
+            .with_seed(spec.seed)
+            .with_log_every(spec.metric_every)
+            .with_validation(None);
+        let checkpointing = Checkpointing::new(&job.paths.checkpoints_dir)
+            .every_n_steps(spec.checkpoint_every)
+            .save_on_error(false)
+            .retention(match spec.keep_checkpoints {
+                Some(n) => Retention::LastN(n),
+                None => Retention::All,
+            });
+        let events_dir = job.paths.events_path.parent().map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf);
+        let event_log = EventLog::new(events_dir)
+            .events_path(&job.paths.events_path)
+            .csv(false)
+            .run_config(serde_json::json!({"job": spec, "trainer": job.trainer}))
+            .checkpoints(checkpointing.handle());
+        let mut list: Vec<Box<dyn Callback>> = extra;
+        list.push(Box::new(checkpointing));
+        list.push(Box::new(event_log));
+        let callbacks = CallbackList::new(list)?;
+        let mut available = AvailableMetrics::default();
+        available.set(Split::Train, hooks.metric_names().into_iter().chain(RUNTIME_METRICS.iter().map(|s| s.to_string())));
+        let mut run = Self {
+            job,
+            hooks,
+            state,
+            device,
+            source,
+            mock_schema,
+            cursor: DataCursor::epoch_start(0),
+            training: TrainingState::default(),
+            config,
+            schedule,
+            callbacks,
+            control: Control::default(),
+            latest: LatestMetrics::default(),
+            available,
+            window: MetricWindow::default(),
+            busy: Duration::ZERO,
+            waiting: Duration::ZERO,
+            window_started: Instant::now(),
+            window_steps: 0,
+        };
+        if let Some(file) = latest_in(&job.paths.checkpoints_dir)? {
+            run.resume(&file)?;
+        }
+        Ok(run)
+    }
+
+    /// Loads a checkpoint of this job: the trainer's state dict and extra, the schedule,
+    /// callbacks, metrics window and data cursor.
+    fn resume(&mut self, file: &Path) -> Result<()> {
+        let payload: JobPayload = read(file)?;
+        let mismatch = |message: String| JobError::Resume { path: file.to_path_buf(), message };
+        let record = &payload.optimizer;
+        if record.run_id != self.job.spec.run_id {
+            return Err(mismatch(format!("it belongs to run {:?}, this job is {:?}; give this job its own checkpoints folder", record.run_id, self.job.spec.run_id)));
+        }
+        if record.trainer != self.job.trainer {
+            return Err(mismatch(format!("it was written by trainer {:?}, this job runs {:?}", record.trainer, self.job.trainer)));
+        }
+        for (field, theirs, ours) in [
+            ("seed", payload.config.seed, self.config.seed),
+            ("dataset.batch_size", payload.config.batch_size as u64, self.config.batch_size as u64),
+        ] {
+            if theirs != ours {
+                return Err(mismatch(format!("`{field}` is {theirs} in the checkpoint and {ours} in the spec; it fixes the data order")));
+            }
+        }
+        let step = payload.state.global_step;
+        self.hooks.load_state_dict(&mut self.state, payload.module, &self.device).map_err(hook_error("load_state_dict", step))?;
+        if let Some(extra) = payload.optimizer.extra {
+            self.hooks.load_checkpoint(&mut self.state, extra).map_err(hook_error("load_checkpoint", step))?;
+        }
+        self.schedule.load_state(payload.schedule)?;
+        self.callbacks.load_states(payload.callbacks)?;
+        self.window = MetricWindow::from_totals(payload.optimizer.window);
+        self.latest = payload.metrics;
+        self.cursor = payload.cursor;
+        self.training = payload.state;
+        self.training.stop_reason = None;
+        log::info!("resumed {} at step {step} from {}", self.job.spec.run_id, file.display());
+        Ok(())
+    }
+
+    fn with_callbacks<R>(&mut self, f: impl FnOnce(&mut CallbackList, &mut Context<'_>) -> R) -> R {
+        let per_epoch = self.batches_per_epoch();
+        let mut ctx = Context {
+            state: &self.training,
+            metrics: &self.latest,
+            learning_rate: self.schedule.lr(),
+            control: &mut self.control,
+            available: &self.available,
+            config: &self.config,
+            batches_per_epoch: Some(per_epoch),
+        };
+        f(&mut self.callbacks, &mut ctx)
+    }
+
+    fn batches_per_epoch(&self) -> usize {
+        match (&self.source, self.job.spec.mock_batches) {
+            (Some(source), _) => source.batches_per_epoch(self.job.spec.dataset.batch_size),
+            (None, mock) => mock.unwrap_or(1),
+        }
+    }
+
+    fn hook(&mut self, hook: Hook) -> Result<()> {
+        self.with_callbacks(|callbacks, ctx| callbacks.run(hook, ctx))?;
+        Ok(())
+    }
+
+    fn snapshot(&mut self) -> Result<Snapshot> {
+        let step = self.training.global_step;
+        let module = self.hooks.state_dict(&self.state).map_err(hook_error("state_dict", step))?;
+        let extra = self.hooks.save_checkpoint(&self.state).map_err(hook_error("save_checkpoint", step))?;
+        let mut state = self.training.clone();
+        state.schedule = Some(self.schedule.state());
+        let payload: JobPayload = CheckpointPayload {
+            format_version: format!("{FORMAT_MAJOR}.{FORMAT_MINOR}"),
+            created_unix_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+            trainer_version: TRAINER_VERSION.into(),
+            burn_version: BURN_VERSION.into(),
+            config: self.config.clone(),
+            state,
+            cursor: self.cursor,
+            rng: RngState::new(self.config.seed),
+            schedule: self.schedule.state(),
+            callbacks: self.callbacks.states(),
+            metrics: self.latest.clone(),
+            progress: EpochProgress::default(),
+            module,
+            optimizer: JobRecord {
+                run_id: self.job.spec.run_id.clone(),
+                trainer: self.job.trainer.clone(),
+                window: self.window.totals(),
+                extra,
+            },
+            kept_module: None,
+        };
+        Ok(Snapshot::from_payload(payload))
+    }
+
+    fn serve_checkpoint_request(&mut self) -> Result<()> {
+        if !self.control.take_checkpoint_request() {
+            return Ok(());
+        }
+        let snapshot = Arc::new(self.snapshot()?);
+        self.with_callbacks(|callbacks, ctx| callbacks.run_snapshot(ctx, &snapshot))?;
+        self.hook(Hook::Checkpoint)?;
+        self.control.take_checkpoint_request();
+        Ok(())
+    }
+
+    /// Emits the window's means (with the runtime's metrics) as the latest training reading.
+    fn emit_metrics(&mut self, lr: f64) {
+        if self.window.is_empty() {
+            return;
+        }
+        let mut values = self.window.take_means();
+        values.insert("lr".into(), lr);
+        let seconds = self.window_started.elapsed().as_secs_f64();
+        if seconds > 0.0 && self.window_steps > 0 {
+            values.insert("steps_per_second".into(), self.window_steps as f64 / seconds);
+        }
+        values.insert("data_wait_fraction".into(), self.wait_fraction());
+        self.window_started = Instant::now();
+        self.window_steps = 0;
+        self.latest.set(Split::Train, self.training.global_step, values);
+    }
+
+    fn wait_fraction(&self) -> f64 {
+        let total = (self.busy + self.waiting).as_secs_f64();
+        if total > 0.0 {
+            self.waiting.as_secs_f64() / total
+        } else {
+            0.0
+        }
+    }
+
+    fn next_batch(&mut self, batches: &mut Batches) -> Result<FeedItem> {
+        match batches {
+            Batches::Parquet { feed, .. } => feed.next_batch(),
+            Batches::Mock { per_epoch, cursor } => {
+                let schema = self.mock_schema.clone();
+                let ctx = JobContext { spec: &self.job.spec, schema, rows: *per_epoch * self.job.spec.dataset.batch_size, columns: None };
+                let batch = self.hooks.mock_batch(&ctx, cursor.batch).map_err(hook_error("mock_batch", self.training.global_step))?;
+                let item = FeedItem { batch, epoch: cursor.epoch, index: cursor.batch, last: cursor.batch + 1 >= *per_epoch };
+                *cursor = item.next_cursor();
+                Ok(item)
+            }
+        }
+    }
+
+    fn run(&mut self, cancel: &CancelToken) -> Result<JobOutcome> {
+        let result = self.run_loop(cancel);
+        let status = match &result {
+            Err(error) => {
+                self.training.stop_reason = Some(StopReason::Failed(error.to_string()));
+                let error = match result {
+                    Err(JobError::Trainer(e)) => e,
+                    Err(other) => TrainerError::Callback { callback: "job".into(), message: other.to_string() },
+                    Ok(()) => unreachable!(),
+                };
+                self.control.take_checkpoint_request();
+                self.with_callbacks(|callbacks, ctx| callbacks.run_exception(ctx, &error));
+                log::error!("job {} failed: {error}", self.job.spec.run_id);
+                return Ok(JobOutcome {
+                    status: RunStatus::Failed,
+                    step: self.training.global_step,
+                    reason: Some(error.to_string()),
+                    data_wait_fraction: self.wait_fraction(),
+                });
+            }
+            Ok(()) => match &self.training.stop_reason {
+                Some(StopReason::Cancelled(_)) => RunStatus::Cancelled,
+                _ => RunStatus::Completed,
+            },
+        };
+        let reason = match &self.training.stop_reason {
+            Some(StopReason::Cancelled(how)) => Some(how.clone()),
+            Some(StopReason::MaxStepsReached) | None => None,
+            Some(other) => Some(other.to_string()),
+        };
+        Ok(JobOutcome { status, step: self.training.global_step, reason, data_wait_fraction: self.wait_fraction() })
+    }
+
+    fn run_loop(&mut self, cancel: &CancelToken) -> Result<()> {
+        let spec = &self.job.spec;
+        let mut batches = match &self.source {
+            Some(source) => Batches::Parquet {
+                feed: Feed::start(source.clone(), spec.seed, spec.dataset.batch_size, spec.dataset.readahead, self.cursor),
+                per_epoch: source.batches_per_epoch(spec.dataset.batch_size),
+            },
+            None => Batches::Mock { per_epoch: spec.mock_batches.unwrap_or(1), cursor: self.cursor },
+        };
+        if let Batches::Parquet { per_epoch, .. } = &batches {
+            if self.cursor.batch > *per_epoch {
+                return Err(JobError::Resume {
+                    path: self.job.paths.checkpoints_dir.clone(),
+                    message: format!("its data cursor is at batch {} of an epoch; this data has {per_epoch} batches", self.cursor.batch),
+                });
+            }
+        }
+        self.hook(Hook::TrainBegin)?;
+        self.window_started = Instant::now();
+        loop {
+            if self.training.global_step >= spec.max_steps {
+                self.training.stop_reason = Some(StopReason::MaxStepsReached);
+                break;
+            }
+            if let Some(how) = cancel.reason() {
+                self.training.stop_reason = Some(StopReason::Cancelled(how));
+                break;
+            }
+            if let Some(reason) = self.control.stop_requested() {
+                self.training.stop_reason = Some(StopReason::Requested(reason.to_string()));
+                break;
+            }
+            self.hook(Hook::BatchBegin)?;
+            let step = self.training.global_step;
+            let waited = Instant::now();
+            let item = self.next_batch(&mut batches)?;
+            let started = Instant::now();
+            self.waiting += started - waited;
+            let rows = item.batch.num_rows();
+            let lr = self.schedule.lr();
+            let emits = (step + 1).is_multiple_of(spec.metric_every);
+            let prepared = self.hooks.prepare_batch(&mut self.state, &item.batch, &self.device).map_err(hook_error("prepare_batch", step))?;
+            let ctx = StepContext { step, epoch: item.epoch, learning_rate: lr, seed: mix_seed(spec.seed, step as u64), emits_metrics: emits };
+            let result = self.hooks.train_step(&mut self.state, prepared, &ctx).map_err(hook_error("train_step", step))?;
+            self.busy += started.elapsed();
+            self.cursor = item.next_cursor();
+            self.training.global_step += 1;
+            self.training.epoch = self.cursor.epoch;
+            self.training.batch_in_epoch = self.cursor.batch;
+            self.training.samples_seen += rows as u64;
+            self.schedule.step();
+            self.window.add(result.metrics);
+            self.window_steps += 1;
+            if let Some(debug) = &result.debug {
+                log::debug!("step {}: {debug}", self.training.global_step);
+            }
+            if !result.control.skip_cadence_emit {
+                if self.training.global_step.is_multiple_of(spec.metric_every) {
+                    self.emit_metrics(lr);
+                }
+                self.hook(Hook::BatchEnd)?;
+                self.serve_checkpoint_request()?;
+                if spec.sample_every.is_some_and(|every| self.training.global_step.is_multiple_of(every)) {
+                    self.sample()?;
+                }
+            }
+            if result.control.backoff_seconds > 0.0 {
+                backoff(result.control.backoff_seconds, cancel);
+            }
+        }
+        // A window the cadence did not close (max_steps not a multiple, a cancellation).
+        let lr = self.schedule.lr();
+        self.emit_metrics(lr);
+        self.training.schedule = Some(self.schedule.state());
+        self.hook(Hook::TrainEnd)?;
+        self.serve_checkpoint_request()?;
+        Ok(())
+    }
+
+    fn sample(&mut self) -> Result<()> {
+        let dir = self.job.paths.samples_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|source| JobError::Io { action: "creating samples folder", path: dir.clone(), source })?;
+        let step = self.training.global_step;
+        let file = self.hooks.sample(&mut self.state, &SampleContext { step, dir: &dir }).map_err(hook_error("sample", step))?;
+        if let Some(file) = file {
+            let info = SampleInfo { step, file: Some(file.display().to_string()) };
+            self.with_callbacks(|callbacks, ctx| callbacks.run_sample(ctx, &info))?;
+        }
+        Ok(())
+    }
+}
+
+/// Sleeps `seconds`, in slices, until done or cancelled.
+fn backoff(seconds: f64, cancel: &CancelToken) {
+    let until = Instant::now() + Duration::from_secs_f64(seconds.min(86_400.0));
+    while Instant::now() < until && cancel.reason().is_none() {
+        std::thread::sleep((until - Instant::now()).min(Duration::from_millis(50)));
+    }
+}
+
+/// A hook result's error as a boxed error (for trainers' helper functions).
+pub fn hook_failure(message: impl Into<String>) -> Box<dyn std::error::Error + Send + Sync> {
+    message.into().into()
+}
+

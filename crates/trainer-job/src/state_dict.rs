@@ -1,0 +1,70 @@
+use std::collections::BTreeMap;
+
+use burn::module::Module;
+use burn::tensor::backend::Backend;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use trainer_core::checkpoint::{load_module_host, HostRecord};
+
+use crate::error::HookResult;
+
+/// A trainer's state as named entries (model, optimizer, counters...), which the runtime
+/// writes into checkpoints and hands back on resume. Values are MessagePack values; burn
+/// records are stored at full precision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StateDict {
+    entries: BTreeMap<String, rmpv::Value>,
+}
+
+impl StateDict {
+    /// An empty state dict.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores any serializable value under `key`.
+    pub fn put<T: Serialize>(&mut self, key: &str, value: &T) -> HookResult<()> {
+        let value = rmpv::ext::to_value(value).map_err(|e| format!("state entry `{key}`: {e}"))?;
+        self.entries.insert(key.to_string(), value);
+        Ok(())
+    }
+
+    /// Reads the value stored under `key`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> HookResult<T> {
+        let value = self.entries.get(key).ok_or_else(|| format!("the state has no entry `{key}` (it has: {})", self.keys().join(", ")))?;
+        Ok(rmpv::ext::from_value(value.clone()).map_err(|e| format!("state entry `{key}`: {e}"))?)
+    }
+
+    /// Stores a burn record (a module's or an optimizer's) at full precision.
+    pub fn put_record<B: Backend, R: HostRecord<B>>(&mut self, key: &str, record: R) -> HookResult<()> {
+        self.put(key, &record.to_host())
+    }
+
+    /// Reads a burn record onto `device` (data that burn cannot load is an error, not a panic).
+    pub fn get_record<B: Backend, R: HostRecord<B>>(&self, key: &str, device: &B::Device) -> HookResult<R> {
+        let host = self.get(key)?;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| R::from_host(host, device)))
+            .map_err(|_| format!("state entry `{key}` holds tensor data burn cannot load").into())
+    }
+
+    /// Stores a module's parameters.
+    pub fn put_module<B: Backend, M: Module<B>>(&mut self, key: &str, module: &M) -> HookResult<()>
+    where
+        M::Record: HostRecord<B>,
+    {
+        self.put_record::<B, _>(key, module.clone().into_record())
+    }
+
+    /// Loads the parameters stored under `key` into `module`; a tensor whose shape differs from
+    /// the module's is an error naming it.
+    pub fn load_module<B: Backend, M: Module<B>>(&self, key: &str, module: M, device: &B::Device) -> HookResult<M>
+    where
+        M::Record: HostRecord<B>,
+    {
+        Ok(load_module_host::<B, M>(module, self.get(key)?, device).map_err(|e| format!("state entry `{key}`: {e}"))?)
+    }
+
+    /// The entries' keys.
+    pub fn keys(&self) -> Vec<&str> {
+        self.entries.keys().map(String::as_str).collect()
+    }
+}
