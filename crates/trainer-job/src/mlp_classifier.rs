@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, Float32Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::{loss::CrossEntropyLossConfig, Linear, LinearConfig, Relu};
 use burn::optim::{adaptor::OptimizerAdaptor, Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::{backend::{AutodiffBackend, Backend}, Int, Tensor, TensorData};
@@ -56,10 +56,27 @@ pub struct Mlp<B: Backend> {
 }
 
 impl<B: Backend> Mlp<B> {
-    /// `inputs` → `hidden`... → `classes`.
-    pub fn new(inputs: usize, hidden: &[usize], classes: usize, device: &B::Device) -> Self {
+    /// `inputs` → `hidden`... → `classes`, with burn's default linear init (uniform in
+    /// ±1/√fan_in) drawn from a host generator seeded with `seed`: the backend's generator is
+    /// global to the process, so another trainer in the process could change what it draws.
+    pub fn new(inputs: usize, hidden: &[usize], classes: usize, seed: u64, device: &B::Device) -> Self {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let widths: Vec<usize> = std::iter::once(inputs).chain(hidden.iter().copied()).chain(std::iter::once(classes)).collect();
-        let layers = widths.windows(2).map(|w| LinearConfig::new(w[0], w[1]).init(device)).collect();
+        let layers = widths
+            .windows(2)
+            .map(|w| {
+                let (fan_in, fan_out) = (w[0], w[1]);
+                let bound = 1.0 / (fan_in as f32).sqrt();
+                let mut draw = |n: usize| (0..n).map(|_| rng.random_range(-bound..bound)).collect::<Vec<f32>>();
+                let weight = draw(fan_in * fan_out);
+                let bias = draw(fan_out);
+                let mut layer = LinearConfig::new(fan_in, fan_out).init(device);
+                layer.weight = Param::from_tensor(Tensor::from_data(TensorData::new(weight, [fan_in, fan_out]), device));
+                layer.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [fan_out]), device)));
+                layer
+            })
+            .collect();
         Self { layers, activation: Relu::new() }
     }
 
@@ -170,9 +187,7 @@ impl<B: AutodiffBackend> StepHooks<B> for MlpClassifier {
     }
 
     fn configure(&mut self, ctx: &JobContext<'_>, device: &B::Device) -> HookResult<Self::State> {
-        // The initial weights come from the job's seed.
-        B::seed(device, ctx.spec.seed);
-        let model = Mlp::new(self.features.len(), &self.params.hidden_sizes, self.classes, device);
+        let model = Mlp::new(self.features.len(), &self.params.hidden_sizes, self.classes, ctx.spec.seed, device);
         Ok(MlpState { model, optimizer: AdamConfig::new().init(), last: None })
     }
 

@@ -459,9 +459,12 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
                 backoff(result.control.backoff_seconds, cancel);
             }
         }
-        // A window the cadence did not close (max_steps not a multiple, a cancellation).
-        let lr = self.schedule.lr();
-        self.emit_metrics(lr);
+        // A window the cadence did not close at the end (max_steps not a multiple). A cancelled
+        // run keeps it: the checkpoint holds it and the resumed run continues it.
+        if !matches!(self.training.stop_reason, Some(StopReason::Cancelled(_))) {
+            let lr = self.schedule.lr();
+            self.emit_metrics(lr);
+        }
         self.training.schedule = Some(self.schedule.state());
         self.hook(Hook::TrainEnd)?;
         self.serve_checkpoint_request()?;

@@ -1,0 +1,232 @@
+//! The runtime in process: cadence of metrics and checkpoints, a step that fails at step k, a
+//! cancellation and its exact resume, smoke runs on mock batches, steps that skip the cadence.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::AutodiffBackend;
+use common::{events, job, steps_of, write_table, B};
+use trainer_core::checkpoint::{latest_in, read};
+use trainer_core::event::RunStatus;
+use trainer_job::mlp_classifier::{MlpBatch, MlpClassifier, MlpState};
+use trainer_job::{
+    run_job, CancelToken, HookResult, JobContext, JobOutcome, JobPayload, RecordBatch, ResolvedJob, SampleContext, StateDict, StepContext,
+    StepHooks, StepResult, EXIT_CANCELLED,
+};
+
+/// The mlp-classifier with scripted trouble: fail at a step, cancel at a step, skip the
+/// cadence at a step.
+struct Scripted {
+    inner: MlpClassifier,
+    fail_at: Option<usize>,
+    cancel_at: Option<(usize, CancelToken)>,
+    skip_at: Option<usize>,
+}
+
+impl Scripted {
+    fn new(job: &ResolvedJob) -> Self {
+        Self { inner: MlpClassifier::from_spec(&job.spec).unwrap(), fail_at: None, cancel_at: None, skip_at: None }
+    }
+}
+
+impl<Bk: AutodiffBackend> StepHooks<Bk> for Scripted {
+    type State = MlpState<Bk>;
+    type Batch = MlpBatch<Bk>;
+
+    fn setup(&mut self, ctx: &JobContext<'_>) -> HookResult<()> {
+        <MlpClassifier as StepHooks<Bk>>::setup(&mut self.inner, ctx)
+    }
+    fn configure(&mut self, ctx: &JobContext<'_>, device: &Bk::Device) -> HookResult<Self::State> {
+        <MlpClassifier as StepHooks<Bk>>::configure(&mut self.inner, ctx, device)
+    }
+    fn metric_names(&self) -> Vec<String> {
+        <MlpClassifier as StepHooks<Bk>>::metric_names(&self.inner)
+    }
+    fn prepare_batch(&mut self, state: &mut Self::State, batch: &RecordBatch, device: &Bk::Device) -> HookResult<Self::Batch> {
+        self.inner.prepare_batch(state, batch, device)
+    }
+    fn train_step(&mut self, state: &mut Self::State, batch: Self::Batch, ctx: &StepContext) -> HookResult<StepResult<Bk>> {
+        if self.fail_at == Some(ctx.step) {
+            return Err(format!("scripted failure at step {}", ctx.step).into());
+        }
+        if let Some((at, token)) = &self.cancel_at {
+            if *at == ctx.step {
+                token.cancel();
+            }
+        }
+        let mut result = self.inner.train_step(state, batch, ctx)?;
+        result.control.skip_cadence_emit = self.skip_at == Some(ctx.step + 1);
+        Ok(result)
+    }
+    fn state_dict(&self, state: &Self::State) -> HookResult<StateDict> {
+        <MlpClassifier as StepHooks<Bk>>::state_dict(&self.inner, state)
+    }
+    fn load_state_dict(&mut self, state: &mut Self::State, dict: StateDict, device: &Bk::Device) -> HookResult<()> {
+        self.inner.load_state_dict(state, dict, device)
+    }
+    fn sample(&mut self, state: &mut Self::State, ctx: &SampleContext<'_>) -> HookResult<Option<PathBuf>> {
+        self.inner.sample(state, ctx)
+    }
+    fn mock_batch(&mut self, ctx: &JobContext<'_>, index: usize) -> HookResult<RecordBatch> {
+        <MlpClassifier as StepHooks<Bk>>::mock_batch(&mut self.inner, ctx, index)
+    }
+}
+
+fn data(dir: &Path) -> Vec<PathBuf> {
+    let file = dir.join("table.parquet");
+    write_table(&file, 0, 150, 40);
+    vec![file]
+}
+
+fn run(hooks: Scripted, job: &ResolvedJob, cancel: &CancelToken) -> JobOutcome {
+    run_job::<B, _>(hooks, job, Default::default(), cancel, Vec::new()).unwrap()
+}
+
+/// Every tensor's bytes in a checkpoint's state dict: the model's in order, the optimizer's
+/// sorted (its state is keyed by parameter ids, which differ between runs; values must not).
+fn tensor_bytes(payload: &JobPayload) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    fn collect(value: &rmpv::Value, out: &mut Vec<Vec<u8>>) {
+        match value {
+            rmpv::Value::Binary(bytes) => out.push(bytes.clone()),
+            rmpv::Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
+            rmpv::Value::Map(entries) => entries.iter().for_each(|(_, v)| collect(v, out)),
+            _ => {}
+        }
+    }
+    let blobs = |key: &str| {
+        let mut out = Vec::new();
+        collect(&payload.module.get::<rmpv::Value>(key).unwrap(), &mut out);
+        out
+    };
+    let (model, mut optimizer) = (blobs("model"), blobs("optimizer"));
+    assert!(model.len() == 4 && optimizer.len() >= 8, "expected the tensors of two layers and their moments");
+    optimizer.sort();
+    (model, optimizer)
+}
+
+/// The state dict of the checkpoint `latest` names, and its step.
+fn latest_state(job: &ResolvedJob) -> (usize, JobPayload) {
+    let file = latest_in(&job.paths.checkpoints_dir).unwrap().expect("a checkpoint");
+    let payload: JobPayload = read(&file).unwrap();
+    (payload.state.global_step, payload)
+}
+
+#[test]
+fn metrics_and_checkpoints_follow_the_cadence() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = job(dir.path(), data(dir.path()), 23, 4, 10);
+    let outcome = run(Scripted::new(&job), &job, &CancelToken::new());
+    assert_eq!((outcome.status, outcome.step, outcome.exit_code()), (RunStatus::Completed, 23, 0));
+    let log = events(&job.paths.events_path);
+    assert_eq!(log[0]["event"], "run_started");
+    assert_eq!(log[0]["config"]["job"]["run_id"], "test-run");
+    // Every 4 steps, plus the unfinished window at the end.
+    assert_eq!(steps_of(&log, "metrics"), [4, 8, 12, 16, 20, 23]);
+    for event in log.iter().filter(|e| e["event"] == "metrics") {
+        for name in ["loss", "accuracy", "lr", "steps_per_second", "data_wait_fraction"] {
+            assert!(event["metrics"][name].is_number(), "{name} missing in {event}");
+        }
+    }
+    assert_eq!(steps_of(&log, "checkpoint"), [10, 20, 23]);
+    let last = log.last().unwrap();
+    assert_eq!((last["event"].as_str(), last["status"].as_str()), (Some("run_ended"), Some("completed")));
+    assert_eq!(latest_state(&job).0, 23);
+}
+
+#[test]
+fn a_failing_step_ends_the_job_failed_and_keeps_the_checkpoint_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = job(dir.path(), data(dir.path()), 30, 4, 5);
+    let mut hooks = Scripted::new(&job);
+    hooks.fail_at = Some(7);
+    let outcome = run(hooks, &job, &CancelToken::new());
+    assert_eq!((outcome.status, outcome.step, outcome.exit_code()), (RunStatus::Failed, 7, 1));
+    let reason = outcome.reason.unwrap();
+    assert!(reason.contains("train_step") && reason.contains("scripted failure at step 7"), "{reason}");
+    let log = events(&job.paths.events_path);
+    let last = log.last().unwrap();
+    assert_eq!(last["status"], "failed");
+    assert!(last["reason"].as_str().unwrap().contains("scripted failure"), "{last}");
+    assert_eq!(steps_of(&log, "checkpoint"), [5], "no checkpoint of the failed state");
+    // The checkpoint before the failure is intact, and a rerun resumes from it and completes.
+    let (step, _) = latest_state(&job);
+    assert_eq!(step, 5);
+    let outcome = run(Scripted::new(&job), &job, &CancelToken::new());
+    assert_eq!((outcome.status, outcome.step), (RunStatus::Completed, 30));
+}
+
+#[test]
+fn a_cancelled_job_checkpoints_and_resumes_to_the_same_parameters() {
+    let straight_dir = tempfile::tempdir().unwrap();
+    let files = data(straight_dir.path());
+    let straight = job(straight_dir.path(), files.clone(), 40, 3, 10);
+    assert_eq!(run(Scripted::new(&straight), &straight, &CancelToken::new()).status, RunStatus::Completed);
+
+    let dir = tempfile::tempdir().unwrap();
+    let cut = job(dir.path(), files, 40, 3, 10);
+    let token = CancelToken::new();
+    let mut hooks = Scripted::new(&cut);
+    // Cancelled during step 13 (index 12): the step finishes, then the run stops at 13 — in
+    // the middle of an epoch (10 batches) and of a metrics window.
+    hooks.cancel_at = Some((12, token.clone()));
+    let outcome = run(hooks, &cut, &token);
+    assert_eq!((outcome.status, outcome.step, outcome.exit_code()), (RunStatus::Cancelled, 13, EXIT_CANCELLED));
+    let log = events(&cut.paths.events_path);
+    let last = log.last().unwrap();
+    assert_eq!((last["status"].as_str(), last["step"].as_u64()), (Some("cancelled"), Some(13)));
+    assert_eq!(latest_state(&cut).0, 13);
+
+    let outcome = run(Scripted::new(&cut), &cut, &CancelToken::new());
+    assert_eq!((outcome.status, outcome.step), (RunStatus::Completed, 40));
+    let (_, resumed) = latest_state(&cut);
+    let (_, uninterrupted) = latest_state(&straight);
+    assert_eq!(tensor_bytes(&resumed), tensor_bytes(&uninterrupted), "the resumed job ended with other parameters");
+    // The resumed log continues the first one without duplicates, and every metric reading
+    // equals the uninterrupted run's: the window cut by the cancellation (steps 13..15) was
+    // checkpointed and continued.
+    let log = events(&cut.paths.events_path);
+    assert_eq!(log.iter().filter(|e| e["event"] == "run_started").count(), 2);
+    let losses = |log: &[serde_json::Value]| -> Vec<(u64, String)> {
+        log.iter().filter(|e| e["event"] == "metrics").map(|e| (e["step"].as_u64().unwrap(), e["metrics"]["loss"].to_string())).collect()
+    };
+    assert_eq!(losses(&log), losses(&events(&straight.paths.events_path)));
+}
+
+#[test]
+fn mock_batches_run_without_data_and_skipped_steps_emit_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut job = job(dir.path(), vec![dir.path().join("never-read.parquet")], 12, 3, 6);
+    job.spec.dataset.parquet_paths.clear();
+    job.spec.mock_batches = Some(4);
+    job.spec.sample_every = Some(6);
+    let mut hooks = Scripted::new(&job);
+    hooks.skip_at = Some(6);
+    let outcome = run(hooks, &job, &CancelToken::new());
+    assert_eq!((outcome.status, outcome.step), (RunStatus::Completed, 12));
+    let log = events(&job.paths.events_path);
+    // Step 6 skipped its metrics, checkpoint and sample: they come at the next cadence.
+    assert_eq!(steps_of(&log, "metrics"), [3, 9, 12]);
+    assert_eq!(steps_of(&log, "checkpoint"), [12]);
+    assert_eq!(steps_of(&log, "sample"), [12]);
+    let sample = log.iter().find(|e| e["event"] == "sample").unwrap();
+    let file = sample["file"].as_str().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    assert_eq!(json["predicted"].as_array().unwrap().len(), 16);
+}
+
+#[test]
+fn a_checkpoint_of_another_run_is_refused_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = data(dir.path());
+    let first = job(dir.path(), files.clone(), 5, 5, 5);
+    run(Scripted::new(&first), &first, &CancelToken::new());
+    let mut other = job(dir.path(), files, 5, 5, 5);
+    other.spec.run_id = "other-run".into();
+    let outcome = run(Scripted::new(&other), &other, &CancelToken::new());
+    assert_eq!(outcome.status, RunStatus::Failed);
+    let reason = outcome.reason.unwrap();
+    assert!(reason.contains("test-run") && reason.contains("other-run"), "{reason}");
+    let last = events(&other.paths.events_path).pop().unwrap();
+    assert_eq!(last["status"], "failed");
+}
