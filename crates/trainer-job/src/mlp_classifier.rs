@@ -243,9 +243,9 @@ impl<B: AutodiffBackend> StepHooks<B> for MlpClassifier {
     fn sample(&mut self, state: &mut Self::State, ctx: &SampleContext<'_>) -> HookResult<Option<PathBuf>> {
         let Some(batch) = &state.last else { return Ok(None) };
         let rows = batch.labels.dims()[0].min(16);
-        let features = batch.features.clone().inner().slice([0..rows]);
+        let features = batch.features.clone().inner().narrow(0, 0, rows);
         let predicted = state.model.valid().forward(features).argmax(1).reshape([-1]).into_data().convert::<i64>().to_vec::<i64>()?;
-        let labels = batch.labels.clone().inner().slice([0..rows]).into_data().convert::<i64>().to_vec::<i64>()?;
+        let labels = batch.labels.clone().inner().narrow(0, 0, rows).into_data().convert::<i64>().to_vec::<i64>()?;
         let file = ctx.dir.join(format!("step-{:06}.json", ctx.step));
         let json = serde_json::json!({"step": ctx.step, "predicted": predicted, "labels": labels});
         std::fs::write(&file, serde_json::to_vec_pretty(&json)?)?;

@@ -49,7 +49,9 @@ fn a_valid_spec_parses_with_defaults() {
 
 #[test]
 fn each_bad_field_is_named() {
-    let cases: Vec<(Box<dyn FnOnce(&mut Value)>, &str, &str)> = vec![
+    // (change to a valid spec, the field the error must name, a phrase its message must hold)
+    type Case = (Box<dyn FnOnce(&mut Value)>, &'static str, &'static str);
+    let cases: Vec<Case> = vec![
         (Box::new(|s| s["max_steps"] = json!(0)), "max_steps", "at least 1"),
         (Box::new(|s| s["max_steps"] = json!("ten")), "max_steps", "invalid type"),
         (Box::new(|s| s["metric_every"] = json!(0)), "metric_every", "at least 1"),
