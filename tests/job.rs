@@ -51,6 +51,12 @@ fn the_example_job_emits_metrics_checkpoints_and_samples_on_cadence() {
     // It learns: the last window's accuracy on the training batches.
     let accuracy = log.iter().rev().find(|e| e["event"] == "metrics").unwrap()["metrics"]["accuracy"].as_f64().unwrap();
     assert!(accuracy > 0.9, "{accuracy}");
+    // `trainer inspect` reads job checkpoints: the state dict holds the model (64-64-10: 4810
+    // parameters in 4 tensors) and Adam's two moments of each, at 4 bytes a value.
+    let output = trainer().args(["inspect", "--json"]).arg(run.path().join("checkpoints")).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!((summary["module_tensors"].as_u64(), summary["module_tensor_bytes"].as_u64()), (Some(12), Some(4810 * 4 * 3)), "{summary}");
     for step in [200, 400, 600] {
         assert!(run.path().join("checkpoints").read_dir().unwrap().any(|f| f.unwrap().file_name().to_string_lossy().contains(&format!("step-{step:06}"))));
     }

@@ -21,9 +21,11 @@ impl StateDict {
         Self::default()
     }
 
-    /// Stores any serializable value under `key`.
+    /// Stores any serializable value under `key`, structs as maps with their field names (as
+    /// the rest of the checkpoint), so `trainer inspect` and other readers can find tensors.
     pub fn put<T: Serialize>(&mut self, key: &str, value: &T) -> HookResult<()> {
-        let value = rmpv::ext::to_value(value).map_err(|e| format!("state entry `{key}`: {e}"))?;
+        let bytes = rmp_serde::to_vec_named(value).map_err(|e| format!("state entry `{key}`: {e}"))?;
+        let value = rmpv::decode::read_value(&mut bytes.as_slice()).map_err(|e| format!("state entry `{key}`: {e}"))?;
         self.entries.insert(key.to_string(), value);
         Ok(())
     }
@@ -31,7 +33,9 @@ impl StateDict {
     /// Reads the value stored under `key`.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> HookResult<T> {
         let value = self.entries.get(key).ok_or_else(|| format!("the state has no entry `{key}` (it has: {})", self.keys().join(", ")))?;
-        Ok(rmpv::ext::from_value(value.clone()).map_err(|e| format!("state entry `{key}`: {e}"))?)
+        let mut bytes = Vec::new();
+        rmpv::encode::write_value(&mut bytes, value).map_err(|e| format!("state entry `{key}`: {e}"))?;
+        Ok(rmp_serde::from_slice(&bytes).map_err(|e| format!("state entry `{key}`: {e}"))?)
     }
 
     /// Stores a burn record (a module's or an optimizer's) at full precision.
