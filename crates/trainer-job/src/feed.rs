@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 
 use arrow_array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow_schema::{DataType, Schema, SchemaRef};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
 use trainer_core::data::{epoch_order, mix_seed, DataCursor};
 
@@ -20,6 +20,8 @@ use crate::hooks::ColumnReader;
 #[derive(Debug)]
 struct ParquetFile {
     path: PathBuf,
+    /// The footer, parsed once: reading a row group then costs only its pages.
+    metadata: ArrowReaderMetadata,
     /// Rows of each row group.
     row_groups: Vec<usize>,
     mask: ProjectionMask,
@@ -36,6 +38,18 @@ pub struct ParquetSource {
     files: Vec<ParquetFile>,
     schema: SchemaRef,
     rows: usize,
+    /// Decoded row groups kept for later epochs, up to [`DECODED_CACHE_BYTES`].
+    cache: std::sync::Mutex<DecodedCache>,
+}
+
+/// Bytes of decoded row groups a source keeps in memory, so that data sets that fit are decoded
+/// once rather than every epoch (decoding costs far more than shuffling and cutting).
+pub const DECODED_CACHE_BYTES: usize = 512 << 20;
+
+#[derive(Debug, Default)]
+struct DecodedCache {
+    units: std::collections::HashMap<(usize, usize), RecordBatch>,
+    bytes: usize,
 }
 
 /// A column type the feed delivers: integers, floats, booleans.
@@ -91,13 +105,16 @@ impl ParquetSource {
                 let fields: Vec<_> = indices.iter().map(|&i| file_schema.field(i).clone()).collect();
                 schema = Some(Arc::new(Schema::new(fields)));
             }
-            files.push(ParquetFile { path: path.clone(), row_groups, mask, order });
+            let metadata = builder.metadata().clone();
+            let metadata = ArrowReaderMetadata::try_new(metadata, Default::default())
+                .map_err(|e| JobError::data(path, format!("not a readable parquet file: {e}")))?;
+            files.push(ParquetFile { path: path.clone(), metadata, row_groups, mask, order });
         }
         let schema = schema.ok_or_else(|| JobError::data("(dataset)", "no parquet files given"))?;
         if rows == 0 {
             return Err(JobError::data(&paths[0], "the data has no rows"));
         }
-        Ok(Self { files, schema, rows })
+        Ok(Self { files, schema, rows, cache: Default::default() })
     }
 
     /// The projected columns.
@@ -124,11 +141,28 @@ impl ParquetSource {
             .collect()
     }
 
-    /// Reads one row group's projected columns, in the requested column order.
+    /// One row group's projected columns, in the requested column order: from the cache, or
+    /// decoded (and cached while the cache has room).
     fn read_unit(&self, file: usize, group: usize) -> Result<RecordBatch> {
+        let lock = || self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(batch) = lock().units.get(&(file, group)) {
+            return Ok(batch.clone());
+        }
+        let batch = self.decode_unit(file, group)?;
+        let size = batch.get_array_memory_size();
+        let mut cache = lock();
+        if cache.bytes + size <= DECODED_CACHE_BYTES {
+            cache.bytes += size;
+            cache.units.insert((file, group), batch.clone());
+        }
+        Ok(batch)
+    }
+
+    fn decode_unit(&self, file: usize, group: usize) -> Result<RecordBatch> {
         let info = &self.files[file];
         let rows = info.row_groups[group].max(1);
-        let reader = open_reader(&info.path)?
+        let file = File::open(&info.path).map_err(|e| JobError::data(&info.path, format!("cannot open it: {e}")))?;
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, info.metadata.clone())
             .with_projection(info.mask.clone())
             .with_row_groups(vec![group])
             .with_batch_size(rows)
@@ -166,19 +200,29 @@ impl ParquetSource {
             skip = 0;
             let shuffled = arrow_select::take::take_record_batch(&batch, &indices)
                 .map_err(|e| JobError::data(&self.files[file].path, e.to_string()))?;
-            pending_rows += shuffled.num_rows();
-            pending.push(shuffled);
-            while pending_rows >= batch_size {
-                let all = arrow_select::concat::concat_batches(&self.schema, &pending).map_err(|e| JobError::data("(feed)", e.to_string()))?;
-                let out = all.slice(0, batch_size);
-                let rest = all.slice(batch_size, all.num_rows() - batch_size);
-                pending_rows = rest.num_rows();
-                pending = vec![rest];
-                let last = index + 1 == per_epoch;
-                if !emit(FeedItem { batch: out, epoch, index, last }) {
-                    return Ok(());
+            // Batches are zero-copy slices of the shuffled row group; only a batch that spans
+            // two row groups is copied together.
+            let mut offset = 0;
+            let available = shuffled.num_rows();
+            while offset < available {
+                let take = (batch_size - pending_rows).min(available - offset);
+                pending.push(shuffled.slice(offset, take));
+                pending_rows += take;
+                offset += take;
+                if pending_rows == batch_size {
+                    let out = if pending.len() == 1 {
+                        pending.pop().expect("one piece")
+                    } else {
+                        arrow_select::concat::concat_batches(&self.schema, &pending).map_err(|e| JobError::data("(feed)", e.to_string()))?
+                    };
+                    pending.clear();
+                    pending_rows = 0;
+                    let last = index + 1 == per_epoch;
+                    if !emit(FeedItem { batch: out, epoch, index, last }) {
+                        return Ok(());
+                    }
+                    index += 1;
                 }
-                index += 1;
             }
         }
         if pending_rows > 0 {

@@ -123,6 +123,8 @@ struct JobRun<'a, B: AutodiffBackend, H: StepHooks<B>> {
     waiting: Duration,
     window_started: Instant,
     window_steps: usize,
+    /// Time in steps and waiting when the current window started.
+    window_clock: (Duration, Duration),
 }
 
 fn hook_error(hook: &str, step: usize) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> TrainerError + '_ {
@@ -205,6 +207,7 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
             waiting: Duration::ZERO,
             window_started: Instant::now(),
             window_steps: 0,
+            window_clock: (Duration::ZERO, Duration::ZERO),
         };
         if let Some(file) = latest_in(&job.paths.checkpoints_dir)? {
             run.resume(&file)?;
@@ -327,7 +330,12 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
         if seconds > 0.0 && self.window_steps > 0 {
             values.insert("steps_per_second".into(), self.window_steps as f64 / seconds);
         }
-        values.insert("data_wait_fraction".into(), self.wait_fraction());
+        // The window's own share: the session's start (the first batch) weighs only on the
+        // first window, and a slow patch shows where it happens.
+        let (busy, waiting) = (self.busy - self.window_clock.0, self.waiting - self.window_clock.1);
+        let total = (busy + waiting).as_secs_f64();
+        values.insert("data_wait_fraction".into(), if total > 0.0 { waiting.as_secs_f64() / total } else { 0.0 });
+        self.window_clock = (self.busy, self.waiting);
         self.window_started = Instant::now();
         self.window_steps = 0;
         self.latest.set(Split::Train, self.training.global_step, values);
