@@ -5,7 +5,7 @@
 //! use burn::tensor::backend::AutodiffBackend;
 //! use clap::Parser;
 //! use trainer::job::{Plugins, Registry};
-//! use trainer::job_cli::{run, RunArgs};
+//! use trainer::job_cli::{run, RunCli};
 //!
 //! struct MyTrainers;
 //!
@@ -17,7 +17,7 @@
 //! }
 //!
 //! fn main() -> std::process::ExitCode {
-//!     run::<MyTrainers>(&RunArgs::parse())
+//!     run::<MyTrainers>(&RunCli::parse().args)
 //! }
 //! ```
 
