@@ -4,13 +4,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow_schema::{DataType, Field, Schema};
 use burn::tensor::backend::AutodiffBackend;
-use trainer_core::callback::{AvailableMetrics, Callback, CallbackList, Checkpointing, Context, Control, EventLog, Hook, LatestMetrics, SampleInfo};
+use trainer_core::callback::{AvailableMetrics, Callback, CallbackList, Checkpointing, EventLog, SampleInfo};
 use trainer_core::checkpoint::{latest_in, read, CheckpointPayload, EpochProgress, Retention, RngState, Snapshot, BURN_VERSION, FORMAT_MAJOR, FORMAT_MINOR, TRAINER_VERSION};
 use trainer_core::data::{mix_seed, DataCursor};
 use trainer_core::event::{Event, EventKind, EventWriter, ResumeAt, RunStatus};
 use trainer_core::metric::Split;
-use trainer_core::schedule::{ConstantLr, LrSchedule};
-use trainer_core::{StopReason, TrainerConfig, TrainerError, TrainingState};
+use trainer_core::schedule::ConstantLr;
+use trainer_core::engine::{run_loop, Engine, StepDone, StepProgram};
+use trainer_core::{StopReason, TrainerConfig, TrainerError};
 
 use crate::cancel::CancelToken;
 use crate::error::{JobError, Result};
@@ -52,7 +53,7 @@ pub const RUNTIME_METRICS: [&str; 3] = ["lr", "steps_per_second", "data_wait_fra
 
 /// Where batches come from.
 enum Batches {
-    Parquet { feed: Feed, per_epoch: usize },
+    Parquet(Feed),
     Mock { per_epoch: usize, cursor: DataCursor },
 }
 
@@ -101,7 +102,8 @@ pub(crate) fn report_unstarted(path: &Path, error: &JobError) -> Result<()> {
     Ok(())
 }
 
-/// A job between `prepare` and the end of `run`.
+/// A job between `prepare` and the end of `run`: a program of trainer-core's engine loop, whose
+/// steps are the trainer's hooks.
 struct JobRun<'a, B: AutodiffBackend, H: StepHooks<B>> {
     job: &'a ResolvedJob,
     hooks: H,
@@ -109,14 +111,12 @@ struct JobRun<'a, B: AutodiffBackend, H: StepHooks<B>> {
     device: B::Device,
     source: Option<Arc<ParquetSource>>,
     mock_schema: Arc<Schema>,
+    /// Where the feed goes on from: the next batch's epoch and index.
     cursor: DataCursor,
-    training: TrainingState,
-    config: TrainerConfig,
-    schedule: Box<dyn LrSchedule>,
-    callbacks: CallbackList,
-    control: Control,
-    latest: LatestMetrics,
-    available: AvailableMetrics,
+    /// The batches, from `begin` on.
+    batches: Option<Batches>,
+    cancel: CancelToken,
+    engine: Engine,
     window: MetricWindow<B>,
     /// This session's time in steps and waiting for data, and steps since the last emission.
     busy: Duration,
@@ -129,6 +129,15 @@ struct JobRun<'a, B: AutodiffBackend, H: StepHooks<B>> {
 
 fn hook_error(hook: &str, step: usize) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> TrainerError + '_ {
     move |e| TrainerError::Step { hook: hook.to_string(), step, message: e.to_string() }
+}
+
+/// A job's error as the engine's: an engine error as it is, anything else (data, files) as the
+/// job's.
+fn engine_error(error: JobError) -> TrainerError {
+    match error {
+        JobError::Trainer(error) => error,
+        other => TrainerError::Callback { callback: "job".into(), message: other.to_string() },
+    }
 }
 
 impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
@@ -187,6 +196,10 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
         let callbacks = CallbackList::new(list)?;
         let mut available = AvailableMetrics::default();
         available.set(Split::Train, hooks.metric_names().into_iter().chain(RUNTIME_METRICS.iter().map(|s| s.to_string())));
+        let per_epoch = match &source {
+            Some(source) => source.batches_per_epoch(spec.dataset.batch_size),
+            None => spec.mock_batches.unwrap_or(1),
+        };
         let mut run = Self {
             job,
             hooks,
@@ -195,13 +208,9 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
             source,
             mock_schema,
             cursor: DataCursor::epoch_start(0),
-            training: TrainingState::default(),
-            config,
-            schedule,
-            callbacks,
-            control: Control::default(),
-            latest: LatestMetrics::default(),
-            available,
+            batches: None,
+            cancel: CancelToken::new(),
+            engine: Engine::new(config, schedule, callbacks, available, Some(per_epoch)),
             window: MetricWindow::default(),
             busy: Duration::ZERO,
             waiting: Duration::ZERO,
@@ -227,9 +236,10 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
         if record.trainer != self.job.trainer {
             return Err(mismatch(format!("it was written by trainer {:?}, this job runs {:?}", record.trainer, self.job.trainer)));
         }
+        let config = &self.engine.config;
         for (field, theirs, ours) in [
-            ("seed", payload.config.seed, self.config.seed),
-            ("dataset.batch_size", payload.config.batch_size as u64, self.config.batch_size as u64),
+            ("seed", payload.config.seed, config.seed),
+            ("dataset.batch_size", payload.config.batch_size as u64, config.batch_size as u64),
         ] {
             if theirs != ours {
                 return Err(mismatch(format!("`{field}` is {theirs} in the checkpoint and {ours} in the spec; it fixes the data order")));
@@ -240,82 +250,13 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
         if let Some(extra) = payload.optimizer.extra {
             self.hooks.load_checkpoint(&mut self.state, extra).map_err(hook_error("load_checkpoint", step))?;
         }
-        self.schedule.load_state(payload.schedule)?;
-        self.callbacks.load_states(payload.callbacks)?;
+        self.engine.schedule.load_state(payload.schedule)?;
+        self.engine.callbacks.load_states(payload.callbacks)?;
         self.window = MetricWindow::from_totals(payload.optimizer.window);
-        self.latest = payload.metrics;
+        self.engine.latest = payload.metrics;
         self.cursor = payload.cursor;
-        self.training = payload.state;
-        self.training.stop_reason = None;
+        self.engine.state = payload.state;
         log::info!("resumed {} at step {step} from {}", self.job.spec.run_id, file.display());
-        Ok(())
-    }
-
-    fn with_callbacks<R>(&mut self, f: impl FnOnce(&mut CallbackList, &mut Context<'_>) -> R) -> R {
-        let per_epoch = self.batches_per_epoch();
-        let mut ctx = Context {
-            state: &self.training,
-            metrics: &self.latest,
-            learning_rate: self.schedule.lr(),
-            control: &mut self.control,
-            available: &self.available,
-            config: &self.config,
-            batches_per_epoch: Some(per_epoch),
-        };
-        f(&mut self.callbacks, &mut ctx)
-    }
-
-    fn batches_per_epoch(&self) -> usize {
-        match (&self.source, self.job.spec.mock_batches) {
-            (Some(source), _) => source.batches_per_epoch(self.job.spec.dataset.batch_size),
-            (None, mock) => mock.unwrap_or(1),
-        }
-    }
-
-    fn hook(&mut self, hook: Hook) -> Result<()> {
-        self.with_callbacks(|callbacks, ctx| callbacks.run(hook, ctx))?;
-        Ok(())
-    }
-
-    fn snapshot(&mut self) -> Result<Snapshot> {
-        let step = self.training.global_step;
-        let module = self.hooks.state_dict(&self.state).map_err(hook_error("state_dict", step))?;
-        let extra = self.hooks.save_checkpoint(&self.state).map_err(hook_error("save_checkpoint", step))?;
-        let mut state = self.training.clone();
-        state.schedule = Some(self.schedule.state());
-        let payload: JobPayload = CheckpointPayload {
-            format_version: format!("{FORMAT_MAJOR}.{FORMAT_MINOR}"),
-            created_unix_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
-            trainer_version: TRAINER_VERSION.into(),
-            burn_version: BURN_VERSION.into(),
-            config: self.config.clone(),
-            state,
-            cursor: self.cursor,
-            rng: RngState::new(self.config.seed),
-            schedule: self.schedule.state(),
-            callbacks: self.callbacks.states(),
-            metrics: self.latest.clone(),
-            progress: EpochProgress::default(),
-            module,
-            optimizer: JobRecord {
-                run_id: self.job.spec.run_id.clone(),
-                trainer: self.job.trainer.clone(),
-                window: self.window.totals(),
-                extra,
-            },
-            kept_module: None,
-        };
-        Ok(Snapshot::from_payload(payload))
-    }
-
-    fn serve_checkpoint_request(&mut self) -> Result<()> {
-        if !self.control.take_checkpoint_request() {
-            return Ok(());
-        }
-        let snapshot = Arc::new(self.snapshot()?);
-        self.with_callbacks(|callbacks, ctx| callbacks.run_snapshot(ctx, &snapshot))?;
-        self.hook(Hook::Checkpoint)?;
-        self.control.take_checkpoint_request();
         Ok(())
     }
 
@@ -338,7 +279,7 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
         self.window_clock = (self.busy, self.waiting);
         self.window_started = Instant::now();
         self.window_steps = 0;
-        self.latest.set(Split::Train, self.training.global_step, values);
+        self.engine.latest.set(Split::Train, self.engine.state.global_step, values);
     }
 
     fn wait_fraction(&self) -> f64 {
@@ -350,13 +291,17 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
         }
     }
 
-    fn next_batch(&mut self, batches: &mut Batches) -> Result<FeedItem> {
-        match batches {
-            Batches::Parquet { feed, .. } => feed.next_batch(),
+    fn next_batch(&mut self) -> Result<FeedItem> {
+        match self.batches.as_mut().expect("batches made in `begin`") {
+            Batches::Parquet(feed) => feed.next_batch(),
             Batches::Mock { per_epoch, cursor } => {
-                let schema = self.mock_schema.clone();
-                let ctx = JobContext { spec: &self.job.spec, schema, rows: *per_epoch * self.job.spec.dataset.batch_size, columns: None };
-                let batch = self.hooks.mock_batch(&ctx, cursor.batch).map_err(hook_error("mock_batch", self.training.global_step))?;
+                let ctx = JobContext {
+                    spec: &self.job.spec,
+                    schema: self.mock_schema.clone(),
+                    rows: *per_epoch * self.job.spec.dataset.batch_size,
+                    columns: None,
+                };
+                let batch = self.hooks.mock_batch(&ctx, cursor.batch).map_err(hook_error("mock_batch", self.engine.state.global_step))?;
                 let item = FeedItem { batch, epoch: cursor.epoch, index: cursor.batch, last: cursor.batch + 1 >= *per_epoch };
                 *cursor = item.next_cursor();
                 Ok(item)
@@ -364,139 +309,163 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
         }
     }
 
+    /// Runs the job to its end and says how it ended.
     fn run(&mut self, cancel: &CancelToken) -> Result<JobOutcome> {
-        let result = self.run_loop(cancel);
-        let status = match &result {
-            Err(error) => {
-                self.training.stop_reason = Some(StopReason::Failed(error.to_string()));
-                let error = match result {
-                    Err(JobError::Trainer(e)) => e,
-                    Err(other) => TrainerError::Callback { callback: "job".into(), message: other.to_string() },
-                    Ok(()) => unreachable!(),
-                };
-                self.control.take_checkpoint_request();
-                self.with_callbacks(|callbacks, ctx| callbacks.run_exception(ctx, &error));
-                log::error!("job {} failed: {error}", self.job.spec.run_id);
-                return Ok(JobOutcome {
-                    status: RunStatus::Failed,
-                    step: self.training.global_step,
-                    reason: Some(error.to_string()),
-                    data_wait_fraction: self.wait_fraction(),
-                });
-            }
-            Ok(()) => match &self.training.stop_reason {
-                Some(StopReason::Cancelled(_)) => RunStatus::Cancelled,
-                _ => RunStatus::Completed,
-            },
+        self.cancel = cancel.clone();
+        self.engine.start_clock();
+        let result = run_loop(self);
+        self.engine.stop_clock();
+        if let Err(error) = result {
+            let error = self.fail(error);
+            log::error!("job {} failed: {error}", self.job.spec.run_id);
+            return Ok(JobOutcome {
+                status: RunStatus::Failed,
+                step: self.engine.state.global_step,
+                reason: Some(error.to_string()),
+                data_wait_fraction: self.wait_fraction(),
+            });
+        }
+        let (status, reason) = match &self.engine.state.stop_reason {
+            Some(StopReason::Cancelled(how)) => (RunStatus::Cancelled, Some(how.clone())),
+            Some(StopReason::MaxStepsReached) | None => (RunStatus::Completed, None),
+            // As the event log's `run_ended` says it.
+            Some(StopReason::Requested(reason)) => (RunStatus::Completed, Some(reason.clone())),
+            Some(other) => (RunStatus::Completed, Some(other.to_string())),
         };
-        let reason = match &self.training.stop_reason {
-            Some(StopReason::Cancelled(how)) => Some(how.clone()),
-            Some(StopReason::MaxStepsReached) | None => None,
-            Some(other) => Some(other.to_string()),
-        };
-        Ok(JobOutcome { status, step: self.training.global_step, reason, data_wait_fraction: self.wait_fraction() })
+        Ok(JobOutcome { status, step: self.engine.state.global_step, reason, data_wait_fraction: self.wait_fraction() })
     }
 
-    fn run_loop(&mut self, cancel: &CancelToken) -> Result<()> {
+    /// One step: the next batch, `prepare_batch`, `train_step`, the counters and the window.
+    fn job_step(&mut self) -> Result<StepDone> {
         let spec = &self.job.spec;
-        let mut batches = match &self.source {
-            Some(source) => Batches::Parquet {
-                feed: Feed::start(source.clone(), spec.seed, spec.dataset.batch_size, spec.dataset.readahead, self.cursor),
-                per_epoch: source.batches_per_epoch(spec.dataset.batch_size),
-            },
-            None => Batches::Mock { per_epoch: spec.mock_batches.unwrap_or(1), cursor: self.cursor },
-        };
-        if let Batches::Parquet { per_epoch, .. } = &batches {
-            if self.cursor.batch > *per_epoch {
-                return Err(JobError::Resume {
-                    path: self.job.paths.checkpoints_dir.clone(),
-                    message: format!("its data cursor is at batch {} of an epoch; this data has {per_epoch} batches", self.cursor.batch),
-                });
-            }
+        let step = self.engine.state.global_step;
+        let waited = Instant::now();
+        let item = self.next_batch()?;
+        let started = Instant::now();
+        self.waiting += started - waited;
+        let rows = item.batch.num_rows();
+        let lr = self.engine.schedule.lr();
+        let emits = (step + 1).is_multiple_of(spec.metric_every);
+        let prepared = self.hooks.prepare_batch(&mut self.state, &item.batch, &self.device).map_err(hook_error("prepare_batch", step))?;
+        let ctx = StepContext { step, epoch: item.epoch, learning_rate: lr, seed: mix_seed(spec.seed, step as u64), emits_metrics: emits };
+        let result = self.hooks.train_step(&mut self.state, prepared, &ctx).map_err(hook_error("train_step", step))?;
+        self.busy += started.elapsed();
+        self.cursor = item.next_cursor();
+        let state = &mut self.engine.state;
+        state.global_step += 1;
+        state.epoch = self.cursor.epoch;
+        state.batch_in_epoch = self.cursor.batch;
+        state.samples_seen += rows as u64;
+        self.engine.schedule.step();
+        self.window.add(result.metrics);
+        self.window_steps += 1;
+        if let Some(debug) = &result.debug {
+            log::debug!("step {}: {debug}", self.engine.state.global_step);
         }
-        self.hook(Hook::TrainBegin)?;
-        self.window_started = Instant::now();
-        loop {
-            if self.training.global_step >= spec.max_steps {
-                self.training.stop_reason = Some(StopReason::MaxStepsReached);
-                break;
-            }
-            if let Some(how) = cancel.reason() {
-                self.training.stop_reason = Some(StopReason::Cancelled(how));
-                break;
-            }
-            if let Some(reason) = self.control.stop_requested() {
-                self.training.stop_reason = Some(StopReason::Requested(reason.to_string()));
-                break;
-            }
-            self.hook(Hook::BatchBegin)?;
-            let step = self.training.global_step;
-            let waited = Instant::now();
-            let item = self.next_batch(&mut batches)?;
-            let started = Instant::now();
-            self.waiting += started - waited;
-            let rows = item.batch.num_rows();
-            let lr = self.schedule.lr();
-            let emits = (step + 1).is_multiple_of(spec.metric_every);
-            let prepared = self.hooks.prepare_batch(&mut self.state, &item.batch, &self.device).map_err(hook_error("prepare_batch", step))?;
-            let ctx = StepContext { step, epoch: item.epoch, learning_rate: lr, seed: mix_seed(spec.seed, step as u64), emits_metrics: emits };
-            let result = self.hooks.train_step(&mut self.state, prepared, &ctx).map_err(hook_error("train_step", step))?;
-            self.busy += started.elapsed();
-            self.cursor = item.next_cursor();
-            self.training.global_step += 1;
-            self.training.epoch = self.cursor.epoch;
-            self.training.batch_in_epoch = self.cursor.batch;
-            self.training.samples_seen += rows as u64;
-            self.schedule.step();
-            self.window.add(result.metrics);
-            self.window_steps += 1;
-            if let Some(debug) = &result.debug {
-                log::debug!("step {}: {debug}", self.training.global_step);
-            }
-            if !result.control.skip_cadence_emit {
-                if self.training.global_step.is_multiple_of(spec.metric_every) {
-                    self.emit_metrics(lr);
-                }
-                self.hook(Hook::BatchEnd)?;
-                self.serve_checkpoint_request()?;
-                if spec.sample_every.is_some_and(|every| self.training.global_step.is_multiple_of(every)) {
-                    self.sample()?;
-                }
-            }
-            if result.control.backoff_seconds > 0.0 {
-                backoff(result.control.backoff_seconds, cancel);
-            }
-        }
-        // A window the cadence did not close at the end (max_steps not a multiple). A cancelled
-        // run keeps it: the checkpoint holds it and the resumed run continues it.
-        if !matches!(self.training.stop_reason, Some(StopReason::Cancelled(_))) {
-            let lr = self.schedule.lr();
+        let skip_cadence = result.control.skip_cadence_emit;
+        if !skip_cadence && self.engine.state.global_step.is_multiple_of(spec.metric_every) {
             self.emit_metrics(lr);
         }
-        self.training.schedule = Some(self.schedule.state());
-        self.hook(Hook::TrainEnd)?;
-        self.serve_checkpoint_request()?;
-        Ok(())
+        Ok(StepDone { optimizer_step: true, skip_cadence, backoff_seconds: result.control.backoff_seconds })
     }
 
     fn sample(&mut self) -> Result<()> {
         let dir = self.job.paths.samples_dir.clone();
         std::fs::create_dir_all(&dir).map_err(|source| JobError::Io { action: "creating samples folder", path: dir.clone(), source })?;
-        let step = self.training.global_step;
+        let step = self.engine.state.global_step;
         let file = self.hooks.sample(&mut self.state, &SampleContext { step, dir: &dir }).map_err(hook_error("sample", step))?;
         if let Some(file) = file {
             let info = SampleInfo { step, file: Some(file.display().to_string()) };
-            self.with_callbacks(|callbacks, ctx| callbacks.run_sample(ctx, &info))?;
+            self.engine.with_callbacks(|callbacks, ctx| callbacks.run_sample(ctx, &info))?;
         }
         Ok(())
     }
 }
 
-/// Sleeps `seconds`, in slices, until done or cancelled.
-fn backoff(seconds: f64, cancel: &CancelToken) {
-    let until = Instant::now() + Duration::from_secs_f64(seconds.min(86_400.0));
-    while Instant::now() < until && cancel.reason().is_none() {
-        std::thread::sleep((until - Instant::now()).min(Duration::from_millis(50)));
+impl<B: AutodiffBackend, H: StepHooks<B>> StepProgram for JobRun<'_, B, H> {
+    fn engine(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    fn snapshot(&mut self) -> trainer_core::Result<Snapshot> {
+        let step = self.engine.state.global_step;
+        let module = self.hooks.state_dict(&self.state).map_err(hook_error("state_dict", step))?;
+        let extra = self.hooks.save_checkpoint(&self.state).map_err(hook_error("save_checkpoint", step))?;
+        let engine = &self.engine;
+        let mut state = engine.state.clone();
+        state.elapsed_seconds = engine.elapsed_seconds();
+        state.schedule = Some(engine.schedule.state());
+        let payload: JobPayload = CheckpointPayload {
+            format_version: format!("{FORMAT_MAJOR}.{FORMAT_MINOR}"),
+            created_unix_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+            trainer_version: TRAINER_VERSION.into(),
+            burn_version: BURN_VERSION.into(),
+            config: engine.config.clone(),
+            state,
+            cursor: self.cursor,
+            rng: RngState::new(engine.config.seed),
+            schedule: engine.schedule.state(),
+            callbacks: engine.callbacks.states(),
+            metrics: engine.latest.clone(),
+            progress: EpochProgress::default(),
+            module,
+            optimizer: JobRecord {
+                run_id: self.job.spec.run_id.clone(),
+                trainer: self.job.trainer.clone(),
+                window: self.window.totals(),
+                extra,
+            },
+            kept_module: None,
+        };
+        Ok(Snapshot::from_payload(payload))
+    }
+
+    fn step(&mut self) -> trainer_core::Result<StepDone> {
+        self.job_step().map_err(engine_error)
+    }
+
+    fn cancelled(&self) -> Option<String> {
+        self.cancel.reason()
+    }
+
+    fn begin(&mut self) -> trainer_core::Result<()> {
+        let spec = &self.job.spec;
+        let batches = match &self.source {
+            Some(source) => {
+                let per_epoch = source.batches_per_epoch(spec.dataset.batch_size);
+                if self.cursor.batch > per_epoch {
+                    return Err(engine_error(JobError::Resume {
+                        path: self.job.paths.checkpoints_dir.clone(),
+                        message: format!("its data cursor is at batch {} of an epoch; this data has {per_epoch} batches", self.cursor.batch),
+                    }));
+                }
+                Batches::Parquet(Feed::start(source.clone(), spec.seed, spec.dataset.batch_size, spec.dataset.readahead, self.cursor))
+            }
+            None => Batches::Mock { per_epoch: spec.mock_batches.unwrap_or(1), cursor: self.cursor },
+        };
+        self.batches = Some(batches);
+        self.window_started = Instant::now();
+        Ok(())
+    }
+
+    fn after_checkpoint(&mut self) -> trainer_core::Result<()> {
+        let step = self.engine.state.global_step;
+        if self.job.spec.sample_every.is_some_and(|every| step.is_multiple_of(every)) {
+            self.sample().map_err(engine_error)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> trainer_core::Result<()> {
+        // A window the cadence did not close at the end (max_steps not a multiple). A cancelled
+        // run keeps it: the checkpoint holds it and the resumed run continues it.
+        if !matches!(self.engine.state.stop_reason, Some(StopReason::Cancelled(_))) {
+            let lr = self.engine.schedule.lr();
+            self.emit_metrics(lr);
+        }
+        // Ends the feed's thread.
+        self.batches = None;
+        Ok(())
     }
 }
 

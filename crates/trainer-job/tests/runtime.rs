@@ -1,12 +1,15 @@
 //! The runtime in process: cadence of metrics and checkpoints, a step that fails at step k, a
-//! cancellation and its exact resume, smoke runs on mock batches, steps that skip the cadence.
+//! cancellation and its exact resume, smoke runs on mock batches, steps that skip the cadence,
+//! user callbacks on the engine's loop.
 
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use burn::tensor::backend::AutodiffBackend;
 use common::{events, job, steps_of, write_table, B};
+use trainer_core::callback::{Callback, Context};
 use trainer_core::checkpoint::{latest_in, read};
 use trainer_core::event::RunStatus;
 use trainer_job::mlp_classifier::{MlpBatch, MlpClassifier, MlpState};
@@ -229,4 +232,72 @@ fn a_checkpoint_of_another_run_is_refused_and_reported() {
     assert!(reason.contains("test-run") && reason.contains("other-run"), "{reason}");
     let last = events(&other.paths.events_path).pop().unwrap();
     assert_eq!(last["status"], "failed");
+}
+
+/// Records the hooks it sees (with the step) and stops the run at a step.
+struct StopAt {
+    step: usize,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl StopAt {
+    fn record(&self, hook: &str, ctx: &Context<'_>) {
+        self.seen.lock().unwrap().push(format!("{hook}@{}", ctx.state.global_step));
+    }
+}
+
+impl Callback for StopAt {
+    fn on_train_begin(&mut self, ctx: &mut Context<'_>) -> trainer_core::Result<()> {
+        self.record("train_begin", ctx);
+        Ok(())
+    }
+    fn on_epoch_begin(&mut self, ctx: &mut Context<'_>) -> trainer_core::Result<()> {
+        self.record("epoch_begin", ctx);
+        Ok(())
+    }
+    fn on_batch_begin(&mut self, ctx: &mut Context<'_>) -> trainer_core::Result<()> {
+        self.record("batch_begin", ctx);
+        Ok(())
+    }
+    fn on_batch_end(&mut self, ctx: &mut Context<'_>) -> trainer_core::Result<()> {
+        self.record("batch_end", ctx);
+        if ctx.state.global_step == self.step {
+            ctx.control.stop("enough steps");
+        }
+        Ok(())
+    }
+    fn on_epoch_end(&mut self, ctx: &mut Context<'_>) -> trainer_core::Result<()> {
+        self.record("epoch_end", ctx);
+        Ok(())
+    }
+    fn on_train_end(&mut self, ctx: &mut Context<'_>) -> trainer_core::Result<()> {
+        self.record("train_end", ctx);
+        Ok(())
+    }
+}
+
+#[test]
+fn user_callbacks_run_on_the_engine_loop_and_can_stop_a_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = job(dir.path(), data(dir.path()), 30, 4, 10);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let stop = StopAt { step: 6, seen: seen.clone() };
+    let outcome = run_job::<B, _>(Scripted::new(&job), &job, Default::default(), &CancelToken::new(), vec![Box::new(stop)]).unwrap();
+    // Stopped right after the `BatchEnd` round of step 6: the loop's stop request, as in `fit`.
+    assert_eq!((outcome.status, outcome.step, outcome.reason.as_deref()), (RunStatus::Completed, 6, Some("enough steps")));
+    // One round per step, no epoch rounds (the feed streams across epochs), then the end.
+    let mut expected = vec!["train_begin@0".to_string()];
+    for step in 0..6 {
+        expected.push(format!("batch_begin@{step}"));
+        expected.push(format!("batch_end@{}", step + 1));
+    }
+    expected.push("train_end@6".into());
+    assert_eq!(*seen.lock().unwrap(), expected);
+    let log = events(&job.paths.events_path);
+    assert_eq!(steps_of(&log, "metrics"), [4, 6], "the unfinished window is emitted at the stop");
+    assert_eq!(steps_of(&log, "checkpoint"), [6], "a checkpoint at the end of a stopped job");
+    let early = log.iter().find(|e| e["event"] == "early_stop").expect("an early_stop event");
+    assert_eq!((early["step"].as_u64(), early["reason"].as_str()), (Some(6), Some("enough steps")));
+    let last = log.last().unwrap();
+    assert_eq!((last["status"].as_str(), last["reason"].as_str()), (Some("completed"), Some("enough steps")));
 }

@@ -3,18 +3,17 @@ use std::sync::Arc;
 
 use burn::data::{dataloader::batcher::Batcher, dataset::Dataset};
 use burn::module::AutodiffModule;
-use burn::optim::Optimizer;
+use burn::optim::{GradientsAccumulator, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 
-use super::SupervisedTrainer;
-use crate::callback::{AvailableMetrics, Callback, CallbackList, Checkpointing, Control, LatestMetrics};
+use super::{Engine, SupervisedTrainer};
+use crate::callback::{AvailableMetrics, Callback, CallbackList, Checkpointing};
 use crate::checkpoint::HostRecord;
 use crate::config::TrainerConfig;
 use crate::data::DataLoader;
 use crate::error::{Result, TrainerError};
 use crate::metric::{Metric, Split, TIMING_METRICS};
 use crate::schedule::{ConstantLr, LrSchedule};
-use crate::state::TrainingState;
 use crate::step::{TrainStep, ValidStep};
 
 /// Builds a [`SupervisedTrainer`] from a model, an optimizer, a config and a device, plus data,
@@ -299,22 +298,18 @@ where
             (None, Some(config)) => config.build(self.config.learning_rate)?,
             (None, None) => Box::new(ConstantLr::constant(self.config.learning_rate)),
         };
+        let batches_per_epoch = self.train.as_ref().map(DataLoader::num_batches);
         Ok(SupervisedTrainer {
             model: Some(self.model),
             optimizer: self.optimizer,
-            config: self.config,
-            schedule,
+            engine: Engine::new(self.config, schedule, callbacks, available, batches_per_epoch),
             train: self.train,
             valid: self.valid,
             test: self.test,
-            callbacks,
             device: self.device,
-            state: TrainingState::default(),
-            latest: LatestMetrics::default(),
-            control: Control::default(),
             progress: Default::default(),
-            clock: None,
-            available,
+            epoch_batches: None,
+            accumulator: GradientsAccumulator::new(),
             kept: None,
             confusion: Default::default(),
             top_k: self.top_k,

@@ -1,13 +1,16 @@
-//! The training engine: the [`Trainer`] contract and the supervised trainer.
+//! The training engine: the one loop ([`run_loop`] over a [`StepProgram`]), the [`Trainer`]
+//! contract and the supervised trainer, a program of that loop.
 
 mod builder;
 mod clip;
 mod report;
+mod run_loop;
 mod supervised;
 
 pub use builder::SupervisedTrainerBuilder;
 pub use clip::clip_gradients;
 pub use report::FitReport;
+pub use run_loop::{run_loop, Engine, Flow, StepDone, StepProgram};
 pub use supervised::SupervisedTrainer;
 
 use crate::config::TrainerConfig;

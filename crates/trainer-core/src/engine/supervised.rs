@@ -1,25 +1,25 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use burn::module::{AutodiffModule, Module};
 use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 
+use super::run_loop::{run_loop, Engine, StepDone, StepProgram};
 use super::{clip_gradients, FitReport, Trainer};
-use crate::callback::{AvailableMetrics, CallbackList, Context, Control, Hook, LatestMetrics};
+use crate::callback::{Hook, LatestMetrics};
 use crate::checkpoint::{
     latest_in, load_module_host, verify, write_atomic, CheckpointPayload,
     EpochProgress, HostRecord, RngState, Snapshot, BURN_VERSION, FORMAT_MAJOR, FORMAT_MINOR,
     HEADER_LEN, TRAINER_VERSION,
 };
 use crate::config::{ScheduleInterval, TrainerConfig};
-use crate::data::{mix_seed, DataCursor, DataLoader};
+use crate::data::{mix_seed, Batches, DataCursor, DataLoader};
 use crate::error::{Result, TrainerError};
 use crate::metric::{MetricAccumulator, Metrics, Split, Totals};
-use crate::schedule::LrSchedule;
-use crate::state::{BestMetric, EpochSummary, MetricValues, StopReason, TrainingState};
+use crate::state::{BestMetric, EpochSummary, MetricValues, TrainingState};
 use crate::step::{TrainStep, ValidStep};
 
 /// The supervised trainer: the user's model gives the loss, the trainer does backward,
@@ -34,21 +34,17 @@ where
 {
     pub(super) model: Option<M>,
     pub(super) optimizer: O,
-    pub(super) config: TrainerConfig,
-    pub(super) schedule: Box<dyn LrSchedule>,
+    /// State, config, schedule, callbacks and latest metrics; drives `fit`.
+    pub(super) engine: Engine,
     pub(super) train: Option<DataLoader<B, TB>>,
     pub(super) valid: Option<DataLoader<B::InnerBackend, VB>>,
     pub(super) test: Option<DataLoader<B::InnerBackend, VB>>,
-    pub(super) callbacks: CallbackList,
     pub(super) device: B::Device,
-    pub(super) state: TrainingState,
-    pub(super) latest: LatestMetrics,
-    pub(super) control: Control,
     pub(super) progress: Progress<B::InnerBackend>,
-    /// When the current `fit` started and the seconds spent in earlier ones.
-    pub(super) clock: Option<(Instant, f64)>,
-    /// The metrics each split can produce.
-    pub(super) available: AvailableMetrics,
+    /// The current epoch's batches, from the cursor on (made at its first step).
+    pub(super) epoch_batches: Option<Batches<B, TB>>,
+    /// Gradients of micro-batches that wait for an optimizer step.
+    pub(super) accumulator: GradientsAccumulator<M>,
     /// Weights a callback asked to keep (references: burn tensors are immutable values).
     pub(super) kept: Option<M>,
     /// `k` of the top-k accuracy, if counted.
@@ -104,12 +100,6 @@ type OptimizerHost<B, M, O> = <<O as Optimizer<M, B>>::Record as HostRecord<B>>:
 /// Serialises seeding and forward passes of all trainers in the process (see `run_epoch`).
 static BACKEND_RNG: Mutex<()> = Mutex::new(());
 
-/// Where one hook round left the run.
-enum Flow {
-    Continue,
-    Stop,
-}
-
 impl<B, M, O, TB, VB> SupervisedTrainer<B, M, O, TB, VB>
 where
     B: AutodiffBackend,
@@ -133,7 +123,7 @@ where
 
     /// The learning rate the next optimizer step uses.
     pub fn learning_rate(&self) -> f64 {
-        self.schedule.lr()
+        self.engine.schedule.lr()
     }
 
     /// The confusion matrix of the last `valid` or `test` pass of a classifier.
@@ -148,45 +138,12 @@ where
 
     /// The latest metrics read back, per split.
     pub fn latest_metrics(&self) -> &LatestMetrics {
-        &self.latest
+        &self.engine.latest
     }
 
     /// The device the model trains on.
     pub fn device(&self) -> &B::Device {
         &self.device
-    }
-
-    /// Runs `f` on the callbacks with a context over the trainer's state.
-    fn with_callbacks<R>(&mut self, f: impl FnOnce(&mut CallbackList, &mut Context<'_>) -> R) -> R {
-        let mut ctx = Context {
-            state: &self.state,
-            metrics: &self.latest,
-            learning_rate: self.schedule.lr(),
-            control: &mut self.control,
-            available: &self.available,
-            config: &self.config,
-            batches_per_epoch: self.train.as_ref().map(DataLoader::num_batches),
-        };
-        f(&mut self.callbacks, &mut ctx)
-    }
-
-    fn hook(&mut self, hook: Hook) -> Result<Flow> {
-        self.with_callbacks(|callbacks, ctx| callbacks.run(hook, ctx))?;
-        if self.control.take_keep_weights() {
-            self.kept = Some(self.model().clone());
-        }
-        if self.control.take_restore_kept_weights() {
-            if let Some(kept) = self.kept.clone() {
-                self.model = Some(kept);
-            }
-        }
-        if let Some(reason) = self.control.stop_requested() {
-            if self.state.stop_reason.is_none() {
-                self.state.stop_reason = Some(StopReason::Requested(reason.to_string()));
-            }
-            return Ok(Flow::Stop);
-        }
-        Ok(Flow::Continue)
     }
 
     /// Takes a checkpoint of the run as it stands: the model and optimizer records (full
@@ -206,11 +163,9 @@ where
                 ),
             });
         }
-        let mut state = self.state.clone();
-        if let Some((started, before)) = self.clock {
-            state.elapsed_seconds = before + started.elapsed().as_secs_f64();
-        }
-        state.schedule = Some(self.schedule.state());
+        let mut state = self.engine.state.clone();
+        state.elapsed_seconds = self.engine.elapsed_seconds();
+        state.schedule = Some(self.engine.schedule.state());
         let meta = CheckpointPayload {
             format_version: format!("{FORMAT_MAJOR}.{FORMAT_MINOR}"),
             created_unix_ms: SystemTime::now()
@@ -218,12 +173,12 @@ where
                 .map_or(0, |d| d.as_millis() as u64),
             trainer_version: TRAINER_VERSION.into(),
             burn_version: BURN_VERSION.into(),
-            config: self.config.clone(),
+            config: self.engine.config.clone(),
             cursor: DataCursor { epoch: state.epoch, batch: state.batch_in_epoch },
-            rng: RngState::new(self.config.seed),
-            schedule: self.schedule.state(),
-            callbacks: self.callbacks.states(),
-            metrics: self.latest.clone(),
+            rng: RngState::new(self.engine.config.seed),
+            schedule: self.engine.schedule.state(),
+            callbacks: self.engine.callbacks.states(),
+            metrics: self.engine.latest.clone(),
             progress: EpochProgress {
                 window: self.progress.window.read_totals(),
                 epoch: self.progress.epoch_totals.clone(),
@@ -308,15 +263,15 @@ where
             current.load_record(<O::Record as HostRecord<B>>::from_host(record, &device))
         }))
         .map_err(|_| mismatch("its optimizer record holds tensor data burn cannot load".into()))?;
-        self.schedule.load_state(payload.schedule)?;
-        self.callbacks.load_states(payload.callbacks)?;
+        self.engine.schedule.load_state(payload.schedule)?;
+        self.engine.callbacks.load_states(payload.callbacks)?;
         self.model = Some(model);
         self.kept = kept;
         self.optimizer = optimizer;
         let mut state = payload.state;
         state.stop_reason = None;
-        self.state = state;
-        self.latest = payload.metrics;
+        self.engine.state = state;
+        self.engine.latest = payload.metrics;
         self.progress = Progress {
             window: MetricAccumulator::from_totals(payload.progress.window)
                 .with_top_k(self.top_k)
@@ -331,7 +286,7 @@ where
 
     /// Settings that change which batch comes next must match the checkpoint's.
     fn check_config(&self, saved: &TrainerConfig) -> std::result::Result<(), String> {
-        let ours = &self.config;
+        let ours = &self.engine.config;
         let differs = |field: &str, theirs: String, mine: String| {
             Err(format!(
                 "`{field}` is {theirs} in the checkpoint and {mine} in this trainer; it fixes the data order, so the run would not continue where it stopped"
@@ -353,21 +308,6 @@ where
                 ours.gradient_accumulation.to_string(),
             );
         }
-        Ok(())
-    }
-
-    /// Takes a snapshot for the callbacks if one asked, at a point where the run can resume
-    /// from: between optimizer steps. A request made in the middle of an accumulated step waits
-    /// for the step; one made in `on_checkpoint` itself is dropped (it would save forever).
-    fn serve_checkpoint_request(&mut self) -> Result<()> {
-        if !self.control.checkpoint_requested() || self.progress.pending > 0 {
-            return Ok(());
-        }
-        self.control.take_checkpoint_request();
-        let snapshot = Arc::new(self.snapshot()?);
-        self.with_callbacks(|callbacks, ctx| callbacks.run_snapshot(ctx, &snapshot))?;
-        self.hook(Hook::Checkpoint)?;
-        self.control.take_checkpoint_request();
         Ok(())
     }
 
@@ -399,13 +339,13 @@ where
             values.extend(confusion.macro_values());
             self.confusion.insert(split, confusion);
         }
-        self.latest.set(split, self.state.global_step, values.clone());
+        self.engine.latest.set(split, self.engine.state.global_step, values.clone());
         if split == Split::Valid {
             self.track_best(&values);
-            if self.schedule.needs_metric() {
+            if self.engine.schedule.needs_metric() {
                 // A missing loss counts as no improvement.
                 let loss = values.get("loss").copied().unwrap_or(f64::NAN);
-                self.schedule.step_with_metric(loss);
+                self.engine.schedule.step_with_metric(loss);
             }
         }
         self.hook(end)?;
@@ -416,26 +356,27 @@ where
     fn track_best(&mut self, values: &MetricValues) {
         let Some(&loss) = values.get("loss") else { return };
         let improved = self
+            .engine
             .state
             .best
             .as_ref()
             .is_none_or(|best| loss < best.value);
         if improved {
-            self.state.best = Some(BestMetric {
+            self.engine.state.best = Some(BestMetric {
                 name: "valid/loss".into(),
                 value: loss,
-                step: self.state.global_step,
-                epoch: self.state.epoch + 1,
+                step: self.engine.state.global_step,
+                epoch: self.engine.state.epoch + 1,
             });
-            self.state.stale_validations = 0;
+            self.engine.state.stale_validations = 0;
         } else {
-            self.state.stale_validations += 1;
+            self.engine.state.stale_validations += 1;
         }
-        if let Some(patience) = self.config.early_stopping_patience {
-            if self.state.stale_validations >= patience {
-                self.control.stop(format!(
+        if let Some(patience) = self.engine.config.early_stopping_patience {
+            if self.engine.state.stale_validations >= patience {
+                self.engine.control.stop(format!(
                     "early stopping: valid/loss did not improve for {} validations (patience {patience})",
-                    self.state.stale_validations
+                    self.engine.state.stale_validations
                 ));
             }
         }
@@ -444,13 +385,13 @@ where
     fn optimizer_step(&mut self, grads: GradientsParams) {
         let model = self.model.take().expect("model present between steps");
         let mut grads = grads;
-        if let Some(clipping) = self.config.gradient_clipping {
+        if let Some(clipping) = self.engine.config.gradient_clipping {
             clip_gradients(&model, &mut grads, clipping);
         }
-        let model = self.optimizer.step(self.schedule.lr(), model, grads);
+        let model = self.optimizer.step(self.engine.schedule.lr(), model, grads);
         self.model = Some(model);
-        self.state.global_step += 1;
-        if self.config.schedule_interval == ScheduleInterval::Step {
+        self.engine.state.global_step += 1;
+        if self.engine.config.schedule_interval == ScheduleInterval::Step {
             self.advance_schedule();
         }
     }
@@ -458,35 +399,39 @@ where
     /// Steps the schedule on its interval; schedules that need a metric step after each
     /// validation instead (see `run_eval`).
     fn advance_schedule(&mut self) {
-        if !self.schedule.needs_metric() {
-            self.schedule.step();
+        if !self.engine.schedule.needs_metric() {
+            self.engine.schedule.step();
         }
     }
 
     /// Throughput over the logging window that ends now (this session's steps only), time in
     /// `fit` so far, and the time left at that pace when the run's length is known.
-    fn add_pace(&mut self, values: &mut MetricValues, loader: &DataLoader<B, TB>) {
+    fn add_pace(&mut self, values: &mut MetricValues) {
         let seconds = self.progress.window_started.elapsed().as_secs_f64();
         let steps = std::mem::take(&mut self.progress.window_steps);
         let samples = std::mem::take(&mut self.progress.window_samples);
         self.progress.window_started = Instant::now();
-        if let Some((started, before)) = self.clock {
-            values.insert("elapsed_seconds".into(), before + started.elapsed().as_secs_f64());
-        }
+        values.insert("elapsed_seconds".into(), self.engine.elapsed_seconds());
         if seconds <= 0.0 || steps == 0 {
             return;
         }
         let steps_per_second = steps as f64 / seconds;
         values.insert("steps_per_second".into(), steps_per_second);
         values.insert("samples_per_second".into(), samples as f64 / seconds);
-        let per_epoch = loader.num_batches().div_ceil(self.config.gradient_accumulation);
-        let total = match (self.config.epochs.map(|e| e * per_epoch), self.config.max_steps) {
+        let config = &self.engine.config;
+        let per_epoch = self.num_batches().div_ceil(config.gradient_accumulation);
+        let total = match (config.epochs.map(|e| e * per_epoch), config.max_steps) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         if let Some(total) = total {
-            values.insert("eta_seconds".into(), total.saturating_sub(self.state.global_step) as f64 / steps_per_second);
+            values.insert("eta_seconds".into(), total.saturating_sub(self.engine.state.global_step) as f64 / steps_per_second);
         }
+    }
+
+    /// Batches in one epoch of the training data.
+    fn num_batches(&self) -> usize {
+        self.engine.batches_per_epoch.unwrap_or(0)
     }
 
     /// The metric state of a new epoch.
@@ -496,212 +441,194 @@ where
             ..Progress::default()
         }
     }
+}
 
-    fn max_steps_reached(&self) -> bool {
-        self.config
-            .max_steps
-            .is_some_and(|max| self.state.global_step >= max)
+/// The supervised trainer's batches, optimizer steps, epochs and validation, as the engine
+/// loop drives them (`fit` runs [`run_loop`] over it). Call `fit`, not these.
+impl<B, M, O, TB, VB> StepProgram for SupervisedTrainer<B, M, O, TB, VB>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B> + TrainStep<B, TB>,
+    M::InnerModule: ValidStep<B::InnerBackend, VB>,
+    M::Record: HostRecord<B>,
+    O: Optimizer<M, B>,
+    O::Record: HostRecord<B>,
+    TB: Send + 'static,
+    VB: Send + 'static,
+{
+    fn engine(&mut self) -> &mut Engine {
+        &mut self.engine
     }
 
-    /// Runs one epoch from the cursor; returns whether the run must stop.
-    fn run_epoch(&mut self, loader: &DataLoader<B, TB>) -> Result<Flow> {
-        let epoch = self.state.epoch;
-        if self.state.batch_in_epoch == 0 {
-            self.progress = self.fresh_progress();
-            if let Flow::Stop = self.hook(Hook::EpochBegin)? {
-                return Ok(Flow::Stop);
+    fn snapshot(&mut self) -> Result<Snapshot> {
+        SupervisedTrainer::snapshot(self)
+    }
+
+    fn can_snapshot(&self) -> bool {
+        self.progress.pending == 0
+    }
+
+    fn begin(&mut self) -> Result<()> {
+        if self.train.is_none() {
+            return Err(TrainerError::MissingData { split: "train", builder_method: "train_data" });
+        }
+        // The batches of an earlier `fit` that ended early are not this cursor's.
+        self.epoch_batches = None;
+        if self.engine.state.batch_in_epoch > 0 {
+            // Resumed mid-epoch: the epoch's clock goes on from the checkpoint's.
+            self.progress.epoch_started = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn after_callbacks(&mut self) {
+        if self.engine.control.take_keep_weights() {
+            self.kept = Some(self.model().clone());
+        }
+        if self.engine.control.take_restore_kept_weights() {
+            if let Some(kept) = self.kept.clone() {
+                self.model = Some(kept);
             }
         }
-        let num_batches = loader.num_batches();
-        let accumulation = self.config.gradient_accumulation;
-        let loss_scale = 1.0 / accumulation as f64;
-        let mut accumulator = GradientsAccumulator::<M>::new();
-        let batches = loader.iter(DataCursor {
-            epoch,
-            batch: self.state.batch_in_epoch,
+    }
+
+    fn at_epoch_start(&self) -> bool {
+        self.engine.state.batch_in_epoch == 0
+    }
+
+    fn epoch_done(&self) -> bool {
+        // No batches at all is the data's error, which making the batches reports.
+        let num_batches = self.num_batches();
+        num_batches > 0 && self.engine.state.batch_in_epoch >= num_batches
+    }
+
+    fn begin_epoch(&mut self) -> Result<()> {
+        self.progress = self.fresh_progress();
+        self.accumulator = GradientsAccumulator::new();
+        Ok(())
+    }
+
+    fn step(&mut self) -> Result<StepDone> {
+        let epoch = self.engine.state.epoch;
+        if self.epoch_batches.is_none() {
+            let cursor = DataCursor { epoch, batch: self.engine.state.batch_in_epoch };
+            let loader = self.train.as_ref().ok_or(TrainerError::MissingData { split: "train", builder_method: "train_data" })?;
+            self.epoch_batches = Some(loader.iter(cursor)?);
+        }
+        let batch = self.epoch_batches.as_mut().and_then(Iterator::next).unwrap_or_else(|| {
+            Err(TrainerError::Data { split: "train", message: "the batches of the epoch ended early".into() })
         })?;
-        for batch in batches {
-            let batch = batch?;
-            if let Flow::Stop = self.hook(Hook::BatchBegin)? {
-                return Ok(Flow::Stop);
-            }
-            let model = self.model();
-            let output = {
-                // Random ops (dropout) draw from a stream fixed by (seed, epoch, batch), so a
-                // resumed run repeats them. burn's backend RNG is global to the process: the lock
-                // keeps trainers on other threads from drawing from this step's stream.
-                let _rng = BACKEND_RNG.lock().unwrap_or_else(PoisonError::into_inner);
-                B::seed(
-                    &self.device,
-                    mix_seed(mix_seed(self.config.seed, epoch as u64), self.state.batch_in_epoch as u64),
-                );
-                TrainStep::step(model, batch)
-            };
-            let batch_size = output.batch_size;
-            let loss = if accumulation > 1 {
-                output.loss.clone().mul_scalar(loss_scale)
-            } else {
-                output.loss.clone()
-            };
-            let grads = GradientsParams::from_grads(loss.backward(), model);
-            self.progress.window.update(&output.detach_inner());
-            drop(output);
-            self.state.batch_in_epoch += 1;
-            self.state.samples_seen += batch_size as u64;
-            self.progress.window_samples += batch_size as u64;
-            self.progress.pending += 1;
-            let last_batch = self.state.batch_in_epoch == num_batches;
-            // The lr this batch's optimizer step uses, before the schedule advances.
-            let step_lr = self.schedule.lr();
-            let stepped = if accumulation > 1 {
-                accumulator.accumulate(self.model(), grads);
-                if self.progress.pending == accumulation || last_batch {
-                    let grads = accumulator.grads();
-                    self.optimizer_step(grads);
-                    true
-                } else {
-                    false
-                }
-            } else {
+        let num_batches = self.num_batches();
+        let accumulation = self.engine.config.gradient_accumulation;
+        let loss_scale = 1.0 / accumulation as f64;
+        let model = self.model();
+        let output = {
+            // Random ops (dropout) draw from a stream fixed by (seed, epoch, batch), so a
+            // resumed run repeats them. burn's backend RNG is global to the process: the lock
+            // keeps trainers on other threads from drawing from this step's stream.
+            let _rng = BACKEND_RNG.lock().unwrap_or_else(PoisonError::into_inner);
+            B::seed(
+                &self.device,
+                mix_seed(mix_seed(self.engine.config.seed, epoch as u64), self.engine.state.batch_in_epoch as u64),
+            );
+            TrainStep::step(model, batch)
+        };
+        let batch_size = output.batch_size;
+        let loss = if accumulation > 1 {
+            output.loss.clone().mul_scalar(loss_scale)
+        } else {
+            output.loss.clone()
+        };
+        let grads = GradientsParams::from_grads(loss.backward(), model);
+        self.progress.window.update(&output.detach_inner());
+        drop(output);
+        self.engine.state.batch_in_epoch += 1;
+        self.engine.state.samples_seen += batch_size as u64;
+        self.progress.window_samples += batch_size as u64;
+        self.progress.pending += 1;
+        let last_batch = self.engine.state.batch_in_epoch == num_batches;
+        // The lr this batch's optimizer step uses, before the schedule advances.
+        let step_lr = self.engine.schedule.lr();
+        let stepped = if accumulation > 1 {
+            let model = self.model.as_ref().expect("model present between steps");
+            self.accumulator.accumulate(model, grads);
+            if self.progress.pending == accumulation || last_batch {
+                let grads = self.accumulator.grads();
                 self.optimizer_step(grads);
                 true
-            };
-            if stepped {
-                self.progress.pending = 0;
-                self.progress.window_steps += 1;
-                if self.state.global_step.is_multiple_of(self.config.log_every) {
-                    let totals = self.progress.window.read_totals();
-                    self.progress.epoch_totals.add(&totals);
-                    self.progress.window.reset();
-                    let mut values = self.progress.window.values(&totals);
-                    values.insert("lr".into(), step_lr);
-                    self.add_pace(&mut values, loader);
-                    self.latest.set(Split::Train, self.state.global_step, values);
-                }
+            } else {
+                false
             }
-            let mut flow = self.hook(Hook::BatchEnd)?;
-            if stepped && matches!(flow, Flow::Continue) {
-                if self
-                    .config
-                    .validation
-                    .is_some_and(|f| f.fires_at_step(self.state.global_step))
-                    && self.valid.is_some()
-                {
-                    self.run_eval(Split::Valid)?;
-                    if self.control.stop_requested().is_some() {
-                        flow = Flow::Stop;
-                    }
-                }
-                if self.max_steps_reached() {
-                    self.state.stop_reason = Some(StopReason::MaxStepsReached);
-                    flow = Flow::Stop;
-                }
-            }
-            self.serve_checkpoint_request()?;
-            if let Flow::Stop = flow {
-                return Ok(Flow::Stop);
+        } else {
+            self.optimizer_step(grads);
+            true
+        };
+        if stepped {
+            self.progress.pending = 0;
+            self.progress.window_steps += 1;
+            if self.engine.state.global_step.is_multiple_of(self.engine.config.log_every) {
+                let totals = self.progress.window.read_totals();
+                self.progress.epoch_totals.add(&totals);
+                self.progress.window.reset();
+                let mut values = self.progress.window.values(&totals);
+                values.insert("lr".into(), step_lr);
+                self.add_pace(&mut values);
+                self.engine.latest.set(Split::Train, self.engine.state.global_step, values);
             }
         }
+        Ok(StepDone { optimizer_step: stepped, ..StepDone::default() })
+    }
+
+    fn after_step(&mut self) -> Result<()> {
+        let step = self.engine.state.global_step;
+        if self.engine.config.validation.is_some_and(|f| f.fires_at_step(step)) && self.valid.is_some() {
+            self.run_eval(Split::Valid)?;
+        }
+        Ok(())
+    }
+
+    fn end_epoch(&mut self) -> Result<()> {
+        self.epoch_batches = None;
         if !self.progress.window.is_empty() {
             let totals = self.progress.window.read_totals();
             self.progress.epoch_totals.add(&totals);
             self.progress.window.reset();
             let values = self.progress.window.values(&totals);
-            self.latest.set(Split::Train, self.state.global_step, values);
+            self.engine.latest.set(Split::Train, self.engine.state.global_step, values);
         }
-        // The epoch is complete.
-        self.state.epoch += 1;
-        self.state.batch_in_epoch = 0;
-        if self.config.schedule_interval == ScheduleInterval::Epoch {
+        self.engine.state.epoch += 1;
+        self.engine.state.batch_in_epoch = 0;
+        if self.engine.config.schedule_interval == ScheduleInterval::Epoch {
             self.advance_schedule();
         }
         let valid = if self
+            .engine
             .config
             .validation
-            .is_some_and(|f| f.fires_at_epoch_end(self.state.epoch))
+            .is_some_and(|f| f.fires_at_epoch_end(self.engine.state.epoch))
             && self.valid.is_some()
         {
             Some(self.run_eval(Split::Valid)?)
         } else {
             None
         };
-        self.state.schedule = Some(self.schedule.state());
-        self.state.history.push(EpochSummary {
-            epoch: self.state.epoch,
-            global_step: self.state.global_step,
-            learning_rate: self.schedule.lr(),
+        self.engine.state.schedule = Some(self.engine.schedule.state());
+        self.engine.state.history.push(EpochSummary {
+            epoch: self.engine.state.epoch,
+            global_step: self.engine.state.global_step,
+            learning_rate: self.engine.schedule.lr(),
             train: self.progress.window.values(&self.progress.epoch_totals),
             valid,
             seconds: self.progress.epoch_seconds(),
         });
         self.progress = self.fresh_progress();
-        // Early stopping during validation still closes the epoch for the callbacks.
-        let flow = self.hook(Hook::EpochEnd)?;
-        self.serve_checkpoint_request()?;
-        Ok(flow)
-    }
-
-    fn fit_loop(&mut self) -> Result<()> {
-        let loader = self.train.clone().ok_or(TrainerError::MissingData {
-            split: "train",
-            builder_method: "train_data",
-        })?;
-        self.state.stop_reason = None;
-        self.control = Control::default();
-        if self.state.batch_in_epoch > 0 {
-            // Resumed mid-epoch: the epoch's clock goes on from the checkpoint's.
-            self.progress.epoch_started = Instant::now();
-        }
-        if let Flow::Stop = self.hook(Hook::TrainBegin)? {
-            return self.end_train();
-        }
-        loop {
-            if self.max_steps_reached() {
-                self.state.stop_reason = Some(StopReason::MaxStepsReached);
-                break;
-            }
-            if self.config.epochs.is_some_and(|e| self.state.epoch >= e) {
-                self.state.stop_reason = Some(StopReason::EpochsCompleted);
-                break;
-            }
-            let flow = self.run_epoch(&loader)?;
-            self.update_elapsed();
-            if let Flow::Stop = flow {
-                break;
-            }
-        }
-        self.end_train()
-    }
-
-    fn update_elapsed(&mut self) {
-        if let Some((started, before)) = self.clock {
-            self.state.elapsed_seconds = before + started.elapsed().as_secs_f64();
-        }
-    }
-
-    fn end_train(&mut self) -> Result<()> {
-        self.update_elapsed();
-        self.state.schedule = Some(self.schedule.state());
-        self.hook(Hook::TrainEnd)?;
-        self.serve_checkpoint_request()?;
         Ok(())
     }
 
-    /// Ends a failed run: callbacks hear of the error, an emergency checkpoint is taken if one
-    /// asks for it (between optimizer steps only), then the error is returned.
-    fn fail(&mut self, error: TrainerError) -> TrainerError {
-        self.state.stop_reason = Some(StopReason::Failed(error.to_string()));
-        self.control.take_checkpoint_request();
-        self.with_callbacks(|callbacks, ctx| callbacks.run_exception(ctx, &error));
-        if self.control.checkpoint_requested() && self.progress.pending > 0 {
-            log::warn!(
-                "no emergency checkpoint: the error came between micro-batches of an accumulated step; the last checkpoint stands"
-            );
-        }
-        if let Err(save_error) = self.serve_checkpoint_request() {
-            log::error!("the emergency checkpoint failed: {save_error}");
-        }
-        error
+    fn finish(&mut self) -> Result<()> {
+        // Ends the loader thread of an epoch the run stopped in.
+        self.epoch_batches = None;
+        Ok(())
     }
 }
 
@@ -717,16 +644,16 @@ where
     VB: Send + 'static,
 {
     fn fit(&mut self) -> Result<FitReport> {
-        self.clock = Some((Instant::now(), self.state.elapsed_seconds));
-        let result = self.fit_loop();
+        self.engine.start_clock();
+        let result = run_loop(self);
         let result = match result {
             Ok(()) => Ok(FitReport::from_state(
-                &self.state,
-                self.latest.valid().cloned(),
+                &self.engine.state,
+                self.engine.latest.valid().cloned(),
             )),
             Err(error) => Err(self.fail(error)),
         };
-        self.clock = None;
+        self.engine.stop_clock();
         result
     }
 
@@ -739,10 +666,10 @@ where
     }
 
     fn state(&self) -> &TrainingState {
-        &self.state
+        &self.engine.state
     }
 
     fn config(&self) -> &TrainerConfig {
-        &self.config
+        &self.engine.config
     }
 }
