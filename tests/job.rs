@@ -78,21 +78,10 @@ fn long_spec(dir: &Path, max_steps: usize) -> PathBuf {
 
 /// The model's tensors in order and the optimizer's sorted (keyed by parameter ids).
 fn tensors(checkpoint_dir: &Path) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    fn collect(value: &rmpv::Value, out: &mut Vec<Vec<u8>>) {
-        match value {
-            rmpv::Value::Binary(bytes) => out.push(bytes.clone()),
-            rmpv::Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
-            rmpv::Value::Map(entries) => entries.iter().for_each(|(_, v)| collect(v, out)),
-            _ => {}
-        }
-    }
     let payload: JobPayload = read(&latest_in(checkpoint_dir).unwrap().unwrap()).unwrap();
-    let blobs = |key: &str| {
-        let mut out = Vec::new();
-        collect(&payload.module.get::<rmpv::Value>(key).unwrap(), &mut out);
-        out
-    };
-    let (model, mut optimizer) = (blobs("model"), blobs("optimizer"));
+    let (model, mut optimizer) = (payload.module.tensor_bytes("model").unwrap(), payload.module.tensor_bytes("optimizer").unwrap());
+    // Two layers' weights and biases, and Adam's two moments of each.
+    assert!(model.len() == 4 && optimizer.len() >= 8, "expected the tensors of two layers and their moments");
     optimizer.sort();
     (model, optimizer)
 }

@@ -1,11 +1,11 @@
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use arrow_schema::{DataType, Field, Schema};
 use burn::tensor::backend::AutodiffBackend;
 use trainer_core::callback::{AvailableMetrics, Callback, CallbackList, Checkpointing, EventLog, SampleInfo};
-use trainer_core::checkpoint::{latest_in, read, CheckpointPayload, EpochProgress, Retention, RngState, Snapshot, BURN_VERSION, FORMAT_MAJOR, FORMAT_MINOR, TRAINER_VERSION};
+use trainer_core::checkpoint::{latest_in, read, EpochProgress, Retention, Snapshot};
 use trainer_core::data::{mix_seed, DataCursor};
 use trainer_core::event::{Event, EventKind, EventWriter, ResumeAt, RunStatus};
 use trainer_core::metric::Split;
@@ -391,32 +391,13 @@ impl<B: AutodiffBackend, H: StepHooks<B>> StepProgram for JobRun<'_, B, H> {
         let step = self.engine.state.global_step;
         let module = self.hooks.state_dict(&self.state).map_err(hook_error("state_dict", step))?;
         let extra = self.hooks.save_checkpoint(&self.state).map_err(hook_error("save_checkpoint", step))?;
-        let engine = &self.engine;
-        let mut state = engine.state.clone();
-        state.elapsed_seconds = engine.elapsed_seconds();
-        state.schedule = Some(engine.schedule.state());
-        let payload: JobPayload = CheckpointPayload {
-            format_version: format!("{FORMAT_MAJOR}.{FORMAT_MINOR}"),
-            created_unix_ms: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
-            trainer_version: TRAINER_VERSION.into(),
-            burn_version: BURN_VERSION.into(),
-            config: engine.config.clone(),
-            state,
-            cursor: self.cursor,
-            rng: RngState::new(engine.config.seed),
-            schedule: engine.schedule.state(),
-            callbacks: engine.callbacks.states(),
-            metrics: engine.latest.clone(),
-            progress: EpochProgress::default(),
-            module,
-            optimizer: JobRecord {
-                run_id: self.job.spec.run_id.clone(),
-                trainer: self.job.trainer.clone(),
-                window: self.window.totals(),
-                extra,
-            },
-            kept_module: None,
+        let record = JobRecord {
+            run_id: self.job.spec.run_id.clone(),
+            trainer: self.job.trainer.clone(),
+            window: self.window.totals(),
+            extra,
         };
+        let payload: JobPayload = self.engine.checkpoint_meta(self.cursor, EpochProgress::default()).with_records(module, record, None);
         Ok(Snapshot::from_payload(payload))
     }
 

@@ -67,6 +67,23 @@ impl StateDict {
         Ok(load_module_host::<B, M>(module, self.get(key)?, device).map_err(|e| format!("state entry `{key}`: {e}"))?)
     }
 
+    /// The raw bytes of every tensor stored under `key`, in storage order: for comparing the
+    /// tensors of two runs bit for bit.
+    pub fn tensor_bytes(&self, key: &str) -> HookResult<Vec<Vec<u8>>> {
+        fn collect(value: &rmpv::Value, out: &mut Vec<Vec<u8>>) {
+            match value {
+                rmpv::Value::Binary(bytes) => out.push(bytes.clone()),
+                rmpv::Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
+                rmpv::Value::Map(entries) => entries.iter().for_each(|(_, v)| collect(v, out)),
+                _ => {}
+            }
+        }
+        let value = self.entries.get(key).ok_or_else(|| format!("the state has no entry `{key}` (it has: {})", self.keys().join(", ")))?;
+        let mut out = Vec::new();
+        collect(value, &mut out);
+        Ok(out)
+    }
+
     /// The entries' keys.
     pub fn keys(&self) -> Vec<&str> {
         self.entries.keys().map(String::as_str).collect()

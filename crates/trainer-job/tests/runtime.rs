@@ -89,20 +89,7 @@ fn run(hooks: Scripted, job: &ResolvedJob, cancel: &CancelToken) -> JobOutcome {
 /// Every tensor's bytes in a checkpoint's state dict: the model's in order, the optimizer's
 /// sorted (its state is keyed by parameter ids, which differ between runs; values must not).
 fn tensor_bytes(payload: &JobPayload) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    fn collect(value: &rmpv::Value, out: &mut Vec<Vec<u8>>) {
-        match value {
-            rmpv::Value::Binary(bytes) => out.push(bytes.clone()),
-            rmpv::Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
-            rmpv::Value::Map(entries) => entries.iter().for_each(|(_, v)| collect(v, out)),
-            _ => {}
-        }
-    }
-    let blobs = |key: &str| {
-        let mut out = Vec::new();
-        collect(&payload.module.get::<rmpv::Value>(key).unwrap(), &mut out);
-        out
-    };
-    let (model, mut optimizer) = (blobs("model"), blobs("optimizer"));
+    let (model, mut optimizer) = (payload.module.tensor_bytes("model").unwrap(), payload.module.tensor_bytes("optimizer").unwrap());
     assert!(model.len() == 4 && optimizer.len() >= 8, "expected the tensors of two layers and their moments");
     optimizer.sort();
     (model, optimizer)

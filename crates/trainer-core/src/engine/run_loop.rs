@@ -2,8 +2,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::callback::{AvailableMetrics, CallbackList, Context, Control, Hook, LatestMetrics};
-use crate::checkpoint::Snapshot;
+use crate::checkpoint::{
+    CheckpointPayload, EpochProgress, RngState, Snapshot, BURN_VERSION, FORMAT_MAJOR, FORMAT_MINOR,
+    TRAINER_VERSION,
+};
 use crate::config::TrainerConfig;
+use crate::data::DataCursor;
 use crate::error::{Result, TrainerError};
 use crate::schedule::LrSchedule;
 use crate::state::{StopReason, TrainingState};
@@ -89,6 +93,35 @@ impl Engine {
     /// Writes the elapsed time into the state.
     pub fn update_elapsed(&mut self) {
         self.state.elapsed_seconds = self.elapsed_seconds();
+    }
+
+    /// Everything a checkpoint of this run holds but the module and optimizer records: the
+    /// state (elapsed time and schedule written in), config, schedule, callback states, latest
+    /// metrics, and the program's data `cursor` and unfinished-epoch `progress`. Add the records
+    /// with [`CheckpointPayload::with_records`].
+    pub fn checkpoint_meta(&self, cursor: DataCursor, progress: EpochProgress) -> CheckpointPayload<(), ()> {
+        let mut state = self.state.clone();
+        state.elapsed_seconds = self.elapsed_seconds();
+        state.schedule = Some(self.schedule.state());
+        CheckpointPayload {
+            format_version: format!("{FORMAT_MAJOR}.{FORMAT_MINOR}"),
+            created_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            trainer_version: TRAINER_VERSION.into(),
+            burn_version: BURN_VERSION.into(),
+            config: self.config.clone(),
+            state,
+            cursor,
+            rng: RngState::new(self.config.seed),
+            schedule: self.schedule.state(),
+            callbacks: self.callbacks.states(),
+            metrics: self.latest.clone(),
+            progress,
+            module: (),
+            optimizer: (),
+            kept_module: None,
+        }
     }
 
     /// Whether the config's `max_steps` are done.

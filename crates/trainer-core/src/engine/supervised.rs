@@ -1,7 +1,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module};
 use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
@@ -12,8 +12,7 @@ use super::{clip_gradients, FitReport, Trainer};
 use crate::callback::{Hook, LatestMetrics};
 use crate::checkpoint::{
     latest_in, load_module_host, verify, write_atomic, CheckpointPayload,
-    EpochProgress, HostRecord, RngState, Snapshot, BURN_VERSION, FORMAT_MAJOR, FORMAT_MINOR,
-    HEADER_LEN, TRAINER_VERSION,
+    EpochProgress, HostRecord, Snapshot, HEADER_LEN,
 };
 use crate::config::{ScheduleInterval, TrainerConfig};
 use crate::data::{mix_seed, Batches, DataCursor, DataLoader};
@@ -163,32 +162,14 @@ where
                 ),
             });
         }
-        let mut state = self.engine.state.clone();
-        state.elapsed_seconds = self.engine.elapsed_seconds();
-        state.schedule = Some(self.engine.schedule.state());
-        let meta = CheckpointPayload {
-            format_version: format!("{FORMAT_MAJOR}.{FORMAT_MINOR}"),
-            created_unix_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
-            trainer_version: TRAINER_VERSION.into(),
-            burn_version: BURN_VERSION.into(),
-            config: self.engine.config.clone(),
-            cursor: DataCursor { epoch: state.epoch, batch: state.batch_in_epoch },
-            rng: RngState::new(self.engine.config.seed),
-            schedule: self.engine.schedule.state(),
-            callbacks: self.engine.callbacks.states(),
-            metrics: self.engine.latest.clone(),
-            progress: EpochProgress {
-                window: self.progress.window.read_totals(),
-                epoch: self.progress.epoch_totals.clone(),
-                seconds: if state.batch_in_epoch > 0 { self.progress.epoch_seconds() } else { 0.0 },
-            },
-            module: (),
-            optimizer: (),
-            kept_module: None,
-            state,
+        let state = &self.engine.state;
+        let cursor = DataCursor { epoch: state.epoch, batch: state.batch_in_epoch };
+        let progress = EpochProgress {
+            window: self.progress.window.read_totals(),
+            epoch: self.progress.epoch_totals.clone(),
+            seconds: if state.batch_in_epoch > 0 { self.progress.epoch_seconds() } else { 0.0 },
         };
+        let meta = self.engine.checkpoint_meta(cursor, progress);
         // References to the tensors only: the host copy happens when the snapshot is encoded.
         Ok(Snapshot::from_records::<B, _, _>(
             meta,
