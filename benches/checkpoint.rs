@@ -27,8 +27,11 @@ use trainer_gpu::NdArrayBackend as B;
 fn checkpoints(c: &mut Criterion) {
     let device = Default::default();
     let items = digits::load(digits::bundled_path()).expect("bundled digits");
-    let model = MlpConfig::new(digits::PIXELS, vec![2560, 3840], digits::CLASSES).init::<B>(1, &device);
-    let config = TrainerConfig::new(1e-3).with_max_steps(Some(1)).with_batch_size(32);
+    let model =
+        MlpConfig::new(digits::PIXELS, vec![2560, 3840], digits::CLASSES).init::<B>(1, &device);
+    let config = TrainerConfig::new(1e-3)
+        .with_max_steps(Some(1))
+        .with_batch_size(32);
     let mut trainer = SupervisedTrainer::builder(model, AdamConfig::new().init(), config, device)
         .train_data(InMemDataset::new(items[..32].to_vec()), DigitsBatcher)
         .build()
@@ -43,9 +46,15 @@ fn checkpoints(c: &mut Criterion) {
     println!("checkpoint file: {bytes} bytes");
 
     let mut group = c.benchmark_group("checkpoint_10m_params");
-    group.sample_size(10).measurement_time(Duration::from_secs(20));
-    group.bench_function("sync_save", |b| b.iter(|| trainer.save_checkpoint(&path).expect("save")));
-    group.bench_function("load", |b| b.iter(|| trainer.load_checkpoint(&path).expect("load")));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
+    group.bench_function("sync_save", |b| {
+        b.iter(|| trainer.save_checkpoint(&path).expect("save"))
+    });
+    group.bench_function("load", |b| {
+        b.iter(|| trainer.load_checkpoint(&path).expect("load"))
+    });
     let raw = vec![0x5au8; bytes as usize];
     let plain = dir.path().join("plain.bin");
     group.bench_function("std_fs_write", |b| {
@@ -55,7 +64,9 @@ fn checkpoints(c: &mut Criterion) {
             file.sync_all().expect("fsync");
         })
     });
-    group.bench_function("std_fs_read", |b| b.iter(|| std::fs::read(&plain).expect("read")));
+    group.bench_function("std_fs_read", |b| {
+        b.iter(|| std::fs::read(&plain).expect("read"))
+    });
     group.finish();
     async_stall(&mut trainer, dir.path());
 }
@@ -79,7 +90,9 @@ fn async_stall(trainer: &mut Trainer10M, dir: &std::path::Path) {
         // The next save finds the writer idle, as in training between checkpoints.
         writer.wait();
         let started = Instant::now();
-        trainer.save_checkpoint(dir.join("sync.ckpt")).expect("save");
+        trainer
+            .save_checkpoint(dir.join("sync.ckpt"))
+            .expect("save");
         syncs.push(started.elapsed());
     }
     let median = |v: &mut Vec<Duration>| {

@@ -20,7 +20,11 @@ fn overhead(c: &mut Criterion) {
         group.sample_size(30);
         group.bench_function("hand_written_loop", |b| b.iter(|| hand_written(w, &items)));
         group.bench_function("trainer", |b| {
-            b.iter_batched(|| items.clone(), |items| through_trainer(w, items), BatchSize::LargeInput)
+            b.iter_batched(
+                || items.clone(),
+                |items| through_trainer(w, items),
+                BatchSize::LargeInput,
+            )
         });
         group.finish();
     }

@@ -14,23 +14,40 @@ use trainer_core::schedule::ScheduleConfig;
 use trainer_gpu::NdArrayBackend as B;
 
 const SCHEDULES: [(&str, &str); 4] = [
-    ("StepLR", r#"{"scheduler": "StepLR", "params": {"step_size": 30, "gamma": 0.1}}"#),
-    ("OneCycleLR", r#"{"scheduler": "OneCycleLR", "params": {"max_lr": 0.1, "total_steps": 1000000}}"#),
+    (
+        "StepLR",
+        r#"{"scheduler": "StepLR", "params": {"step_size": 30, "gamma": 0.1}}"#,
+    ),
+    (
+        "OneCycleLR",
+        r#"{"scheduler": "OneCycleLR", "params": {"max_lr": 0.1, "total_steps": 1000000}}"#,
+    ),
     (
         "Warmup+CosineAnnealingWarmRestarts",
         r#"{"scheduler": "Warmup", "params": {"warmup_steps": 100, "then":
             {"scheduler": "CosineAnnealingWarmRestarts", "params": {"T_0": 10, "T_mult": 2}}}}"#,
     ),
-    ("ReduceLROnPlateau", r#"{"scheduler": "ReduceLROnPlateau", "params": {"patience": 5}}"#),
+    (
+        "ReduceLROnPlateau",
+        r#"{"scheduler": "ReduceLROnPlateau", "params": {"patience": 5}}"#,
+    ),
 ];
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("schedule_vs_train_step");
 
-    let items = digits::split(digits::load(digits::bundled_path()).expect("bundled digits"), 0, 0.15, 0.15).train;
+    let items = digits::split(
+        digits::load(digits::bundled_path()).expect("bundled digits"),
+        0,
+        0.15,
+        0.15,
+    )
+    .train;
     let device = Default::default();
     let batch = Batcher::<B, _, _>::batch(&DigitsBatcher, items[..32].to_vec(), &device);
-    let model = RefCell::new(Some(MlpConfig::new(digits::PIXELS, vec![128], digits::CLASSES).init::<B>(1, &device)));
+    let model = RefCell::new(Some(
+        MlpConfig::new(digits::PIXELS, vec![128], digits::CLASSES).init::<B>(1, &device),
+    ));
     let mut optimizer = AdamConfig::new().init();
     group.bench_function("mlp_train_step", |b| {
         b.iter(|| {

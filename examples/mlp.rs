@@ -92,11 +92,12 @@ impl Launch for MlpJob {
             .with_batch_size(args.batch_size)
             .with_seed(args.seed)
             .with_validation(Some(Frequency::Epochs(1)));
-        let mut builder = SupervisedTrainer::builder(model, AdamConfig::new().init(), config, device)
-            .train_data(InMemDataset::new(self.data.train), DigitsBatcher)
-            .valid_data(InMemDataset::new(self.data.valid), DigitsBatcher)
-            .test_data(InMemDataset::new(self.data.test), DigitsBatcher)
-            .callback(Progress::new());
+        let mut builder =
+            SupervisedTrainer::builder(model, AdamConfig::new().init(), config, device)
+                .train_data(InMemDataset::new(self.data.train), DigitsBatcher)
+                .valid_data(InMemDataset::new(self.data.valid), DigitsBatcher)
+                .test_data(InMemDataset::new(self.data.test), DigitsBatcher)
+                .callback(Progress::new());
         if let Some(patience) = args.patience {
             builder = builder.callback(
                 EarlyStopping::new(Monitor::min(Split::Valid, "loss"))
@@ -173,11 +174,14 @@ fn run(args: Args) -> Result<(), String> {
             (args.resume, "--resume"),
         ] {
             if given {
-                return Err(format!("{flag} needs --run-dir: checkpoints live in DIR/checkpoints"));
+                return Err(format!(
+                    "{flag} needs --run-dir: checkpoints live in DIR/checkpoints"
+                ));
             }
         }
     }
-    let request: DeviceRequest = DeviceRequest::parse(&args.device, "--device").map_err(|e| e.to_string())?;
+    let request: DeviceRequest =
+        DeviceRequest::parse(&args.device, "--device").map_err(|e| e.to_string())?;
     let path = args.data.clone().unwrap_or_else(digits::bundled_path);
     let items = digits::load(&path).map_err(|e| e.to_string())?;
     // The split is fixed (seed 0) so that every run is scored on the same test images.
@@ -192,7 +196,8 @@ fn run(args: Args) -> Result<(), String> {
     let result = result.map_err(|e| e.to_string())?;
     if let Some(dir) = run_dir {
         let path = dir.join("result.json");
-        std::fs::write(&path, format!("{result:#}\n")).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        std::fs::write(&path, format!("{result:#}\n"))
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
     println!("{result}");
     Ok(())

@@ -35,7 +35,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let workload = Workload { steps: base.steps * repeat, ..*base };
+    let workload = Workload {
+        steps: base.steps * repeat,
+        ..*base
+    };
     let items = train_items();
     match variant.as_str() {
         "hand" => println!("mean loss {}", hand_written(workload, &items)),

@@ -58,14 +58,25 @@ pub enum CurvesError {
 
 /// The events of a run: `path` is an `events.jsonl` or a run folder holding one.
 pub fn read_events(path: &Path) -> Result<(PathBuf, Vec<Event>), CurvesError> {
-    let file = if path.is_dir() { path.join("events.jsonl") } else { path.to_path_buf() };
-    let text = std::fs::read_to_string(&file).map_err(|source| CurvesError::Read { path: file.clone(), source })?;
+    let file = if path.is_dir() {
+        path.join("events.jsonl")
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file).map_err(|source| CurvesError::Read {
+        path: file.clone(),
+        source,
+    })?;
     let events = text
         .lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
         .map(|(i, line)| {
-            serde_json::from_str(line).map_err(|e| CurvesError::Line { path: file.clone(), line: i + 1, message: e.to_string() })
+            serde_json::from_str(line).map_err(|e| CurvesError::Line {
+                path: file.clone(),
+                line: i + 1,
+                message: e.to_string(),
+            })
         })
         .collect::<Result<Vec<Event>, _>>()?;
     Ok((file, events))
@@ -74,7 +85,12 @@ pub fn read_events(path: &Path) -> Result<(PathBuf, Vec<Event>), CurvesError> {
 /// One panel per metric (training and validation curves) and the learning rate on its own
 /// panel. `metrics` empty means every metric in the log but the throughput and time ones.
 /// Non-finite values are left out.
-pub fn run_panels(file: &Path, events: &[Event], metrics: &[String], x: XAxis) -> Result<Vec<Panel>, CurvesError> {
+pub fn run_panels(
+    file: &Path,
+    events: &[Event],
+    metrics: &[String],
+    x: XAxis,
+) -> Result<Vec<Panel>, CurvesError> {
     let train_kind = match x {
         XAxis::Step => EventKind::Metrics,
         XAxis::Epoch => EventKind::Epoch,
@@ -85,16 +101,27 @@ pub fn run_panels(file: &Path, events: &[Event], metrics: &[String], x: XAxis) -
     };
     let known: BTreeSet<String> = events
         .iter()
-        .filter(|e| matches!(e.event, EventKind::Metrics | EventKind::Validation | EventKind::Epoch))
+        .filter(|e| {
+            matches!(
+                e.event,
+                EventKind::Metrics | EventKind::Validation | EventKind::Epoch
+            )
+        })
         .flat_map(|e| e.metrics.iter().flat_map(|m| m.keys().cloned()))
         .filter(|name| name != "lr")
         .collect();
     if known.is_empty() {
-        return Err(CurvesError::NoMetrics { path: file.to_path_buf() });
+        return Err(CurvesError::NoMetrics {
+            path: file.to_path_buf(),
+        });
     }
     // By default the model's metrics; throughput and time only when asked for.
     let wanted: Vec<String> = if metrics.is_empty() {
-        known.iter().filter(|m| !TIMING_METRICS.contains(&m.as_str())).cloned().collect()
+        known
+            .iter()
+            .filter(|m| !TIMING_METRICS.contains(&m.as_str()))
+            .cloned()
+            .collect()
     } else {
         metrics.to_vec()
     };
@@ -115,18 +142,35 @@ pub fn run_panels(file: &Path, events: &[Event], metrics: &[String], x: XAxis) -
                 known: known.iter().cloned().collect::<Vec<_>>().join(", "),
             });
         }
-        let series: Vec<Series> = [("train", curve(train_kind, Split::Train, metric)), ("valid", curve(EventKind::Validation, Split::Valid, metric))]
-            .into_iter()
-            .filter(|(_, points)| !points.is_empty())
-            .map(|(name, points)| Series { name: name.to_string(), points })
-            .collect();
+        let series: Vec<Series> = [
+            ("train", curve(train_kind, Split::Train, metric)),
+            ("valid", curve(EventKind::Validation, Split::Valid, metric)),
+        ]
+        .into_iter()
+        .filter(|(_, points)| !points.is_empty())
+        .map(|(name, points)| Series {
+            name: name.to_string(),
+            points,
+        })
+        .collect();
         if !series.is_empty() {
-            panels.push(Panel { title: metric.clone(), y_label: metric.clone(), series });
+            panels.push(Panel {
+                title: metric.clone(),
+                y_label: metric.clone(),
+                series,
+            });
         }
     }
     let lr = curve(train_kind, Split::Train, "lr");
     if !lr.is_empty() {
-        panels.push(Panel { title: "learning rate".into(), y_label: "lr".into(), series: vec![Series { name: "lr".into(), points: lr }] });
+        panels.push(Panel {
+            title: "learning rate".into(),
+            y_label: "lr".into(),
+            series: vec![Series {
+                name: "lr".into(),
+                points: lr,
+            }],
+        });
     }
     Ok(panels)
 }

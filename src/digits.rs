@@ -75,7 +75,8 @@ pub fn load(path: impl AsRef<Path>) -> Result<Vec<DigitItem>, DigitsError> {
             .map_err(io)?;
         text
     } else {
-        String::from_utf8(raw).map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?
+        String::from_utf8(raw)
+            .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?
     };
     let mut items = Vec::new();
     for (index, line) in text.lines().enumerate() {
@@ -97,11 +98,14 @@ pub fn load(path: impl AsRef<Path>) -> Result<Vec<DigitItem>, DigitsError> {
         }
         let mut pixels = [0f32; PIXELS];
         for (column, (pixel, field)) in pixels.iter_mut().zip(&fields).enumerate() {
-            let value: f32 = field
-                .parse()
-                .map_err(|_| parse_error(format!("column {}: `{field}` is not a number", column + 1)))?;
+            let value: f32 = field.parse().map_err(|_| {
+                parse_error(format!("column {}: `{field}` is not a number", column + 1))
+            })?;
             if !(0.0..=16.0).contains(&value) {
-                return Err(parse_error(format!("column {}: pixel {value} outside 0..16", column + 1)));
+                return Err(parse_error(format!(
+                    "column {}: pixel {value} outside 0..16",
+                    column + 1
+                )));
             }
             *pixel = value / 16.0;
         }
@@ -109,7 +113,9 @@ pub fn load(path: impl AsRef<Path>) -> Result<Vec<DigitItem>, DigitsError> {
             .parse()
             .ok()
             .filter(|l| (*l as usize) < CLASSES)
-            .ok_or_else(|| parse_error(format!("label `{}` is not a digit 0..9", fields[PIXELS])))?;
+            .ok_or_else(|| {
+                parse_error(format!("label `{}` is not a digit 0..9", fields[PIXELS]))
+            })?;
         items.push(DigitItem { pixels, label });
     }
     if items.is_empty() {
@@ -133,7 +139,12 @@ pub struct Splits<T> {
 
 /// Shuffles `items` with `seed` and cuts them into train / valid / test by the two fractions
 /// (the test part gets the rest). The same seed always gives the same split.
-pub fn split<T>(mut items: Vec<T>, seed: u64, valid_fraction: f64, test_fraction: f64) -> Splits<T> {
+pub fn split<T>(
+    mut items: Vec<T>,
+    seed: u64,
+    valid_fraction: f64,
+    test_fraction: f64,
+) -> Splits<T> {
     items.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     let n = items.len();
     let n_valid = (n as f64 * valid_fraction).round() as usize;

@@ -89,11 +89,19 @@ pub fn run<P: Plugins>(args: &RunArgs) -> ExitCode {
         Ok(job) => job,
         Err(e) => return unstarted(e.to_string()),
     };
-    let request = match std::env::var(DEVICE_ENV).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| args.device.clone()).parse::<DeviceRequest>() {
+    let request = match std::env::var(DEVICE_ENV)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| args.device.clone())
+        .parse::<DeviceRequest>()
+    {
         Ok(request) => request,
         Err(e) => return unstarted(e.to_string()),
     };
-    let cancel = match CancelToken::new().with_file(&job.paths.cancel_file).with_signals() {
+    let cancel = match CancelToken::new()
+        .with_file(&job.paths.cancel_file)
+        .with_signals()
+    {
         Ok(cancel) => cancel,
         Err(e) => return unstarted(e.to_string()),
     };

@@ -60,14 +60,25 @@ impl MlpConfig {
     }
 }
 
-fn seeded_linear<B: Backend>(inputs: usize, outputs: usize, rng: &mut ChaCha8Rng, device: &B::Device) -> Linear<B> {
+fn seeded_linear<B: Backend>(
+    inputs: usize,
+    outputs: usize,
+    rng: &mut ChaCha8Rng,
+    device: &B::Device,
+) -> Linear<B> {
     let k = 1.0 / (inputs as f32).sqrt();
     let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-k..k)).collect() };
     let weight = draw(inputs * outputs);
     let bias = draw(outputs);
     let mut linear = LinearConfig::new(inputs, outputs).init(device);
-    linear.weight = Param::from_tensor(Tensor::from_data(TensorData::new(weight, [inputs, outputs]), device));
-    linear.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [outputs]), device)));
+    linear.weight = Param::from_tensor(Tensor::from_data(
+        TensorData::new(weight, [inputs, outputs]),
+        device,
+    ));
+    linear.bias = Some(Param::from_tensor(Tensor::from_data(
+        TensorData::new(bias, [outputs]),
+        device,
+    )));
     linear
 }
 

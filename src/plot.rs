@@ -37,7 +37,11 @@ impl Series {
     pub fn indexed(name: impl Into<String>, values: &[f64]) -> Self {
         Self {
             name: name.into(),
-            points: values.iter().enumerate().map(|(i, v)| (i as f64, *v)).collect(),
+            points: values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i as f64, *v))
+                .collect(),
         }
     }
 }
@@ -54,8 +58,17 @@ pub struct Panel {
 }
 
 /// Draws `series` on one chart and returns the SVG document.
-pub fn line_chart_svg(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> Result<String, PlotError> {
-    let panel = Panel { title: title.to_string(), y_label: y_label.to_string(), series: series.to_vec() };
+pub fn line_chart_svg(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+) -> Result<String, PlotError> {
+    let panel = Panel {
+        title: title.to_string(),
+        y_label: y_label.to_string(),
+        series: series.to_vec(),
+    };
     panels_svg(x_label, &[panel])
 }
 
@@ -70,7 +83,11 @@ pub fn panels_svg(x_label: &str, panels: &[Panel]) -> Result<String, PlotError> 
             for (index, (x, y)) in s.points.iter().enumerate() {
                 if !x.is_finite() || !y.is_finite() {
                     let value = if x.is_finite() { *y } else { *x };
-                    return Err(PlotError::NotFinite { what: s.name.clone(), value, index });
+                    return Err(PlotError::NotFinite {
+                        what: s.name.clone(),
+                        value,
+                        index,
+                    });
                 }
             }
         }
@@ -81,7 +98,8 @@ pub fn panels_svg(x_label: &str, panels: &[Panel]) -> Result<String, PlotError> 
     let mut svg = String::new();
     {
         let draw = |e: &dyn std::fmt::Display| PlotError::Draw(e.to_string());
-        let root = SVGBackend::with_string(&mut svg, (720, 400 * panels.len() as u32)).into_drawing_area();
+        let root =
+            SVGBackend::with_string(&mut svg, (720, 400 * panels.len() as u32)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| draw(&e))?;
         for (area, panel) in root.split_evenly((panels.len(), 1)).iter().zip(panels) {
             draw_panel(area, x_label, panel)?;
@@ -91,9 +109,17 @@ pub fn panels_svg(x_label: &str, panels: &[Panel]) -> Result<String, PlotError> 
     Ok(svg)
 }
 
-fn draw_panel(area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>, x_label: &str, panel: &Panel) -> Result<(), PlotError> {
+fn draw_panel(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    x_label: &str,
+    panel: &Panel,
+) -> Result<(), PlotError> {
     let draw = |e: &dyn std::fmt::Display| PlotError::Draw(e.to_string());
-    let points: Vec<(f64, f64)> = panel.series.iter().flat_map(|s| s.points.iter().copied()).collect();
+    let points: Vec<(f64, f64)> = panel
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .collect();
     let (x_min, x_max) = bounds(points.iter().map(|p| p.0));
     let (y_min, y_max) = bounds(points.iter().map(|p| p.1));
     let y_pad = (y_max - y_min) * 0.05;
@@ -114,10 +140,15 @@ fn draw_panel(area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>, x_labe
     for (index, s) in panel.series.iter().enumerate() {
         let color = Palette99::pick(index).to_rgba();
         chart
-            .draw_series(LineSeries::new(s.points.iter().copied(), color.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                s.points.iter().copied(),
+                color.stroke_width(2),
+            ))
             .map_err(|e| draw(&e))?
             .label(s.name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
     }
     if panel.series.len() > 1 {
         chart
@@ -132,7 +163,9 @@ fn draw_panel(area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>, x_labe
 
 /// The range of the values, widened when they are all equal so that the axis has a span.
 fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (min, max) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (min, max) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
     if min == max {
         let pad = if min == 0.0 { 1.0 } else { min.abs() * 0.1 };
         (min - pad, max + pad)

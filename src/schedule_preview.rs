@@ -35,7 +35,12 @@ pub struct Preview {
 
 /// The lr before any step, then after each of `steps` steps (`steps + 1` values). `metrics[k]`
 /// is fed to step `k + 1`; schedules that react to a metric need one per step.
-pub fn preview(config_json: &str, base_lr: f64, steps: usize, metrics: &[f64]) -> Result<Preview, PreviewError> {
+pub fn preview(
+    config_json: &str,
+    base_lr: f64,
+    steps: usize,
+    metrics: &[f64],
+) -> Result<Preview, PreviewError> {
     let config: ScheduleConfig = serde_json::from_str(config_json)?;
     let mut schedule = config.build(base_lr)?;
     if schedule.needs_metric() && metrics.len() < steps {

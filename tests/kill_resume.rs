@@ -15,16 +15,36 @@ use trainer::core::event::{Event, EventKind, RunStatus};
 fn example_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    let path = profile_dir.join("examples").join(format!("mlp{}", std::env::consts::EXE_SUFFIX));
-    assert!(path.is_file(), "{} is missing: `cargo test` builds it, or run `cargo build --example mlp`", path.display());
+    let path = profile_dir
+        .join("examples")
+        .join(format!("mlp{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{} is missing: `cargo test` builds it, or run `cargo build --example mlp`",
+        path.display()
+    );
     path
 }
 
-const ARGS: [&str; 8] = ["--epochs", "8", "--checkpoint-every", "7", "--device", "cpu", "--seed", "5"];
+const ARGS: [&str; 8] = [
+    "--epochs",
+    "8",
+    "--checkpoint-every",
+    "7",
+    "--device",
+    "cpu",
+    "--seed",
+    "5",
+];
 
 fn command(run_dir: &Path, resume: bool) -> Command {
     let mut command = Command::new(example_binary());
-    command.args(ARGS).arg("--run-dir").arg(run_dir).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .args(ARGS)
+        .arg("--run-dir")
+        .arg(run_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if resume {
         command.arg("--resume");
     }
@@ -44,7 +64,11 @@ fn finish(run_dir: &Path, resume: bool) -> String {
     }
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "example failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "example failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let last = stdout.lines().last().expect("a final JSON line");
     let result: serde_json::Value = serde_json::from_str(last).unwrap();
     result["weights_sha256"].as_str().unwrap().to_string()
@@ -60,10 +84,16 @@ fn events(run_dir: &Path) -> Vec<Event> {
 
 fn delays(reference: Duration) -> Vec<u64> {
     if let Ok(given) = std::env::var("KILL_RESUME_DELAYS_MS") {
-        return given.split(',').map(|d| d.trim().parse().expect("milliseconds")).collect();
+        return given
+            .split(',')
+            .map(|d| d.trim().parse().expect("milliseconds"))
+            .collect();
     }
     // splitmix64 seeded by the clock: different moments on every run.
-    let mut state = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let mut state = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
     let span = reference.as_millis() as u64 + 1;
     (0..3)
         .map(|_| {
@@ -93,11 +123,18 @@ fn a_run_killed_at_random_moments_and_resumed_ends_with_the_same_weights() {
         // `kill` sends SIGKILL; the child may already have finished.
         let killed = child.kill().is_ok();
         let status = child.wait().unwrap();
-        let latest = std::fs::read_to_string(run_dir.join("checkpoints/latest")).unwrap_or_default();
-        eprintln!("attempt {attempt}: killed={killed} status={status} latest={}", latest.trim());
+        let latest =
+            std::fs::read_to_string(run_dir.join("checkpoints/latest")).unwrap_or_default();
+        eprintln!(
+            "attempt {attempt}: killed={killed} status={status} latest={}",
+            latest.trim()
+        );
     }
     let resumed = finish(&run_dir, true);
-    assert_eq!(resumed, reference, "weights after kills at {delays:?} ms differ from the uninterrupted run");
+    assert_eq!(
+        resumed, reference,
+        "weights after kills at {delays:?} ms differ from the uninterrupted run"
+    );
     // The event logs agree too: the same training readings, none twice, `run_ended` last.
     let readings = |dir: &Path| -> Vec<(usize, String)> {
         events(dir)
@@ -111,29 +148,64 @@ fn a_run_killed_at_random_moments_and_resumed_ends_with_the_same_weights() {
             })
             .collect()
     };
-    assert_eq!(readings(&run_dir), readings(&root.join("straight")), "kills at {delays:?} ms");
+    assert_eq!(
+        readings(&run_dir),
+        readings(&root.join("straight")),
+        "kills at {delays:?} ms"
+    );
     // The example tests after `fit`: its test pass is logged after `run_ended`.
     let mut events = events(&run_dir);
     let test = events.pop().unwrap();
-    assert_eq!((test.event, test.split), (EventKind::Validation, Some(trainer::prelude::Split::Test)));
+    assert_eq!(
+        (test.event, test.split),
+        (EventKind::Validation, Some(trainer::prelude::Split::Test))
+    );
     let last = events.pop().unwrap();
-    assert_eq!((last.event, last.status), (EventKind::RunEnded, Some(RunStatus::Completed)));
+    assert_eq!(
+        (last.event, last.status),
+        (EventKind::RunEnded, Some(RunStatus::Completed))
+    );
     std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
 fn patience_stops_the_example_early_and_says_why() {
     let output = Command::new(example_binary())
-        .args(["--epochs", "40", "--patience", "1", "--device", "cpu", "--seed", "5"])
+        .args([
+            "--epochs",
+            "40",
+            "--patience",
+            "1",
+            "--device",
+            "cpu",
+            "--seed",
+            "5",
+        ])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert!(result["epochs"].as_u64().unwrap() < 40, "{result}");
-    assert!(result["stop_reason"].as_str().unwrap().contains("early stopping: valid/loss did not improve"), "{result}");
+    assert!(
+        result["stop_reason"]
+            .as_str()
+            .unwrap()
+            .contains("early stopping: valid/loss did not improve"),
+        "{result}"
+    );
     // Progress on a pipe: plain lines, no escape codes.
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("epoch 1/40  train_loss") && stderr.contains("it/s eta"), "{stderr}");
-    assert!(!stderr.contains('\u{1b}'), "escape codes on a pipe: {stderr:?}");
+    assert!(
+        stderr.contains("epoch 1/40  train_loss") && stderr.contains("it/s eta"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "escape codes on a pipe: {stderr:?}"
+    );
 }

@@ -10,9 +10,16 @@ use trainer_gpu::NdArrayBackend as B;
 fn the_mlp_lowers_its_loss_and_passes_ninety_percent() {
     let run = digits_run::<B>(Default::default(), 7, 8, 0.1);
     let losses = &run.train_losses;
-    assert!(losses.windows(2).filter(|w| w[1] < w[0]).count() >= 5, "losses {losses:?}");
+    assert!(
+        losses.windows(2).filter(|w| w[1] < w[0]).count() >= 5,
+        "losses {losses:?}"
+    );
     assert!(losses[7] < losses[0] * 0.5, "losses {losses:?}");
-    assert!(run.test_accuracy > 0.9, "test accuracy {}", run.test_accuracy);
+    assert!(
+        run.test_accuracy > 0.9,
+        "test accuracy {}",
+        run.test_accuracy
+    );
 }
 
 #[test]
@@ -31,7 +38,9 @@ fn trainers_on_two_threads_do_not_share_the_random_stream() {
     // its own (seed, epoch, batch) stream.
     let alone = [11, 12].map(|seed| digits_run::<B>(Default::default(), seed, 2, 0.5));
     for _ in 0..2 {
-        let together = [11, 12].map(|seed| std::thread::spawn(move || digits_run::<B>(Default::default(), seed, 2, 0.5)));
+        let together = [11, 12].map(|seed| {
+            std::thread::spawn(move || digits_run::<B>(Default::default(), seed, 2, 0.5))
+        });
         let together = together.map(|handle| handle.join().unwrap());
         assert_eq!(together, alone);
     }
@@ -45,11 +54,19 @@ fn the_digits_file_is_checked_line_by_line() {
     let row: Vec<String> = (0..64).map(|_| "3".to_string()).collect();
     std::fs::write(&bad, format!("{},1\n{},x\n", row.join(","), row.join(","))).unwrap();
     let err = digits::load(&bad).unwrap_err().to_string();
-    assert!(err.contains("bad.csv:2") && err.contains("label `x`"), "{err}");
+    assert!(
+        err.contains("bad.csv:2") && err.contains("label `x`"),
+        "{err}"
+    );
     std::fs::write(&bad, "1,2,3\n").unwrap();
     let err = digits::load(&bad).unwrap_err().to_string();
-    assert!(err.contains("bad.csv:1") && err.contains("expected 65"), "{err}");
-    let err = digits::load(dir.join("missing.csv")).unwrap_err().to_string();
+    assert!(
+        err.contains("bad.csv:1") && err.contains("expected 65"),
+        "{err}"
+    );
+    let err = digits::load(dir.join("missing.csv"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("missing.csv"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -60,29 +77,40 @@ fn the_bundled_data_has_every_row_and_the_split_is_fixed() {
     assert_eq!(items.len(), 1797);
     let a = digits::split(items.clone(), 0, 0.15, 0.15);
     let b = digits::split(items, 0, 0.15, 0.15);
-    assert_eq!((a.train.len(), a.valid.len(), a.test.len()), (1257, 270, 270));
+    assert_eq!(
+        (a.train.len(), a.valid.len(), a.test.len()),
+        (1257, 270, 270)
+    );
     assert_eq!(a.test, b.test);
 }
 
 #[test]
 fn validation_reports_the_confusion_matrix_and_macro_scores() {
     use burn::data::dataset::InMemDataset;
-    use trainer::prelude::*;
     use trainer::digits::{self, DigitsBatcher};
+    use trainer::prelude::*;
     let items = digits::load(digits::bundled_path()).unwrap();
     let data = digits::split(items, 0, 0.15, 0.15);
     let device = Default::default();
-    let model = trainer::mlp::MlpConfig::new(digits::PIXELS, vec![32], digits::CLASSES).init::<B>(3, &device);
-    let config = TrainerConfig::new(3e-3).with_epochs(Some(2)).with_batch_size(64).with_validation(Some(Frequency::Epochs(1)));
-    let mut t = SupervisedTrainer::builder(model, burn::optim::AdamConfig::new().init(), config, device)
-        .train_data(InMemDataset::new(data.train), DigitsBatcher)
-        .valid_data(InMemDataset::new(data.valid), DigitsBatcher)
-        .top_k(3)
-        .build()
-        .unwrap();
+    let model = trainer::mlp::MlpConfig::new(digits::PIXELS, vec![32], digits::CLASSES)
+        .init::<B>(3, &device);
+    let config = TrainerConfig::new(3e-3)
+        .with_epochs(Some(2))
+        .with_batch_size(64)
+        .with_validation(Some(Frequency::Epochs(1)));
+    let mut t =
+        SupervisedTrainer::builder(model, burn::optim::AdamConfig::new().init(), config, device)
+            .train_data(InMemDataset::new(data.train), DigitsBatcher)
+            .valid_data(InMemDataset::new(data.valid), DigitsBatcher)
+            .top_k(3)
+            .build()
+            .unwrap();
     let report = t.fit().unwrap();
     let valid = report.valid.unwrap();
-    assert!(valid["top3_accuracy"] >= valid["accuracy"] && valid["top3_accuracy"] <= 1.0, "{valid:?}");
+    assert!(
+        valid["top3_accuracy"] >= valid["accuracy"] && valid["top3_accuracy"] <= 1.0,
+        "{valid:?}"
+    );
     assert!(report.train.as_ref().unwrap().contains_key("top3_accuracy"));
     let confusion = t.confusion_matrix(Split::Valid).unwrap();
     assert_eq!(confusion.classes(), 10);

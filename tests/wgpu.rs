@@ -40,7 +40,11 @@ fn wgpu_matches_ndarray_within_tolerance() {
         ("valid", &cpu.valid_losses, &wgpu.valid_losses),
     ] {
         for (epoch, (x, y)) in a.iter().zip(b.iter()).enumerate() {
-            assert!((x - y).abs() < LOSS_TOLERANCE, "{split} loss of epoch {}: ndarray {x} vs wgpu {y}", epoch + 1);
+            assert!(
+                (x - y).abs() < LOSS_TOLERANCE,
+                "{split} loss of epoch {}: ndarray {x} vs wgpu {y}",
+                epoch + 1
+            );
         }
     }
     assert!(cpu.train_losses[2] < cpu.train_losses[0]);
@@ -80,10 +84,19 @@ impl Launch for SnapshotAcrossThreads {
         let items = digits::load(digits::bundled_path()).unwrap();
         let data = digits::split(items, 0, 0.15, 0.15);
         let make = |seed: u64, stop: bool| {
-            let model = MlpConfig::new(digits::PIXELS, vec![32], digits::CLASSES).init::<B>(seed, &device);
-            let config = TrainerConfig::new(3e-3).with_epochs(Some(2)).with_batch_size(64).with_seed(2);
-            let mut builder = SupervisedTrainer::builder(model, burn::optim::AdamConfig::new().init(), config, device.clone())
-                .train_data(InMemDataset::new(data.train.clone()), DigitsBatcher);
+            let model =
+                MlpConfig::new(digits::PIXELS, vec![32], digits::CLASSES).init::<B>(seed, &device);
+            let config = TrainerConfig::new(3e-3)
+                .with_epochs(Some(2))
+                .with_batch_size(64)
+                .with_seed(2);
+            let mut builder = SupervisedTrainer::builder(
+                model,
+                burn::optim::AdamConfig::new().init(),
+                config,
+                device.clone(),
+            )
+            .train_data(InMemDataset::new(data.train.clone()), DigitsBatcher);
             if stop {
                 builder = builder.callback(StopAfterFirstEpoch(false));
             }
@@ -96,7 +109,8 @@ impl Launch for SnapshotAcrossThreads {
         trainer.fit().unwrap();
         let after = trainer.model().parameter_bytes();
         let bytes = std::thread::scope(|s| s.spawn(|| snapshot.encode().unwrap()).join().unwrap());
-        let path = std::env::temp_dir().join(format!("trainer-wgpu-snapshot-{}.ckpt", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("trainer-wgpu-snapshot-{}.ckpt", std::process::id()));
         std::fs::write(&path, bytes).unwrap();
         let mut fresh = make(9, false);
         fresh.load_checkpoint(&path).unwrap();
@@ -110,5 +124,8 @@ fn a_snapshot_encoded_on_another_thread_keeps_its_values_on_wgpu() {
     let (_, (at_snapshot, after, loaded)) = launch(DeviceRequest::Wgpu(0), SnapshotAcrossThreads)
         .expect("the wgpu feature is on, so a wgpu adapter is required (apt-get install mesa-vulkan-drivers)");
     assert!(at_snapshot != after, "the second epoch changed nothing");
-    assert!(loaded == at_snapshot, "the checkpoint does not hold the snapshot's values");
+    assert!(
+        loaded == at_snapshot,
+        "the checkpoint does not hold the snapshot's values"
+    );
 }

@@ -25,9 +25,19 @@ pub struct Workload {
 
 pub const WORKLOADS: [Workload; 2] = [
     // The example's model: small kernels, so the loop's own cost shows most.
-    Workload { name: "mlp_64_128_10_batch32", hidden: &[128], batch: 32, steps: 39 },
+    Workload {
+        name: "mlp_64_128_10_batch32",
+        hidden: &[128],
+        batch: 32,
+        steps: 39,
+    },
     // Kernel-bound: matrix products dominate.
-    Workload { name: "mlp_64_512_512_10_batch256", hidden: &[512, 512], batch: 256, steps: 12 },
+    Workload {
+        name: "mlp_64_512_512_10_batch256",
+        hidden: &[512, 512],
+        batch: 256,
+        steps: 12,
+    },
 ];
 
 pub fn train_items() -> Vec<DigitItem> {
@@ -36,7 +46,8 @@ pub fn train_items() -> Vec<DigitItem> {
 }
 
 fn model(w: Workload) -> trainer::mlp::Mlp<B> {
-    MlpConfig::new(digits::PIXELS, w.hidden.to_vec(), digits::CLASSES).init::<B>(SEED, &Default::default())
+    MlpConfig::new(digits::PIXELS, w.hidden.to_vec(), digits::CLASSES)
+        .init::<B>(SEED, &Default::default())
 }
 
 /// What a burn user writes by hand: shuffle per epoch, batch, forward, backward, step, and keep
@@ -55,7 +66,10 @@ pub fn hand_written(w: Workload, items: &[DigitItem]) -> f32 {
         if index == 0 {
             order = epoch_order(items.len(), Some(SEED), epoch);
         }
-        let batch_items = order[index * w.batch..(index + 1) * w.batch].iter().map(|&i| items[i].clone()).collect();
+        let batch_items = order[index * w.batch..(index + 1) * w.batch]
+            .iter()
+            .map(|&i| items[i].clone())
+            .collect();
         let batch = Batcher::<B, _, _>::batch(&DigitsBatcher, batch_items, &device);
         let output = model.classify(batch);
         let grads = GradientsParams::from_grads(output.loss.backward(), &model);
@@ -92,10 +106,14 @@ pub fn through_trainer(w: Workload, items: Vec<DigitItem>) -> usize {
         .with_drop_last(true)
         .with_validation(None)
         .with_log_every(w.steps);
-    let mut trainer = SupervisedTrainer::builder(model(w), AdamConfig::new().init(), config, Default::default())
-        .train_data(InMemDataset::new(items), DigitsBatcher)
-        .build()
-        .expect("valid config");
+    let mut trainer = SupervisedTrainer::builder(
+        model(w),
+        AdamConfig::new().init(),
+        config,
+        Default::default(),
+    )
+    .train_data(InMemDataset::new(items), DigitsBatcher)
+    .build()
+    .expect("valid config");
     trainer.fit().expect("training runs").steps
 }
-

@@ -11,7 +11,10 @@ use trainer::job::feed::ParquetSource;
 use trainer::job::JobSpec;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let spec_path = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| "examples/job/spec.json".into());
+    let spec_path = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "examples/job/spec.json".into());
     let spec = JobSpec::from_file(&spec_path)?;
     let source = ParquetSource::open(&spec.dataset.parquet_paths, spec.dataset.columns.as_deref())?;
     let epochs = 20;
@@ -25,6 +28,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })?;
     }
     let per_batch = started.elapsed().as_secs_f64() / batches as f64;
-    println!("{{\"batches\":{batches},\"feed_us_per_batch\":{:.1}}}", per_batch * 1e6);
+    println!(
+        "{{\"batches\":{batches},\"feed_us_per_batch\":{:.1}}}",
+        per_batch * 1e6
+    );
     Ok(())
 }

@@ -15,15 +15,25 @@ use parquet::file::properties::WriterProperties;
 use trainer::digits::{self, PIXELS};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let out = std::env::args().nth(1).unwrap_or_else(|| "examples/job/digits.parquet".into());
+    let out = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "examples/job/digits.parquet".into());
     let items = digits::load(digits::bundled_path())?;
-    let mut fields: Vec<Field> = (0..PIXELS).map(|p| Field::new(format!("p{p}"), DataType::Float32, false)).collect();
+    let mut fields: Vec<Field> = (0..PIXELS)
+        .map(|p| Field::new(format!("p{p}"), DataType::Float32, false))
+        .collect();
     fields.push(Field::new("label", DataType::Int64, false));
     let schema = Arc::new(Schema::new(fields));
     let mut columns: Vec<ArrayRef> = (0..PIXELS)
-        .map(|p| Arc::new(Float32Array::from_iter_values(items.iter().map(|item| item.pixels[p]))) as ArrayRef)
+        .map(|p| {
+            Arc::new(Float32Array::from_iter_values(
+                items.iter().map(|item| item.pixels[p]),
+            )) as ArrayRef
+        })
         .collect();
-    columns.push(Arc::new(Int64Array::from_iter_values(items.iter().map(|item| item.label as i64))));
+    columns.push(Arc::new(Int64Array::from_iter_values(
+        items.iter().map(|item| item.label as i64),
+    )));
     let batch = RecordBatch::try_new(schema.clone(), columns)?;
     let properties = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use trainer::curves::{read_events, run_panels, XAxis};
 use trainer::plot::{line_chart_svg, panels_svg, Series};
-use trainer_core::checkpoint::{latest_in, CheckpointSummary};
 use trainer::schedule_preview::preview;
+use trainer_core::checkpoint::{latest_in, CheckpointSummary};
 use trainer_gpu::{compiled_backends, select, wgpu_adapters, DeviceRequest, DEVICE_ENV};
 
 /// Tools around trainer runs.
@@ -80,7 +80,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Devices { json } => devices(json),
         Command::Run(args) => trainer::job_cli::run::<trainer::job::Builtins>(&args),
-        Command::Plot { path, output, metrics, x } => match plot(&path, &output, &metrics, x) {
+        Command::Plot {
+            path,
+            output,
+            metrics,
+            x,
+        } => match plot(&path, &output, &metrics, x) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
                 eprintln!("error: {message}");
@@ -94,36 +99,61 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Schedule { config, base_lr, steps, metrics, svg } => {
-            match schedule(&config, base_lr, steps, &metrics, svg) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(message) => {
-                    eprintln!("error: {message}");
-                    ExitCode::FAILURE
-                }
+        Command::Schedule {
+            config,
+            base_lr,
+            steps,
+            metrics,
+            svg,
+        } => match schedule(&config, base_lr, steps, &metrics, svg) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("error: {message}");
+                ExitCode::FAILURE
             }
-        }
+        },
     }
 }
 
-fn schedule(config: &str, base_lr: f64, steps: usize, metrics: &[f64], svg: Option<PathBuf>) -> Result<(), String> {
+fn schedule(
+    config: &str,
+    base_lr: f64,
+    steps: usize,
+    metrics: &[f64],
+    svg: Option<PathBuf>,
+) -> Result<(), String> {
     let config = match config.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("reading --config {path}: {e}"))?,
+        Some(path) => {
+            std::fs::read_to_string(path).map_err(|e| format!("reading --config {path}: {e}"))?
+        }
         None => config.to_string(),
     };
     let curve = preview(&config, base_lr, steps, metrics).map_err(|e| e.to_string())?;
     let lrs = curve.lrs;
     if let Some(path) = svg {
         let title = format!("{} (base lr {base_lr})", curve.scheduler);
-        let drawing = line_chart_svg(&title, "step", "learning rate", &[Series::indexed("lr", &lrs)])
-            .map_err(|e| e.to_string())?;
+        let drawing = line_chart_svg(
+            &title,
+            "step",
+            "learning rate",
+            &[Series::indexed("lr", &lrs)],
+        )
+        .map_err(|e| e.to_string())?;
         std::fs::write(&path, drawing).map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
-    println!("{}", serde_json::to_string(&lrs).map_err(|e| e.to_string())?);
+    println!(
+        "{}",
+        serde_json::to_string(&lrs).map_err(|e| e.to_string())?
+    );
     Ok(())
 }
 
-fn plot(path: &std::path::Path, output: &std::path::Path, metrics: &[String], x: XAxis) -> Result<(), String> {
+fn plot(
+    path: &std::path::Path,
+    output: &std::path::Path,
+    metrics: &[String],
+    x: XAxis,
+) -> Result<(), String> {
     let (file, events) = read_events(path).map_err(|e| e.to_string())?;
     let panels = run_panels(&file, &events, metrics, x).map_err(|e| e.to_string())?;
     let x_label = match x {
@@ -132,7 +162,12 @@ fn plot(path: &std::path::Path, output: &std::path::Path, metrics: &[String], x:
     };
     let svg = panels_svg(x_label, &panels).map_err(|e| e.to_string())?;
     std::fs::write(output, svg).map_err(|e| format!("writing {}: {e}", output.display()))?;
-    eprintln!("wrote {} ({} panels from {})", output.display(), panels.len(), file.display());
+    eprintln!(
+        "wrote {} ({} panels from {})",
+        output.display(),
+        panels.len(),
+        file.display()
+    );
     Ok(())
 }
 
@@ -154,19 +189,36 @@ fn inspect(path: &std::path::Path, json: bool) -> Result<(), String> {
     }
     let created = std::time::UNIX_EPOCH + std::time::Duration::from_millis(summary.created_unix_ms);
     println!("file            {}", file.display());
-    println!("format          {} ({} payload bytes, CRC-32 {:08x} verified)", summary.format_version, summary.payload_bytes, summary.checksum);
-    println!("written by      trainer {} on burn {}, {}", summary.trainer_version, summary.burn_version, humantime::format_rfc3339_seconds(created));
+    println!(
+        "format          {} ({} payload bytes, CRC-32 {:08x} verified)",
+        summary.format_version, summary.payload_bytes, summary.checksum
+    );
+    println!(
+        "written by      trainer {} on burn {}, {}",
+        summary.trainer_version,
+        summary.burn_version,
+        humantime::format_rfc3339_seconds(created)
+    );
     println!(
         "position        epoch {} done, step {}, batch {} of the next epoch, {} samples seen",
         summary.epoch, summary.global_step, summary.batch_in_epoch, summary.samples_seen
     );
     println!("seed            {}", summary.seed);
     for (split, values) in &summary.metrics {
-        let values: Vec<String> = values.iter().map(|(name, value)| format!("{name} {value:.6}")).collect();
+        let values: Vec<String> = values
+            .iter()
+            .map(|(name, value)| format!("{name} {value:.6}"))
+            .collect();
         println!("metrics {split:<7} {}", values.join(", "));
     }
-    println!("module          {} tensors, {} bytes", summary.module_tensors, summary.module_tensor_bytes);
-    println!("optimizer       {} tensors, {} bytes", summary.optimizer_tensors, summary.optimizer_tensor_bytes);
+    println!(
+        "module          {} tensors, {} bytes",
+        summary.module_tensors, summary.module_tensor_bytes
+    );
+    println!(
+        "optimizer       {} tensors, {} bytes",
+        summary.optimizer_tensors, summary.optimizer_tensor_bytes
+    );
     if !summary.callbacks.is_empty() {
         println!("callback states {}", summary.callbacks.join(", "));
     }
@@ -202,7 +254,10 @@ fn devices(json: bool) -> ExitCode {
             }
         }
         match &auto {
-            Ok(selection) => println!("auto: {} on {} ({})", selection.backend, selection.device_name, selection.reason),
+            Ok(selection) => println!(
+                "auto: {} on {} ({})",
+                selection.backend, selection.device_name, selection.reason
+            ),
             Err(e) => println!("auto: error: {e}"),
         }
         println!("override with {DEVICE_ENV}=cpu|wgpu|wgpu:N|auto");

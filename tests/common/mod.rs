@@ -22,13 +22,21 @@ pub struct RunResult {
 }
 
 /// Trains a 64-64-10 MLP with Adam (lr 3e-3, batch 32) on the bundled digits.
-pub fn digits_run<B: AutodiffBackend>(device: B::Device, seed: u64, epochs: usize, dropout: f64) -> RunResult {
+pub fn digits_run<B: AutodiffBackend>(
+    device: B::Device,
+    seed: u64,
+    epochs: usize,
+    dropout: f64,
+) -> RunResult {
     let items = digits::load(digits::bundled_path()).unwrap();
     let data = digits::split(items, 0, 0.15, 0.15);
     let model = MlpConfig::new(digits::PIXELS, vec![64], digits::CLASSES)
         .with_dropout(dropout)
         .init::<B>(seed, &device);
-    let config = TrainerConfig::new(3e-3).with_epochs(Some(epochs)).with_batch_size(32).with_seed(seed);
+    let config = TrainerConfig::new(3e-3)
+        .with_epochs(Some(epochs))
+        .with_batch_size(32)
+        .with_seed(seed);
     let mut trainer = SupervisedTrainer::builder(model, AdamConfig::new().init(), config, device)
         .train_data(InMemDataset::new(data.train), DigitsBatcher)
         .valid_data(InMemDataset::new(data.valid), DigitsBatcher)
@@ -39,7 +47,10 @@ pub fn digits_run<B: AutodiffBackend>(device: B::Device, seed: u64, epochs: usiz
     let history = &trainer.state().history;
     RunResult {
         train_losses: history.iter().map(|e| e.train["loss"]).collect(),
-        valid_losses: history.iter().map(|e| e.valid.as_ref().unwrap()["loss"]).collect(),
+        valid_losses: history
+            .iter()
+            .map(|e| e.valid.as_ref().unwrap()["loss"])
+            .collect(),
         test_accuracy: trainer.test().unwrap()["accuracy"],
         weights: trainer.model().parameter_bytes(),
     }

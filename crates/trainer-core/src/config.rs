@@ -256,7 +256,11 @@ impl TrainerConfig {
         }
         match (self.epochs, self.max_steps) {
             (None, None) => {
-                return bad("epochs", self.epochs, "set `epochs` or `max_steps`, or both");
+                return bad(
+                    "epochs",
+                    self.epochs,
+                    "set `epochs` or `max_steps`, or both",
+                );
             }
             (Some(0), _) => return bad("epochs", self.epochs, "must be at least 1"),
             (_, Some(0)) => return bad("max_steps", self.max_steps, "must be at least 1"),
@@ -290,14 +294,26 @@ impl TrainerConfig {
             );
         }
         if self.gradient_accumulation == 0 {
-            return bad("gradient_accumulation", self.gradient_accumulation, "must be at least 1");
+            return bad(
+                "gradient_accumulation",
+                self.gradient_accumulation,
+                "must be at least 1",
+            );
         }
         match self.gradient_clipping {
             Some(GradientClipping::Norm(v)) if !v.is_finite() || v <= 0.0 => {
-                return bad("gradient_clipping", self.gradient_clipping, "the norm must be finite and > 0");
+                return bad(
+                    "gradient_clipping",
+                    self.gradient_clipping,
+                    "the norm must be finite and > 0",
+                );
             }
             Some(GradientClipping::Value(v)) if !v.is_finite() || v <= 0.0 => {
-                return bad("gradient_clipping", self.gradient_clipping, "the value must be finite and > 0");
+                return bad(
+                    "gradient_clipping",
+                    self.gradient_clipping,
+                    "the value must be finite and > 0",
+                );
             }
             _ => {}
         }
@@ -308,7 +324,11 @@ impl TrainerConfig {
             schedule.build(self.learning_rate)?;
         }
         if self.prefetch_batches == 0 {
-            return bad("prefetch_batches", self.prefetch_batches, "must be at least 1");
+            return bad(
+                "prefetch_batches",
+                self.prefetch_batches,
+                "must be at least 1",
+            );
         }
         Ok(())
     }

@@ -65,7 +65,9 @@ pub enum TrainerError {
         message: String,
     },
     /// A data-loader cursor does not fit the data set it is used with.
-    #[error("data cursor at epoch {epoch}, batch {batch} does not fit {num_batches} batches per epoch")]
+    #[error(
+        "data cursor at epoch {epoch}, batch {batch} does not fit {num_batches} batches per epoch"
+    )]
     InvalidCursor {
         /// The cursor's epoch.
         epoch: usize,

@@ -26,7 +26,10 @@ pub use step::{Classification, Regression, StepOutput, TrainStep, ValidStep};
 
 /// The names most programs need.
 pub mod prelude {
-    pub use crate::callback::{Callback, Checkpointing, Context, Control, EarlyStopping, EventLog, Progress, TerminateOnNonFinite};
+    pub use crate::callback::{
+        Callback, Checkpointing, Context, Control, EarlyStopping, EventLog, Progress,
+        TerminateOnNonFinite,
+    };
     pub use crate::checkpoint::Retention;
     pub use crate::data::{DataCursor, DataLoader};
     pub use crate::metric::{Metric, Monitor, Split};

@@ -49,18 +49,29 @@ impl<B: Backend> StepOutput<B> {
     }
 
     /// A regression output: predictions and targets for user [`Metric`](crate::metric::Metric)s.
-    pub fn regression(loss: Tensor<B, 1>, predictions: Tensor<B, 2>, targets: Tensor<B, 2>) -> Self {
+    pub fn regression(
+        loss: Tensor<B, 1>,
+        predictions: Tensor<B, 2>,
+        targets: Tensor<B, 2>,
+    ) -> Self {
         let batch_size = targets.dims()[0];
         Self {
             loss,
             batch_size,
             classification: None,
-            regression: Some(Regression { predictions, targets }),
+            regression: Some(Regression {
+                predictions,
+                targets,
+            }),
         }
     }
 
     /// A classification output: the trainer also reports accuracy.
-    pub fn classification(loss: Tensor<B, 1>, logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> Self {
+    pub fn classification(
+        loss: Tensor<B, 1>,
+        logits: Tensor<B, 2>,
+        targets: Tensor<B, 1, Int>,
+    ) -> Self {
         let batch_size = targets.dims()[0];
         Self {
             loss,

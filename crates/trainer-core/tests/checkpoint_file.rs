@@ -1,7 +1,9 @@
 //! The checkpoint file format: round trip, damage of every kind is a clear error, atomic writes.
 
 use serde::{Deserialize, Serialize};
-use trainer_core::checkpoint::{decode, encode, read, write_atomic, FORMAT_MAJOR, HEADER_LEN, MAGIC};
+use trainer_core::checkpoint::{
+    decode, encode, read, write_atomic, FORMAT_MAJOR, HEADER_LEN, MAGIC,
+};
 use trainer_core::{TrainerError, TrainingState};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,7 +21,11 @@ struct OtherModel {
 
 fn payload() -> Payload {
     Payload {
-        state: TrainingState { epoch: 3, global_step: 450, ..Default::default() },
+        state: TrainingState {
+            epoch: 3,
+            global_step: 450,
+            ..Default::default()
+        },
         weights: (0..1000).map(|i| (i as f32 * 0.37).sin()).collect(),
         note: "checkpoint".into(),
     }
@@ -37,14 +43,18 @@ fn a_payload_round_trips_bit_for_bit() {
     let bytes = encode(&payload()).unwrap();
     assert_eq!(&bytes[..8], &MAGIC);
     assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), FORMAT_MAJOR);
-    assert_eq!(u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize, bytes.len() - HEADER_LEN);
+    assert_eq!(
+        u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize,
+        bytes.len() - HEADER_LEN
+    );
     let back: Payload = decode(&bytes, "mem").unwrap();
     assert_eq!(back, payload());
 }
 
 fn damaged(result: Result<Payload, TrainerError>) -> String {
     match result {
-        Err(e @ TrainerError::CheckpointDamaged { .. }) | Err(e @ TrainerError::CheckpointVersion { .. }) => e.to_string(),
+        Err(e @ TrainerError::CheckpointDamaged { .. })
+        | Err(e @ TrainerError::CheckpointVersion { .. }) => e.to_string(),
         Err(other) => panic!("unexpected error kind: {other}"),
         Ok(_) => panic!("damaged bytes were accepted"),
     }
@@ -93,7 +103,10 @@ fn wrong_magic_says_it_is_not_a_checkpoint() {
     let mut bytes = encode(&payload()).unwrap();
     bytes[..8].copy_from_slice(b"PK\x03\x04zip!");
     let message = damaged(decode(&bytes, "model.zip"));
-    assert!(message.contains("model.zip") && message.contains("not a trainer checkpoint"), "{message}");
+    assert!(
+        message.contains("model.zip") && message.contains("not a trainer checkpoint"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -102,21 +115,32 @@ fn a_future_major_version_is_refused_naming_both_versions() {
     bytes[8..10].copy_from_slice(&(FORMAT_MAJOR + 1).to_le_bytes());
     bytes[10..12].copy_from_slice(&0u16.to_le_bytes());
     match decode::<Payload>(&bytes, "future.ckpt") {
-        Err(TrainerError::CheckpointVersion { found, supported, .. }) => {
+        Err(TrainerError::CheckpointVersion {
+            found, supported, ..
+        }) => {
             assert_eq!(found, format!("{}.0", FORMAT_MAJOR + 1));
             assert_eq!(supported, FORMAT_MAJOR);
         }
         other => panic!("expected a version error, got {other:?}"),
     }
     let message = damaged(decode(&bytes, "future.ckpt"));
-    assert!(message.contains(&format!("version {}.0", FORMAT_MAJOR + 1)) && message.contains(&format!("reads version {FORMAT_MAJOR}")), "{message}");
+    assert!(
+        message.contains(&format!("version {}.0", FORMAT_MAJOR + 1))
+            && message.contains(&format!("reads version {FORMAT_MAJOR}")),
+        "{message}"
+    );
 }
 
 #[test]
 fn a_checkpoint_of_another_shape_does_not_decode() {
     let bytes = encode(&payload()).unwrap();
-    let err = decode::<OtherModel>(&bytes, "other.ckpt").unwrap_err().to_string();
-    assert!(err.contains("other.ckpt") && err.contains("does not decode"), "{err}");
+    let err = decode::<OtherModel>(&bytes, "other.ckpt")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("other.ckpt") && err.contains("does not decode"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -128,8 +152,14 @@ fn atomic_writes_replace_the_file_and_leave_no_temporary() {
     second.note = "second".into();
     write_atomic(&path, &encode(&second).unwrap()).unwrap();
     assert_eq!(read::<Payload>(&path).unwrap(), second);
-    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names, vec![std::ffi::OsString::from("epoch-0003-step-000450.ckpt")]);
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("epoch-0003-step-000450.ckpt")]
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -140,11 +170,20 @@ fn a_failed_write_leaves_the_target_untouched_and_no_temporary() {
     let target = dir.join("latest");
     std::fs::create_dir(&target).unwrap();
     std::fs::write(target.join("keep"), b"kept").unwrap();
-    let err = write_atomic(&target, &encode(&payload()).unwrap()).unwrap_err().to_string();
+    let err = write_atomic(&target, &encode(&payload()).unwrap())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("latest"), "{err}");
     assert_eq!(std::fs::read(target.join("keep")).unwrap(), b"kept");
-    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(names, vec![std::ffi::OsString::from("latest")], "the temporary file is removed");
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        names,
+        vec![std::ffi::OsString::from("latest")],
+        "the temporary file is removed"
+    );
     // A folder that does not exist is an error naming it.
     let missing = dir.join("missing").join("a.ckpt");
     let err = write_atomic(&missing, b"x").unwrap_err().to_string();
@@ -154,6 +193,8 @@ fn a_failed_write_leaves_the_target_untouched_and_no_temporary() {
 
 #[test]
 fn reading_a_missing_file_names_it() {
-    let err = read::<Payload>(std::path::Path::new("/nonexistent/run/latest.ckpt")).unwrap_err().to_string();
+    let err = read::<Payload>(std::path::Path::new("/nonexistent/run/latest.ckpt"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("/nonexistent/run/latest.ckpt"), "{err}");
 }

@@ -11,7 +11,10 @@ use trainer_core::checkpoint::{CheckpointSummary, HEADER_LEN};
 use trainer_core::prelude::*;
 
 fn config() -> TrainerConfig {
-    TrainerConfig::new(0.01).with_epochs(Some(1)).with_batch_size(8).with_seed(5)
+    TrainerConfig::new(0.01)
+        .with_epochs(Some(1))
+        .with_batch_size(8)
+        .with_seed(5)
 }
 
 fn saved(name: &str) -> (PathBuf, Vec<u8>) {
@@ -32,8 +35,14 @@ fn load_error(dir: &std::path::Path, bytes: &[u8]) -> String {
     std::fs::write(&path, bytes).unwrap();
     let mut t = net_trainer(config(), 1.0, vec![]);
     let before = parameter_bits(t.model());
-    let error = t.load_checkpoint(&path).expect_err("damaged bytes were accepted").to_string();
-    assert!(parameter_bits(t.model()) == before, "a failed load changed the model");
+    let error = t
+        .load_checkpoint(&path)
+        .expect_err("damaged bytes were accepted")
+        .to_string();
+    assert!(
+        parameter_bits(t.model()) == before,
+        "a failed load changed the model"
+    );
     assert_eq!(t.state().global_step, 0, "a failed load changed the state");
     error
 }
@@ -64,7 +73,10 @@ fn damaged_checkpoints_are_refused_with_the_reason() {
     future[8..10].copy_from_slice(&7u16.to_le_bytes());
     future[10..12].copy_from_slice(&0u16.to_le_bytes());
     let message = load_error(&dir, &future);
-    assert!(message.contains("version 7.0") && message.contains("reads version 1.x"), "{message}");
+    assert!(
+        message.contains("version 7.0") && message.contains("reads version 1.x"),
+        "{message}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -79,15 +91,33 @@ fn another_models_checkpoint_names_the_tensor_that_differs() {
         config(),
         device,
     )
-    .train_data(burn::data::dataset::InMemDataset::new(common::items(40)), common::RowBatcher)
+    .train_data(
+        burn::data::dataset::InMemDataset::new(common::items(40)),
+        common::RowBatcher,
+    )
     .build()
     .unwrap();
-    let message = wide.load_checkpoint(dir.join("run.ckpt")).unwrap_err().to_string();
-    assert!(message.contains("does not fit") && message.contains("hidden.weight") && message.contains("[2, 16]") && message.contains("[2, 32]"), "{message}");
+    let message = wide
+        .load_checkpoint(dir.join("run.ckpt"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("does not fit")
+            && message.contains("hidden.weight")
+            && message.contains("[2, 16]")
+            && message.contains("[2, 32]"),
+        "{message}"
+    );
     // A model of another structure does not even decode.
     let mut regressor = common::trainer(config(), 16, vec![]);
-    let message = regressor.load_checkpoint(dir.join("run.ckpt")).unwrap_err().to_string();
-    assert!(message.contains("does not fit") && message.contains("does not decode"), "{message}");
+    let message = regressor
+        .load_checkpoint(dir.join("run.ckpt"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("does not fit") && message.contains("does not decode"),
+        "{message}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -95,10 +125,20 @@ fn another_models_checkpoint_names_the_tensor_that_differs() {
 fn a_config_that_changes_the_data_order_is_refused() {
     let (dir, _) = saved("config");
     let mut t = net_trainer(config().with_batch_size(16), 0.0, vec![]);
-    let message = t.load_checkpoint(dir.join("run.ckpt")).unwrap_err().to_string();
-    assert!(message.contains("`batch_size` is 8 in the checkpoint and 16 in this trainer"), "{message}");
+    let message = t
+        .load_checkpoint(dir.join("run.ckpt"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("`batch_size` is 8 in the checkpoint and 16 in this trainer"),
+        "{message}"
+    );
     let mut t = net_trainer(config().with_seed(6), 0.0, vec![]);
-    assert!(t.load_checkpoint(dir.join("run.ckpt")).unwrap_err().to_string().contains("`seed`"));
+    assert!(t
+        .load_checkpoint(dir.join("run.ckpt"))
+        .unwrap_err()
+        .to_string()
+        .contains("`seed`"));
     // More epochs is fine: a finished run can be extended.
     let mut t = net_trainer(config().with_epochs(Some(2)), 0.0, vec![]);
     t.load_checkpoint(dir.join("run.ckpt")).unwrap();
@@ -112,7 +152,10 @@ fn the_summary_reads_a_checkpoint_without_the_model() {
     let summary = CheckpointSummary::from_bytes(&bytes, "run.ckpt").unwrap();
     assert_eq!(summary.format_version, "1.1");
     assert_eq!(summary.payload_bytes as usize, bytes.len() - HEADER_LEN);
-    assert_eq!((summary.epoch, summary.global_step, summary.batch_in_epoch), (1, 13, 0));
+    assert_eq!(
+        (summary.epoch, summary.global_step, summary.batch_in_epoch),
+        (1, 13, 0)
+    );
     assert_eq!(summary.samples_seen, 100);
     assert_eq!(summary.seed, 5);
     assert_eq!(summary.burn_version, "0.21.0");
@@ -123,15 +166,30 @@ fn the_summary_reads_a_checkpoint_without_the_model() {
 
 #[test]
 fn the_recorded_burn_version_is_the_one_in_the_lock_file() {
-    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock")).unwrap();
-    let entry = format!("name = \"burn\"\nversion = \"{}\"", trainer_core::checkpoint::BURN_VERSION);
-    assert!(lock.contains(&entry), "Cargo.lock does not pin burn {}", trainer_core::checkpoint::BURN_VERSION);
+    let lock =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock")).unwrap();
+    let entry = format!(
+        "name = \"burn\"\nversion = \"{}\"",
+        trainer_core::checkpoint::BURN_VERSION
+    );
+    assert!(
+        lock.contains(&entry),
+        "Cargo.lock does not pin burn {}",
+        trainer_core::checkpoint::BURN_VERSION
+    );
 }
 
 #[test]
 fn a_snapshot_keeps_the_values_of_its_moment_while_training_goes_on() {
-    let config = TrainerConfig::new(0.01).with_epochs(Some(4)).with_batch_size(8).with_seed(5);
-    let mut t = net_trainer(config.clone(), 0.0, vec![Box::new(common::dropout_net::StopAt(26))]);
+    let config = TrainerConfig::new(0.01)
+        .with_epochs(Some(4))
+        .with_batch_size(8)
+        .with_seed(5);
+    let mut t = net_trainer(
+        config.clone(),
+        0.0,
+        vec![Box::new(common::dropout_net::StopAt(26))],
+    );
     t.fit().unwrap();
     let at_snapshot = parameter_bits(t.model());
     let snapshot = t.snapshot().unwrap();

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use common::dropout_net::{net_trainer, parameter_bits, StopAt};
 use trainer_core::callback::{Callback, Checkpointing, Context};
-use trainer_core::checkpoint::{latest_in, CheckpointIndex, CheckpointSummary, Retention, SaveReason};
+use trainer_core::checkpoint::{
+    latest_in, CheckpointIndex, CheckpointSummary, Retention, SaveReason,
+};
 use trainer_core::metric::{Monitor, Split};
 use trainer_core::prelude::*;
 
@@ -20,7 +22,10 @@ fn config() -> TrainerConfig {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("trainer-checkpointing-{name}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "trainer-checkpointing-{name}-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -42,24 +47,40 @@ fn index(dir: &Path) -> CheckpointIndex {
 #[test]
 fn saves_every_n_steps_and_at_the_end_with_index_and_latest() {
     let dir = temp_dir("steps");
-    let mut t = net_trainer(config(), 0.0, vec![Box::new(Checkpointing::new(&dir).every_n_steps(10))]);
+    let mut t = net_trainer(
+        config(),
+        0.0,
+        vec![Box::new(Checkpointing::new(&dir).every_n_steps(10))],
+    );
     t.fit().unwrap();
     // 13 steps per epoch, 39 in all.
     assert_eq!(
         ckpt_files(&dir),
-        ["epoch-0000-step-000010.ckpt", "epoch-1-step-20", "epoch-2-step-30", "epoch-0003-step-000039.ckpt"]
-            .iter()
-            .map(|n| match *n {
-                "epoch-1-step-20" => "epoch-0001-step-000020.ckpt".to_string(),
-                "epoch-2-step-30" => "epoch-0002-step-000030.ckpt".to_string(),
-                other => other.to_string(),
-            })
-            .collect::<Vec<_>>()
+        [
+            "epoch-0000-step-000010.ckpt",
+            "epoch-1-step-20",
+            "epoch-2-step-30",
+            "epoch-0003-step-000039.ckpt"
+        ]
+        .iter()
+        .map(|n| match *n {
+            "epoch-1-step-20" => "epoch-0001-step-000020.ckpt".to_string(),
+            "epoch-2-step-30" => "epoch-0002-step-000030.ckpt".to_string(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
     );
     let index = index(&dir);
     assert_eq!(index.latest.as_deref(), Some("epoch-0003-step-000039.ckpt"));
-    assert_eq!(latest_in(&dir).unwrap().unwrap(), dir.join("epoch-0003-step-000039.ckpt"));
-    let reasons: Vec<_> = index.checkpoints.iter().map(|e| (e.step, e.reasons.clone())).collect();
+    assert_eq!(
+        latest_in(&dir).unwrap().unwrap(),
+        dir.join("epoch-0003-step-000039.ckpt")
+    );
+    let reasons: Vec<_> = index
+        .checkpoints
+        .iter()
+        .map(|e| (e.step, e.reasons.clone()))
+        .collect();
     assert_eq!(
         reasons,
         vec![
@@ -71,7 +92,10 @@ fn saves_every_n_steps_and_at_the_end_with_index_and_latest() {
     );
     assert_eq!(index.retention, "keep all");
     let summary = CheckpointSummary::read(&dir.join("epoch-0001-step-000020.ckpt")).unwrap();
-    assert_eq!((summary.epoch, summary.global_step, summary.batch_in_epoch), (1, 20, 7));
+    assert_eq!(
+        (summary.epoch, summary.global_step, summary.batch_in_epoch),
+        (1, 20, 7)
+    );
     assert_eq!(summary.module_tensors, 4);
     assert_eq!(summary.module_tensor_bytes, 4 * (2 * 16 + 16 + 16 + 1));
     // Adam keeps two moments per parameter tensor.
@@ -83,14 +107,29 @@ fn saves_every_n_steps_and_at_the_end_with_index_and_latest() {
 #[test]
 fn an_end_save_that_falls_on_a_periodic_one_adds_the_reason_instead_of_a_file() {
     let dir = temp_dir("epochs");
-    let mut t = net_trainer(config(), 0.0, vec![Box::new(Checkpointing::new(&dir).every_n_epochs(1).asynchronous(false))]);
+    let mut t = net_trainer(
+        config(),
+        0.0,
+        vec![Box::new(
+            Checkpointing::new(&dir)
+                .every_n_epochs(1)
+                .asynchronous(false),
+        )],
+    );
     t.fit().unwrap();
     assert_eq!(
         ckpt_files(&dir),
-        vec!["epoch-0001-step-000013.ckpt", "epoch-0002-step-000026.ckpt", "epoch-0003-step-000039.ckpt"]
+        vec![
+            "epoch-0001-step-000013.ckpt",
+            "epoch-0002-step-000026.ckpt",
+            "epoch-0003-step-000039.ckpt"
+        ]
     );
     let last = index(&dir).checkpoints.last().cloned().unwrap();
-    assert_eq!(last.reasons, vec![SaveReason::EveryNEpochs, SaveReason::End]);
+    assert_eq!(
+        last.reasons,
+        vec![SaveReason::EveryNEpochs, SaveReason::End]
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -100,15 +139,22 @@ fn the_best_checkpoint_follows_the_monitored_metric() {
     let mut t = net_trainer(
         config().with_epochs(Some(4)),
         0.0,
-        vec![Box::new(Checkpointing::new(&dir).monitor(Monitor::min(Split::Valid, "loss")).save_on_end(false))],
+        vec![Box::new(
+            Checkpointing::new(&dir)
+                .monitor(Monitor::min(Split::Valid, "loss"))
+                .save_on_end(false),
+        )],
     );
     t.fit().unwrap();
     let history = t.state().history.clone();
-    let losses: Vec<f64> = history.iter().map(|h| h.valid.as_ref().unwrap()["loss"]).collect();
-    let (best_epoch, best) = losses
+    let losses: Vec<f64> = history
         .iter()
-        .enumerate()
-        .fold((0, f64::INFINITY), |(be, b), (e, &l)| if l < b { (e, l) } else { (be, b) });
+        .map(|h| h.valid.as_ref().unwrap()["loss"])
+        .collect();
+    let (best_epoch, best) = losses.iter().enumerate().fold(
+        (0, f64::INFINITY),
+        |(be, b), (e, &l)| if l < b { (e, l) } else { (be, b) },
+    );
     let index = index(&dir);
     let entry = index.best.clone().unwrap();
     assert_eq!(entry.file, "best-valid-loss.ckpt");
@@ -119,9 +165,23 @@ fn the_best_checkpoint_follows_the_monitored_metric() {
     assert_eq!(summary.global_step, history[best_epoch].global_step);
     assert_eq!(summary.metrics["valid"]["loss"], best);
     // Every improvement wrote a step checkpoint with the reason `best`.
-    let improvements = losses.iter().scan(f64::INFINITY, |b, &l| Some(if l < *b { *b = l; true } else { false })).filter(|x| *x).count();
+    let improvements = losses
+        .iter()
+        .scan(f64::INFINITY, |b, &l| {
+            Some(if l < *b {
+                *b = l;
+                true
+            } else {
+                false
+            })
+        })
+        .filter(|x| *x)
+        .count();
     assert_eq!(index.checkpoints.len(), improvements);
-    assert!(index.checkpoints.iter().all(|e| e.reasons == vec![SaveReason::Best]));
+    assert!(index
+        .checkpoints
+        .iter()
+        .all(|e| e.reasons == vec![SaveReason::Best]));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -129,11 +189,18 @@ fn the_best_checkpoint_follows_the_monitored_metric() {
 fn temporary_files_of_a_killed_writer_are_removed_at_train_begin() {
     let dir = temp_dir("stale");
     std::fs::create_dir_all(&dir).unwrap();
-    let stale = dir.join(format!("{}abc123.tmp", trainer_core::checkpoint::TEMPORARY_PREFIX));
+    let stale = dir.join(format!(
+        "{}abc123.tmp",
+        trainer_core::checkpoint::TEMPORARY_PREFIX
+    ));
     std::fs::write(&stale, b"half a checkpoint").unwrap();
     let keep = dir.join("notes.txt");
     std::fs::write(&keep, b"mine").unwrap();
-    let mut t = net_trainer(config().with_epochs(Some(1)), 0.0, vec![Box::new(Checkpointing::new(&dir))]);
+    let mut t = net_trainer(
+        config().with_epochs(Some(1)),
+        0.0,
+        vec![Box::new(Checkpointing::new(&dir))],
+    );
     t.fit().unwrap();
     assert!(!stale.exists());
     assert!(keep.exists());
@@ -143,11 +210,25 @@ fn temporary_files_of_a_killed_writer_are_removed_at_train_begin() {
 #[test]
 fn last_n_retention_keeps_the_newest_files_only() {
     let dir = temp_dir("last-n");
-    let mut t = net_trainer(config(), 0.0, vec![Box::new(Checkpointing::new(&dir).every_n_steps(4).retention(Retention::LastN(2)))]);
+    let mut t = net_trainer(
+        config(),
+        0.0,
+        vec![Box::new(
+            Checkpointing::new(&dir)
+                .every_n_steps(4)
+                .retention(Retention::LastN(2)),
+        )],
+    );
     t.fit().unwrap();
-    assert_eq!(ckpt_files(&dir), vec!["epoch-0002-step-000036.ckpt", "epoch-0003-step-000039.ckpt"]);
+    assert_eq!(
+        ckpt_files(&dir),
+        vec!["epoch-0002-step-000036.ckpt", "epoch-0003-step-000039.ckpt"]
+    );
     let index = index(&dir);
-    assert_eq!(index.checkpoints.iter().map(|e| e.step).collect::<Vec<_>>(), vec![36, 39]);
+    assert_eq!(
+        index.checkpoints.iter().map(|e| e.step).collect::<Vec<_>>(),
+        vec![36, 39]
+    );
     assert_eq!(index.retention, "keep the last 2");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -166,14 +247,23 @@ fn best_and_latest_keeps_two_files() {
         )],
     );
     t.fit().unwrap();
-    assert_eq!(ckpt_files(&dir), vec!["best-valid-loss.ckpt", "epoch-0003-step-000039.ckpt"]);
+    assert_eq!(
+        ckpt_files(&dir),
+        vec!["best-valid-loss.ckpt", "epoch-0003-step-000039.ckpt"]
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_ranking_retention_without_a_monitor_is_refused() {
     let dir = temp_dir("no-monitor");
-    let mut t = net_trainer(config(), 0.0, vec![Box::new(Checkpointing::new(&dir).retention(Retention::BestK(2)))]);
+    let mut t = net_trainer(
+        config(),
+        0.0,
+        vec![Box::new(
+            Checkpointing::new(&dir).retention(Retention::BestK(2)),
+        )],
+    );
     let message = t.fit().unwrap_err().to_string();
     assert!(message.contains("monitor"), "{message}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -182,9 +272,18 @@ fn a_ranking_retention_without_a_monitor_is_refused() {
 #[test]
 fn a_monitored_metric_that_does_not_exist_is_an_error() {
     let dir = temp_dir("missing-metric");
-    let mut t = net_trainer(config(), 0.0, vec![Box::new(Checkpointing::new(&dir).monitor(Monitor::max(Split::Valid, "acuracy")))]);
+    let mut t = net_trainer(
+        config(),
+        0.0,
+        vec![Box::new(
+            Checkpointing::new(&dir).monitor(Monitor::max(Split::Valid, "acuracy")),
+        )],
+    );
     let message = t.fit().unwrap_err().to_string();
-    assert!(message.contains("valid/acuracy") && message.contains("loss"), "{message}");
+    assert!(
+        message.contains("valid/acuracy") && message.contains("loss"),
+        "{message}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -194,11 +293,18 @@ fn save_now_from_a_handle_saves_at_the_next_step() {
     let checkpointing = Checkpointing::new(&dir).save_on_end(false);
     let handle = checkpointing.handle();
     handle.save_now();
-    let mut t = net_trainer(config().with_epochs(Some(1)), 0.0, vec![Box::new(checkpointing)]);
+    let mut t = net_trainer(
+        config().with_epochs(Some(1)),
+        0.0,
+        vec![Box::new(checkpointing)],
+    );
     t.fit().unwrap();
     assert_eq!(ckpt_files(&dir), vec!["epoch-0000-step-000001.ckpt"]);
     assert_eq!(handle.written(), 1);
-    assert_eq!(handle.index().checkpoints[0].reasons, vec![SaveReason::Requested]);
+    assert_eq!(
+        handle.index().checkpoints[0].reasons,
+        vec![SaveReason::Requested]
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -207,7 +313,10 @@ struct FailAt(usize);
 impl Callback for FailAt {
     fn on_batch_end(&mut self, ctx: &mut Context<'_>) -> trainer_core::Result<()> {
         if ctx.state.global_step == self.0 {
-            return Err(TrainerError::Callback { callback: "fail-at".into(), message: format!("boom at step {}", self.0) });
+            return Err(TrainerError::Callback {
+                callback: "fail-at".into(),
+                message: format!("boom at step {}", self.0),
+            });
         }
         Ok(())
     }
@@ -216,17 +325,30 @@ impl Callback for FailAt {
 #[test]
 fn an_error_leaves_an_emergency_checkpoint_to_resume_from() {
     let dir = temp_dir("error");
-    let mut t = net_trainer(config(), 0.0, vec![Box::new(FailAt(17)), Box::new(Checkpointing::new(&dir).every_n_steps(10))]);
+    let mut t = net_trainer(
+        config(),
+        0.0,
+        vec![
+            Box::new(FailAt(17)),
+            Box::new(Checkpointing::new(&dir).every_n_steps(10)),
+        ],
+    );
     let error = t.fit().unwrap_err();
     assert!(error.to_string().contains("boom at step 17"));
     let index = index(&dir);
     let last = index.checkpoints.last().unwrap();
-    assert_eq!((last.step, last.reasons.clone()), (17, vec![SaveReason::Error]));
+    assert_eq!(
+        (last.step, last.reasons.clone()),
+        (17, vec![SaveReason::Error])
+    );
     // The emergency checkpoint resumes into the same run as one that never failed.
     let mut straight = net_trainer(config(), 0.0, vec![]);
     straight.fit().unwrap();
     let mut resumed = net_trainer(config(), 3.0, vec![]);
-    assert_eq!(resumed.resume_from(&dir).unwrap(), dir.join("epoch-0001-step-000017.ckpt"));
+    assert_eq!(
+        resumed.resume_from(&dir).unwrap(),
+        dir.join("epoch-0001-step-000017.ckpt")
+    );
     resumed.fit().unwrap();
     assert!(parameter_bits(resumed.model()) == parameter_bits(straight.model()));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -235,13 +357,36 @@ fn an_error_leaves_an_emergency_checkpoint_to_resume_from() {
 #[test]
 fn a_resume_from_an_older_checkpoint_forgets_the_abandoned_entries() {
     let dir = temp_dir("abandon");
-    let mut t = net_trainer(config(), 0.0, vec![Box::new(Checkpointing::new(&dir).every_n_steps(10)), Box::new(StopAt(35))]);
+    let mut t = net_trainer(
+        config(),
+        0.0,
+        vec![
+            Box::new(Checkpointing::new(&dir).every_n_steps(10)),
+            Box::new(StopAt(35)),
+        ],
+    );
     t.fit().unwrap();
-    let mut again = net_trainer(config(), 0.0, vec![Box::new(Checkpointing::new(&dir).every_n_steps(10).save_on_end(false)), Box::new(StopAt(12))]);
-    again.resume_from(dir.join("epoch-0000-step-000010.ckpt")).unwrap();
+    let mut again = net_trainer(
+        config(),
+        0.0,
+        vec![
+            Box::new(
+                Checkpointing::new(&dir)
+                    .every_n_steps(10)
+                    .save_on_end(false),
+            ),
+            Box::new(StopAt(12)),
+        ],
+    );
+    again
+        .resume_from(dir.join("epoch-0000-step-000010.ckpt"))
+        .unwrap();
     again.fit().unwrap();
     let steps: Vec<usize> = index(&dir).checkpoints.iter().map(|e| e.step).collect();
     assert_eq!(steps, vec![10]);
-    assert_eq!(latest_in(&dir).unwrap().unwrap(), dir.join("epoch-0000-step-000010.ckpt"));
+    assert_eq!(
+        latest_in(&dir).unwrap().unwrap(),
+        dir.join("epoch-0000-step-000010.ckpt")
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

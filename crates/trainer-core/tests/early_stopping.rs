@@ -4,7 +4,10 @@
 mod common;
 
 use common::dropout_net::{net_trainer, parameter_bits};
-use trainer_core::callback::{AvailableMetrics, Callback, Checkpointing, Context, Control, EarlyStopping, LatestMetrics, TerminateOnNonFinite};
+use trainer_core::callback::{
+    AvailableMetrics, Callback, Checkpointing, Context, Control, EarlyStopping, LatestMetrics,
+    TerminateOnNonFinite,
+};
 use trainer_core::metric::{Monitor, Split};
 use trainer_core::prelude::*;
 use trainer_core::StopReason;
@@ -24,14 +27,34 @@ fn feed(early: &mut EarlyStopping, metric: &str, values: &[f64]) -> Option<(usiz
     let mut control = Control::default();
     let metrics = LatestMetrics::default();
     early
-        .on_train_begin(&mut Context { state: &state, metrics: &metrics, learning_rate: 0.1, control: &mut control, available: &available, config: &TrainerConfig::new(0.1), batches_per_epoch: None })
+        .on_train_begin(&mut Context {
+            state: &state,
+            metrics: &metrics,
+            learning_rate: 0.1,
+            control: &mut control,
+            available: &available,
+            config: &TrainerConfig::new(0.1),
+            batches_per_epoch: None,
+        })
         .unwrap();
     for (i, value) in values.iter().enumerate() {
         state.epoch = i + 1;
         state.global_step = 10 * (i + 1);
         let mut metrics = LatestMetrics::default();
-        metrics.set(Split::Valid, state.global_step, [(metric.to_string(), *value)].into());
-        let mut ctx = Context { state: &state, metrics: &metrics, learning_rate: 0.1, control: &mut control, available: &available, config: &TrainerConfig::new(0.1), batches_per_epoch: None };
+        metrics.set(
+            Split::Valid,
+            state.global_step,
+            [(metric.to_string(), *value)].into(),
+        );
+        let mut ctx = Context {
+            state: &state,
+            metrics: &metrics,
+            learning_rate: 0.1,
+            control: &mut control,
+            available: &available,
+            config: &TrainerConfig::new(0.1),
+            batches_per_epoch: None,
+        };
         early.on_validation_end(&mut ctx).unwrap();
         if let Some(reason) = control.stop_requested() {
             return Some((i, reason.to_string()));
@@ -52,15 +75,24 @@ fn stop_index(early: EarlyStopping, values: &[f64]) -> Option<usize> {
 #[test]
 fn patience_counts_checks_without_improvement() {
     assert_eq!(stop_index(loss().patience(0), &[1.0, 1.1, 0.5]), Some(1));
-    assert_eq!(stop_index(loss().patience(2), &[1.0, 0.9, 0.95, 0.96, 0.1]), Some(3));
-    assert_eq!(stop_index(loss().patience(2), &[1.0, 0.9, 0.95, 0.8, 0.85, 0.86]), Some(5));
+    assert_eq!(
+        stop_index(loss().patience(2), &[1.0, 0.9, 0.95, 0.96, 0.1]),
+        Some(3)
+    );
+    assert_eq!(
+        stop_index(loss().patience(2), &[1.0, 0.9, 0.95, 0.8, 0.85, 0.86]),
+        Some(5)
+    );
     assert_eq!(stop_index(loss().patience(2), &[1.0, 0.9, 0.8, 0.7]), None);
     // A tie is no improvement.
     assert_eq!(stop_index(loss().patience(1), &[1.0, 1.0]), Some(1));
     let mut early = loss().patience(3);
     let (i, reason) = feed(&mut early, "loss", &[0.5, 0.6, 0.7, 0.8]).unwrap();
     assert_eq!(i, 3);
-    assert!(reason.contains("valid/loss did not improve for 3 checks (patience 3, best 0.5)"), "{reason}");
+    assert!(
+        reason.contains("valid/loss did not improve for 3 checks (patience 3, best 0.5)"),
+        "{reason}"
+    );
     assert_eq!(early.best(), Some((0.5, 10)));
     assert_eq!(early.stopped(), Some(reason.as_str()));
 }
@@ -68,18 +100,38 @@ fn patience_counts_checks_without_improvement() {
 #[test]
 fn min_delta_is_the_margin_an_improvement_needs() {
     // Each value beats the last by 0.05, less than min_delta 0.1.
-    assert_eq!(stop_index(loss().patience(2).min_delta(0.1), &[1.0, 0.95, 0.9, 0.85]), Some(2));
-    assert_eq!(stop_index(loss().patience(2).min_delta(0.01), &[1.0, 0.95, 0.9, 0.85]), None);
-    let accuracy = EarlyStopping::new(Monitor::max(Split::Valid, "accuracy")).patience(1).min_delta(0.02);
+    assert_eq!(
+        stop_index(loss().patience(2).min_delta(0.1), &[1.0, 0.95, 0.9, 0.85]),
+        Some(2)
+    );
+    assert_eq!(
+        stop_index(loss().patience(2).min_delta(0.01), &[1.0, 0.95, 0.9, 0.85]),
+        None
+    );
+    let accuracy = EarlyStopping::new(Monitor::max(Split::Valid, "accuracy"))
+        .patience(1)
+        .min_delta(0.02);
     let mut accuracy = accuracy;
-    assert_eq!(feed(&mut accuracy, "accuracy", &[0.5, 0.55, 0.56]).map(|(i, _)| i), Some(2));
+    assert_eq!(
+        feed(&mut accuracy, "accuracy", &[0.5, 0.55, 0.56]).map(|(i, _)| i),
+        Some(2)
+    );
 }
 
 #[test]
 fn a_baseline_never_reached_stops_after_patience() {
-    assert_eq!(stop_index(loss().patience(3).baseline(0.5), &[0.9, 0.8, 0.7, 0.6]), Some(2));
+    assert_eq!(
+        stop_index(loss().patience(3).baseline(0.5), &[0.9, 0.8, 0.7, 0.6]),
+        Some(2)
+    );
     // Reaching it resets the count.
-    assert_eq!(stop_index(loss().patience(2).baseline(0.5), &[0.9, 0.4, 0.45, 0.3, 0.35]), None);
+    assert_eq!(
+        stop_index(
+            loss().patience(2).baseline(0.5),
+            &[0.9, 0.4, 0.45, 0.3, 0.35]
+        ),
+        None
+    );
 }
 
 #[test]
@@ -87,10 +139,22 @@ fn non_finite_values_stop_when_checked() {
     let mut early = loss().patience(5);
     let (i, reason) = feed(&mut early, "loss", &[1.0, f64::NAN]).unwrap();
     assert_eq!(i, 1);
-    assert!(reason.contains("valid/loss = NaN is not finite"), "{reason}");
-    assert_eq!(stop_index(loss().patience(5), &[1.0, f64::INFINITY]), Some(1));
+    assert!(
+        reason.contains("valid/loss = NaN is not finite"),
+        "{reason}"
+    );
+    assert_eq!(
+        stop_index(loss().patience(5), &[1.0, f64::INFINITY]),
+        Some(1)
+    );
     // Unchecked, NaN is just no improvement.
-    assert_eq!(stop_index(loss().patience(2).check_finite(false), &[1.0, f64::NAN, 0.9, f64::NAN, f64::NAN]), Some(4));
+    assert_eq!(
+        stop_index(
+            loss().patience(2).check_finite(false),
+            &[1.0, f64::NAN, 0.9, f64::NAN, f64::NAN]
+        ),
+        Some(4)
+    );
 }
 
 #[test]
@@ -103,18 +167,37 @@ fn thresholds_stop_at_once() {
     let (i, reason) = feed(&mut early, "loss", &[1.0, 5.0, 20.0]).unwrap();
     assert_eq!(i, 2);
     assert!(reason.contains("divergence threshold 10"), "{reason}");
-    let mut accuracy = EarlyStopping::new(Monitor::max(Split::Valid, "accuracy")).stopping_threshold(0.9).divergence_threshold(0.1);
-    assert_eq!(feed(&mut accuracy, "accuracy", &[0.5, 0.95]).map(|(i, _)| i), Some(1));
-    let mut accuracy = EarlyStopping::new(Monitor::max(Split::Valid, "accuracy")).stopping_threshold(0.9).divergence_threshold(0.1);
-    assert_eq!(feed(&mut accuracy, "accuracy", &[0.5, 0.05]).map(|(i, _)| i), Some(1));
+    let mut accuracy = EarlyStopping::new(Monitor::max(Split::Valid, "accuracy"))
+        .stopping_threshold(0.9)
+        .divergence_threshold(0.1);
+    assert_eq!(
+        feed(&mut accuracy, "accuracy", &[0.5, 0.95]).map(|(i, _)| i),
+        Some(1)
+    );
+    let mut accuracy = EarlyStopping::new(Monitor::max(Split::Valid, "accuracy"))
+        .stopping_threshold(0.9)
+        .divergence_threshold(0.1);
+    assert_eq!(
+        feed(&mut accuracy, "accuracy", &[0.5, 0.05]).map(|(i, _)| i),
+        Some(1)
+    );
 }
 
 #[test]
 fn start_from_epoch_and_check_every_skip_checks() {
     // Epochs 1 and 2 are not checked; the first check (epoch 3) sets the best.
-    assert_eq!(stop_index(loss().patience(0).start_from_epoch(3), &[1.0, 2.0, 3.0, 4.0]), Some(3));
+    assert_eq!(
+        stop_index(
+            loss().patience(0).start_from_epoch(3),
+            &[1.0, 2.0, 3.0, 4.0]
+        ),
+        Some(3)
+    );
     // Every second validation: 0.9 (2nd) is the first check, 5.0 (4th) the second.
-    assert_eq!(stop_index(loss().patience(0).check_every(2), &[1.0, 0.9, 0.1, 5.0]), Some(3));
+    assert_eq!(
+        stop_index(loss().patience(0).check_every(2), &[1.0, 0.9, 0.1, 5.0]),
+        Some(3)
+    );
 }
 
 #[test]
@@ -123,15 +206,42 @@ fn a_monitored_metric_that_does_not_exist_is_an_error_at_train_begin() {
     let state = TrainingState::default();
     let metrics = LatestMetrics::default();
     let mut control = Control::default();
-    let mut ctx = Context { state: &state, metrics: &metrics, learning_rate: 0.1, control: &mut control, available: &available, config: &TrainerConfig::new(0.1), batches_per_epoch: None };
-    let message = EarlyStopping::new(Monitor::min(Split::Valid, "los")).on_train_begin(&mut ctx).unwrap_err().to_string();
-    assert!(message.contains("valid/los") && message.contains("loss, accuracy"), "{message}");
-    let message = EarlyStopping::new(Monitor::min(Split::Test, "loss")).on_train_begin(&mut ctx).unwrap_err().to_string();
+    let mut ctx = Context {
+        state: &state,
+        metrics: &metrics,
+        learning_rate: 0.1,
+        control: &mut control,
+        available: &available,
+        config: &TrainerConfig::new(0.1),
+        batches_per_epoch: None,
+    };
+    let message = EarlyStopping::new(Monitor::min(Split::Valid, "los"))
+        .on_train_begin(&mut ctx)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("valid/los") && message.contains("loss, accuracy"),
+        "{message}"
+    );
+    let message = EarlyStopping::new(Monitor::min(Split::Test, "loss"))
+        .on_train_begin(&mut ctx)
+        .unwrap_err()
+        .to_string();
     assert!(message.contains("no such data"), "{message}");
     // In a real run without validation configured, valid metrics do not exist.
-    let mut t = net_trainer(TrainerConfig::new(0.01).with_epochs(Some(1)).with_batch_size(8).with_validation(None), 0.0, vec![Box::new(loss())]);
+    let mut t = net_trainer(
+        TrainerConfig::new(0.01)
+            .with_epochs(Some(1))
+            .with_batch_size(8)
+            .with_validation(None),
+        0.0,
+        vec![Box::new(loss())],
+    );
     let message = t.fit().unwrap_err().to_string();
-    assert!(message.contains("valid/loss") && message.contains("no validation configured"), "{message}");
+    assert!(
+        message.contains("valid/loss") && message.contains("no validation configured"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -145,7 +255,10 @@ fn the_state_carries_the_counter_across_a_resume() {
     let mut resumed = loss().patience(3);
     resumed.load_state(first.state().unwrap()).unwrap();
     assert_eq!(resumed.wait(), 1);
-    assert_eq!(feed(&mut resumed, "loss", &values[3..]).map(|(i, _)| i + 3), straight);
+    assert_eq!(
+        feed(&mut resumed, "loss", &values[3..]).map(|(i, _)| i + 3),
+        straight
+    );
 }
 
 fn config(epochs: usize) -> TrainerConfig {
@@ -160,12 +273,23 @@ fn config(epochs: usize) -> TrainerConfig {
 fn restore_best_weights_puts_back_the_best_epochs_parameters() {
     // This net's validation loss falls every epoch; watching for its *largest* value makes an
     // early epoch the best one, which is what the restore needs to show.
-    let early = EarlyStopping::new(Monitor::max(Split::Valid, "loss")).patience(100).restore_best_weights(true);
+    let early = EarlyStopping::new(Monitor::max(Split::Valid, "loss"))
+        .patience(100)
+        .restore_best_weights(true);
     let mut t = net_trainer(config(8), 0.0, vec![Box::new(early)]);
     t.fit().unwrap();
-    let losses: Vec<f64> = t.state().history.iter().map(|h| h.valid.as_ref().unwrap()["loss"]).collect();
-    let best_epoch = (0..losses.len()).fold(0, |b, i| if losses[i] > losses[b] { i } else { b }) + 1;
-    assert!(best_epoch < 8, "the run must worsen after its best epoch for this test to mean something: {losses:?}");
+    let losses: Vec<f64> = t
+        .state()
+        .history
+        .iter()
+        .map(|h| h.valid.as_ref().unwrap()["loss"])
+        .collect();
+    let best_epoch =
+        (0..losses.len()).fold(0, |b, i| if losses[i] > losses[b] { i } else { b }) + 1;
+    assert!(
+        best_epoch < 8,
+        "the run must worsen after its best epoch for this test to mean something: {losses:?}"
+    );
     // The same run stopped after the best epoch has the best epoch's parameters.
     let mut reference = net_trainer(config(best_epoch), 0.0, vec![]);
     reference.fit().unwrap();
@@ -188,19 +312,38 @@ impl Callback for StopAfterEpoch {
 fn a_resumed_run_stops_where_an_uninterrupted_one_does_with_the_same_weights() {
     // Validation losses fall by less than min_delta from epoch 4 on: epoch 4 is the first
     // check without improvement, epoch 5 the second, which stops the run.
-    let early = || Box::new(loss().patience(2).min_delta(0.05).restore_best_weights(true)) as Box<dyn Callback>;
+    let early = || {
+        Box::new(
+            loss()
+                .patience(2)
+                .min_delta(0.05)
+                .restore_best_weights(true),
+        ) as Box<dyn Callback>
+    };
     let mut straight = net_trainer(config(12), 0.0, vec![early()]);
     let report = straight.fit().unwrap();
-    let StopReason::Requested(reason) = report.stop_reason.clone() else { panic!("no early stop: {report:?}") };
+    let StopReason::Requested(reason) = report.stop_reason.clone() else {
+        panic!("no early stop: {report:?}")
+    };
     assert!(reason.starts_with("early stopping"));
 
     let dir = std::env::temp_dir().join(format!("trainer-early-resume-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     // Interrupted after epoch 4 (13 steps per epoch), mid-way through the patience.
-    let mut first = net_trainer(config(12), 0.0, vec![early(), Box::new(Checkpointing::new(&dir).every_n_epochs(1)), Box::new(StopAfterEpoch(4))]);
+    let mut first = net_trainer(
+        config(12),
+        0.0,
+        vec![
+            early(),
+            Box::new(Checkpointing::new(&dir).every_n_epochs(1)),
+            Box::new(StopAfterEpoch(4)),
+        ],
+    );
     first.fit().unwrap();
     let mut resumed = net_trainer(config(12), 5.0, vec![early()]);
-    resumed.resume_from(dir.join("epoch-0004-step-000052.ckpt")).unwrap();
+    resumed
+        .resume_from(dir.join("epoch-0004-step-000052.ckpt"))
+        .unwrap();
     let resumed_report = resumed.fit().unwrap();
     assert_eq!(resumed_report.stop_reason, report.stop_reason);
     assert_eq!(resumed_report.epochs, report.epochs);
@@ -219,13 +362,37 @@ fn terminate_on_non_finite_names_the_step() {
         let mut metrics = LatestMetrics::default();
         metrics.set(Split::Train, step, [("loss".to_string(), loss)].into());
         callback
-            .on_batch_end(&mut Context { state: &state, metrics: &metrics, learning_rate: 0.1, control: &mut control, available: &available, config: &TrainerConfig::new(0.1), batches_per_epoch: None })
+            .on_batch_end(&mut Context {
+                state: &state,
+                metrics: &metrics,
+                learning_rate: 0.1,
+                control: &mut control,
+                available: &available,
+                config: &TrainerConfig::new(0.1),
+                batches_per_epoch: None,
+            })
             .unwrap();
     }
-    assert_eq!(control.stop_requested(), Some("non-finite training loss NaN at step 3"));
+    assert_eq!(
+        control.stop_requested(),
+        Some("non-finite training loss NaN at step 3")
+    );
     // In a real run: SGD with a learning rate that blows the loss up.
-    let mut t = common::trainer(TrainerConfig::new(1e30).with_epochs(Some(3)).with_batch_size(4).with_log_every(1), 40, vec![Box::new(TerminateOnNonFinite::new())]);
+    let mut t = common::trainer(
+        TrainerConfig::new(1e30)
+            .with_epochs(Some(3))
+            .with_batch_size(4)
+            .with_log_every(1),
+        40,
+        vec![Box::new(TerminateOnNonFinite::new())],
+    );
     let report = t.fit().unwrap();
-    let StopReason::Requested(reason) = report.stop_reason else { panic!("not stopped") };
-    assert!(reason.starts_with("non-finite training loss") && reason.contains(&format!("at step {}", report.steps)), "{reason}");
+    let StopReason::Requested(reason) = report.stop_reason else {
+        panic!("not stopped")
+    };
+    assert!(
+        reason.starts_with("non-finite training loss")
+            && reason.contains(&format!("at step {}", report.steps)),
+        "{reason}"
+    );
 }

@@ -31,7 +31,8 @@ fn events(dir: &Path) -> Vec<Event> {
     let text = std::fs::read_to_string(dir.join("events.jsonl")).unwrap();
     text.lines()
         .map(|line| {
-            let raw: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            let raw: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
             for field in ["event", "time_unix_ms", "step", "epoch"] {
                 assert!(raw.get(field).is_some(), "`{field}` missing: {line}");
             }
@@ -69,7 +70,9 @@ fn deterministic(event: &Event) -> String {
 fn csv_without_timing(text: &str) -> Vec<String> {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
-    let keep: Vec<usize> = (0..header.len()).filter(|&i| !TIMING.contains(&header[i])).collect();
+    let keep: Vec<usize> = (0..header.len())
+        .filter(|&i| !TIMING.contains(&header[i]))
+        .collect();
     std::iter::once(header.join(","))
         .chain(lines.map(|row| {
             let cells: Vec<&str> = row.split(',').collect();
@@ -101,42 +104,80 @@ fn a_run_logs_every_event_in_order() {
     assert_eq!(events[0].resumed, Some(false));
     assert_eq!(events[0].config.as_ref().unwrap()["batch_size"], 8);
     let last = events.last().unwrap();
-    assert_eq!((last.event, last.status), (EventKind::RunEnded, Some(RunStatus::Completed)));
+    assert_eq!(
+        (last.event, last.status),
+        (EventKind::RunEnded, Some(RunStatus::Completed))
+    );
     assert_eq!(last.reason.as_deref(), Some("all epochs completed"));
     // Training readings every 5 steps, plus each epoch's remainder (13, 26, 39).
-    let train: Vec<usize> = events.iter().filter(|e| e.event == EventKind::Metrics).map(|e| e.step).collect();
+    let train: Vec<usize> = events
+        .iter()
+        .filter(|e| e.event == EventKind::Metrics)
+        .map(|e| e.step)
+        .collect();
     assert_eq!(train, vec![5, 10, 13, 15, 20, 25, 26, 30, 35, 39]);
-    let valid: Vec<(usize, usize)> = events.iter().filter(|e| e.event == EventKind::Validation).map(|e| (e.step, e.epoch)).collect();
+    let valid: Vec<(usize, usize)> = events
+        .iter()
+        .filter(|e| e.event == EventKind::Validation)
+        .map(|e| (e.step, e.epoch))
+        .collect();
     assert_eq!(valid, vec![(13, 1), (26, 2), (39, 3)]);
-    let epochs: Vec<(usize, usize)> = events.iter().filter(|e| e.event == EventKind::Epoch).map(|e| (e.step, e.epoch)).collect();
+    let epochs: Vec<(usize, usize)> = events
+        .iter()
+        .filter(|e| e.event == EventKind::Epoch)
+        .map(|e| (e.step, e.epoch))
+        .collect();
     assert_eq!(epochs, vec![(13, 1), (26, 2), (39, 3)]);
-    let checkpoints: Vec<String> = events.iter().filter(|e| e.event == EventKind::Checkpoint).map(|e| e.file.clone().unwrap()).collect();
+    let checkpoints: Vec<String> = events
+        .iter()
+        .filter(|e| e.event == EventKind::Checkpoint)
+        .map(|e| e.file.clone().unwrap())
+        .collect();
     assert_eq!(
         checkpoints,
-        ["epoch-0000-step-000010.ckpt", "epoch-0001-step-000020.ckpt", "epoch-0002-step-000030.ckpt", "epoch-0003-step-000039.ckpt"]
+        [
+            "epoch-0000-step-000010.ckpt",
+            "epoch-0001-step-000020.ckpt",
+            "epoch-0002-step-000030.ckpt",
+            "epoch-0003-step-000039.ckpt"
+        ]
     );
     // The end checkpoint comes before `run_ended`.
     assert_eq!(kinds(&events)[events.len() - 2], EventKind::Checkpoint);
     // Steps never go back (checkpoint events carry their checkpoint's step and come when the
     // background write finishes).
-    let steps: Vec<usize> = events.iter().filter(|e| e.event != EventKind::Checkpoint).map(|e| e.step).collect();
+    let steps: Vec<usize> = events
+        .iter()
+        .filter(|e| e.event != EventKind::Checkpoint)
+        .map(|e| e.step)
+        .collect();
     assert!(steps.windows(2).all(|w| w[0] <= w[1]), "{steps:?}");
     let csv = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
     let mut rows = csv.lines();
     assert_eq!(rows.next(), Some("step,epoch,split,accuracy,elapsed_seconds,eta_seconds,f1_macro,loss,lr,precision_macro,recall_macro,samples_per_second,steps_per_second"));
     assert_eq!(rows.count(), train.len() + valid.len());
     // Throughput and time left, at each logged step.
-    let logged: Vec<&Event> = events.iter().filter(|e| e.event == EventKind::Metrics && e.step % 5 == 0).collect();
+    let logged: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.event == EventKind::Metrics && e.step % 5 == 0)
+        .collect();
     for event in &logged {
         let m = event.metrics.as_ref().unwrap();
         for name in TIMING {
-            assert!(m[name].is_some_and(|v| v >= 0.0), "{name} at step {}: {m:?}", event.step);
+            assert!(
+                m[name].is_some_and(|v| v >= 0.0),
+                "{name} at step {}: {m:?}",
+                event.step
+            );
         }
         assert!(m["samples_per_second"].unwrap() > m["steps_per_second"].unwrap());
     }
     let first = logged[0].metrics.as_ref().unwrap();
     let pace = 34.0 / first["steps_per_second"].unwrap();
-    assert!((first["eta_seconds"].unwrap() - pace).abs() < 1e-9 * pace.max(1.0), "eta = steps left / steps per second: {first:?}");
+    assert!(
+        (first["eta_seconds"].unwrap() - pace).abs() < 1e-9 * pace.max(1.0),
+        "eta = steps left / steps per second: {first:?}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -149,7 +190,9 @@ fn a_resumed_run_appends_without_duplicates() {
     // Stopped at step 23; resumed from the step-20 checkpoint, so steps 21..23 are redone.
     logged(&dir, vec![Box::new(StopAt(23))]).fit().unwrap();
     let mut resumed = logged(&dir, vec![]);
-    resumed.resume_from(dir.join("checkpoints/epoch-0001-step-000020.ckpt")).unwrap();
+    resumed
+        .resume_from(dir.join("checkpoints/epoch-0001-step-000020.ckpt"))
+        .unwrap();
     resumed.fit().unwrap();
 
     let values = |events: &[Event], kind: EventKind| -> Vec<(usize, String)> {
@@ -160,15 +203,30 @@ fn a_resumed_run_appends_without_duplicates() {
             .collect()
     };
     let (a, b) = (events(&straight), events(&dir));
-    assert_eq!(values(&b, EventKind::Metrics), values(&a, EventKind::Metrics));
-    assert_eq!(values(&b, EventKind::Validation), values(&a, EventKind::Validation));
+    assert_eq!(
+        values(&b, EventKind::Metrics),
+        values(&a, EventKind::Metrics)
+    );
+    assert_eq!(
+        values(&b, EventKind::Validation),
+        values(&a, EventKind::Validation)
+    );
     assert_eq!(values(&b, EventKind::Epoch), values(&a, EventKind::Epoch));
-    let starts: Vec<Option<bool>> = b.iter().filter(|e| e.event == EventKind::RunStarted).map(|e| e.resumed).collect();
+    let starts: Vec<Option<bool>> = b
+        .iter()
+        .filter(|e| e.event == EventKind::RunStarted)
+        .map(|e| e.resumed)
+        .collect();
     assert_eq!(starts, vec![Some(false), Some(true)]);
     // The interrupted session's end (at step 23) is gone with the steps after 20.
-    let ends: Vec<usize> = b.iter().filter(|e| e.event == EventKind::RunEnded).map(|e| e.step).collect();
+    let ends: Vec<usize> = b
+        .iter()
+        .filter(|e| e.event == EventKind::RunEnded)
+        .map(|e| e.step)
+        .collect();
     assert_eq!(ends, vec![39]);
-    let rows = |dir: &Path| csv_without_timing(&std::fs::read_to_string(dir.join("metrics.csv")).unwrap());
+    let rows =
+        |dir: &Path| csv_without_timing(&std::fs::read_to_string(dir.join("metrics.csv")).unwrap());
     assert_eq!(rows(&dir), rows(&straight));
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&straight).unwrap();
@@ -179,7 +237,10 @@ struct FailAt(usize);
 impl Callback for FailAt {
     fn on_batch_end(&mut self, ctx: &mut Context<'_>) -> trainer_core::Result<()> {
         if ctx.state.global_step == self.0 {
-            return Err(TrainerError::Callback { callback: "fail-at".into(), message: "boom".into() });
+            return Err(TrainerError::Callback {
+                callback: "fail-at".into(),
+                message: "boom".into(),
+            });
         }
         Ok(())
     }
@@ -192,9 +253,15 @@ fn a_failed_run_ends_with_failed_after_its_emergency_checkpoint() {
     let events = events(&dir);
     let n = events.len();
     assert_eq!(events[n - 2].event, EventKind::Checkpoint);
-    assert_eq!(events[n - 2].file.as_deref(), Some("epoch-0001-step-000017.ckpt"));
+    assert_eq!(
+        events[n - 2].file.as_deref(),
+        Some("epoch-0001-step-000017.ckpt")
+    );
     let last = &events[n - 1];
-    assert_eq!((last.event, last.status, last.step), (EventKind::RunEnded, Some(RunStatus::Failed), 17));
+    assert_eq!(
+        (last.event, last.status, last.step),
+        (EventKind::RunEnded, Some(RunStatus::Failed), 17)
+    );
     assert!(last.reason.as_deref().unwrap().contains("boom"));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -14,11 +14,17 @@ use trainer_core::checkpoint::{latest_in, CheckpointSummary};
 use trainer_core::prelude::*;
 
 fn config() -> TrainerConfig {
-    TrainerConfig::new(0.01).with_epochs(Some(2)).with_batch_size(8).with_seed(9)
+    TrainerConfig::new(0.01)
+        .with_epochs(Some(2))
+        .with_batch_size(8)
+        .with_seed(9)
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("trainer-failed-write-{name}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "trainer-failed-write-{name}-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -38,8 +44,14 @@ impl<F: FnMut() + Send> Callback for AfterStep<F> {
 }
 
 fn file_size_limit() -> libc::rlimit {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit) }, 0);
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit) },
+        0
+    );
     limit
 }
 
@@ -59,7 +71,10 @@ fn check_previous_checkpoint_intact(dir: &Path) {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.ends_with(".tmp"))
         .collect();
-    assert!(temporaries.is_empty(), "temporary files left: {temporaries:?}");
+    assert!(
+        temporaries.is_empty(),
+        "temporary files left: {temporaries:?}"
+    );
 }
 
 #[test]
@@ -76,7 +91,10 @@ fn failed_writes_keep_the_previous_checkpoint_and_training_goes_on() {
             while handle.written() < 1 && std::time::Instant::now() < deadline {
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
-            set_file_size_limit(libc::rlimit { rlim_cur: 512, rlim_max: max })
+            set_file_size_limit(libc::rlimit {
+                rlim_cur: 512,
+                rlim_max: max,
+            })
         }
     };
 
@@ -85,26 +103,50 @@ fn failed_writes_keep_the_previous_checkpoint_and_training_goes_on() {
     let checkpointing = Checkpointing::new(&dir).every_n_steps(5);
     let handle = checkpointing.handle();
     let full_disk = full_disk_after_first(handle.clone());
-    let mut t = net_trainer(config(), 0.0, vec![Box::new(checkpointing), Box::new(AfterStep(6, Some(full_disk)))]);
+    let mut t = net_trainer(
+        config(),
+        0.0,
+        vec![
+            Box::new(checkpointing),
+            Box::new(AfterStep(6, Some(full_disk))),
+        ],
+    );
     let report = t.fit();
     set_file_size_limit(original);
     let report = report.expect("training goes on after a failed save");
     assert_eq!(report.steps, 26);
     // Steps 10, 15, 20, 25 and the end save failed.
     assert_eq!(handle.failures().len(), 5, "{:?}", handle.failures());
-    assert!(handle.failures()[0].contains("File too large") || handle.failures()[0].contains("too large"), "{:?}", handle.failures());
+    assert!(
+        handle.failures()[0].contains("File too large")
+            || handle.failures()[0].contains("too large"),
+        "{:?}",
+        handle.failures()
+    );
     assert_eq!(handle.written(), 1);
     check_previous_checkpoint_intact(&dir);
     std::fs::remove_dir_all(&dir).unwrap();
 
     // Disk full with `stop_on_failure`: the run ends with the error.
     let dir = temp_dir("stop");
-    let checkpointing = Checkpointing::new(&dir).every_n_steps(5).stop_on_failure(true).save_on_error(false);
+    let checkpointing = Checkpointing::new(&dir)
+        .every_n_steps(5)
+        .stop_on_failure(true)
+        .save_on_error(false);
     let full_disk = full_disk_after_first(checkpointing.handle());
-    let mut t = net_trainer(config(), 0.0, vec![Box::new(checkpointing), Box::new(AfterStep(6, Some(full_disk)))]);
+    let mut t = net_trainer(
+        config(),
+        0.0,
+        vec![
+            Box::new(checkpointing),
+            Box::new(AfterStep(6, Some(full_disk))),
+        ],
+    );
     let result = t.fit();
     set_file_size_limit(original);
-    let message = result.expect_err("the run stops on a failed save").to_string();
+    let message = result
+        .expect_err("the run stops on a failed save")
+        .to_string();
     assert!(message.contains("checkpoint save failed"), "{message}");
     assert!(t.state().global_step < 26);
     check_previous_checkpoint_intact(&dir);
@@ -118,15 +160,30 @@ fn failed_writes_keep_the_previous_checkpoint_and_training_goes_on() {
         let read_only = move || {
             std::fs::set_permissions(&lock_dir, std::fs::Permissions::from_mode(0o555)).unwrap();
         };
-        let checkpointing = Checkpointing::new(&dir).every_n_steps(5).asynchronous(false);
+        let checkpointing = Checkpointing::new(&dir)
+            .every_n_steps(5)
+            .asynchronous(false);
         let handle = checkpointing.handle();
-        let mut t = net_trainer(config(), 0.0, vec![Box::new(checkpointing), Box::new(AfterStep(6, Some(read_only)))]);
+        let mut t = net_trainer(
+            config(),
+            0.0,
+            vec![
+                Box::new(checkpointing),
+                Box::new(AfterStep(6, Some(read_only))),
+            ],
+        );
         t.fit().expect("training goes on after a failed save");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert!(handle.failures()[0].contains("ermission denied"), "{:?}", handle.failures());
+        assert!(
+            handle.failures()[0].contains("ermission denied"),
+            "{:?}",
+            handle.failures()
+        );
         check_previous_checkpoint_intact(&dir);
         std::fs::remove_dir_all(&dir).unwrap();
     } else {
-        eprintln!("running as root: the read-only-folder case is covered by the file-size limit above");
+        eprintln!(
+            "running as root: the read-only-folder case is covered by the file-size limit above"
+        );
     }
 }

@@ -18,10 +18,14 @@ impl<B: Backend> Batcher<B, usize, Vec<usize>> for Ids {
 }
 
 fn loader(n: usize, batch: usize, seed: Option<u64>, drop_last: bool) -> DataLoader<B, Vec<usize>> {
-    let mut builder = DataLoader::<B, Vec<usize>>::builder(InMemDataset::new((0..n).collect()), Ids, Default::default())
-        .batch_size(batch)
-        .drop_last(drop_last)
-        .prefetch(2);
+    let mut builder = DataLoader::<B, Vec<usize>>::builder(
+        InMemDataset::new((0..n).collect()),
+        Ids,
+        Default::default(),
+    )
+    .batch_size(batch)
+    .drop_last(drop_last)
+    .prefetch(2);
     if let Some(seed) = seed {
         builder = builder.shuffle(seed);
     }
@@ -29,24 +33,39 @@ fn loader(n: usize, batch: usize, seed: Option<u64>, drop_last: bool) -> DataLoa
 }
 
 fn epoch(loader: &DataLoader<B, Vec<usize>>, cursor: DataCursor) -> Vec<Vec<usize>> {
-    loader.iter(cursor).unwrap().collect::<Result<_, _>>().unwrap()
+    loader
+        .iter(cursor)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 #[test]
 fn same_seed_same_order() {
     let a = loader(100, 7, Some(3), false);
     let b = loader(100, 7, Some(3), false);
-    assert_eq!(epoch(&a, DataCursor::epoch_start(0)), epoch(&b, DataCursor::epoch_start(0)));
-    assert_eq!(epoch(&a, DataCursor::epoch_start(5)), epoch(&b, DataCursor::epoch_start(5)));
+    assert_eq!(
+        epoch(&a, DataCursor::epoch_start(0)),
+        epoch(&b, DataCursor::epoch_start(0))
+    );
+    assert_eq!(
+        epoch(&a, DataCursor::epoch_start(5)),
+        epoch(&b, DataCursor::epoch_start(5))
+    );
     // Another seed, another order.
     let c = loader(100, 7, Some(4), false);
-    assert_ne!(epoch(&a, DataCursor::epoch_start(0)), epoch(&c, DataCursor::epoch_start(0)));
+    assert_ne!(
+        epoch(&a, DataCursor::epoch_start(0)),
+        epoch(&c, DataCursor::epoch_start(0))
+    );
 }
 
 #[test]
 fn another_epoch_another_order() {
     let l = loader(100, 10, Some(1), false);
-    let orders: BTreeSet<Vec<usize>> = (0..5).map(|e| epoch(&l, DataCursor::epoch_start(e)).concat()).collect();
+    let orders: BTreeSet<Vec<usize>> = (0..5)
+        .map(|e| epoch(&l, DataCursor::epoch_start(e)).concat())
+        .collect();
     assert_eq!(orders.len(), 5);
     // And the order is not the identity.
     assert_ne!(l.order(0), (0..100).collect::<Vec<_>>());
@@ -59,10 +78,16 @@ fn every_item_exactly_once_per_epoch() {
         for e in 0..3 {
             let batches = epoch(&l, DataCursor::epoch_start(e));
             assert_eq!(batches.len(), n.div_ceil(batch));
-            assert!(batches[..batches.len() - 1].iter().all(|b| b.len() == batch));
+            assert!(batches[..batches.len() - 1]
+                .iter()
+                .all(|b| b.len() == batch));
             let mut all = batches.concat();
             all.sort_unstable();
-            assert_eq!(all, (0..n).collect::<Vec<_>>(), "n={n} batch={batch} epoch={e}");
+            assert_eq!(
+                all,
+                (0..n).collect::<Vec<_>>(),
+                "n={n} batch={batch} epoch={e}"
+            );
         }
     }
 }
@@ -86,14 +111,21 @@ fn a_cursor_restored_mid_epoch_yields_exactly_the_remaining_batches() {
     }
     // A fresh loader (as after a restart) agrees too.
     let again = loader(50, 6, Some(11), false);
-    assert_eq!(epoch(&again, DataCursor { epoch: 2, batch: 4 }), full[4..].to_vec());
+    assert_eq!(
+        epoch(&again, DataCursor { epoch: 2, batch: 4 }),
+        full[4..].to_vec()
+    );
 }
 
 #[test]
 fn a_cursor_past_the_end_is_an_error() {
     let l = loader(10, 3, None, false);
     match l.iter(DataCursor { epoch: 0, batch: 5 }) {
-        Err(TrainerError::InvalidCursor { batch: 5, num_batches: 4, .. }) => {}
+        Err(TrainerError::InvalidCursor {
+            batch: 5,
+            num_batches: 4,
+            ..
+        }) => {}
         Err(other) => panic!("unexpected error {other}"),
         Ok(_) => panic!("a cursor past the end must be refused"),
     }
@@ -103,7 +135,10 @@ fn a_cursor_past_the_end_is_an_error() {
 fn unshuffled_order_is_the_identity() {
     assert_eq!(epoch_order(5, None, 3), vec![0, 1, 2, 3, 4]);
     let l = loader(5, 2, None, false);
-    assert_eq!(epoch(&l, DataCursor::epoch_start(1)), vec![vec![0, 1], vec![2, 3], vec![4]]);
+    assert_eq!(
+        epoch(&l, DataCursor::epoch_start(1)),
+        vec![vec![0, 1], vec![2, 3], vec![4]]
+    );
 }
 
 #[test]
@@ -123,10 +158,11 @@ fn the_background_thread_stays_a_bounded_number_ahead() {
         }
     }
     let fetched = Arc::new(AtomicUsize::new(0));
-    let l = DataLoader::<B, Vec<usize>>::builder(Counting(fetched.clone()), Ids, Default::default())
-        .batch_size(1)
-        .prefetch(3)
-        .build();
+    let l =
+        DataLoader::<B, Vec<usize>>::builder(Counting(fetched.clone()), Ids, Default::default())
+            .batch_size(1)
+            .prefetch(3)
+            .build();
     let mut batches = l.iter(DataCursor::epoch_start(0)).unwrap();
     batches.next().unwrap().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -146,11 +182,20 @@ fn a_data_set_short_of_its_len_is_an_error_naming_the_index() {
             10
         }
     }
-    let l = DataLoader::<B, Vec<usize>>::builder(Short, Ids, Default::default()).batch_size(4).build();
+    let l = DataLoader::<B, Vec<usize>>::builder(Short, Ids, Default::default())
+        .batch_size(4)
+        .build();
     let results: Vec<_> = l.iter(DataCursor::epoch_start(0)).unwrap().collect();
     assert_eq!(results.len(), 2, "the epoch ends at the failing batch");
-    let err = results.into_iter().find_map(Result::err).expect("an error").to_string();
-    assert!(err.contains("no item 7") && err.contains("train data"), "{err}");
+    let err = results
+        .into_iter()
+        .find_map(Result::err)
+        .expect("an error")
+        .to_string();
+    assert!(
+        err.contains("no item 7") && err.contains("train data"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -165,10 +210,18 @@ fn a_panicking_batcher_is_an_error_not_a_hang() {
             items
         }
     }
-    let l = DataLoader::<B, Vec<usize>>::builder(InMemDataset::new((0..10).collect()), Panics, Default::default())
-        .batch_size(2)
-        .build();
+    let l = DataLoader::<B, Vec<usize>>::builder(
+        InMemDataset::new((0..10).collect()),
+        Panics,
+        Default::default(),
+    )
+    .batch_size(2)
+    .build();
     let results: Vec<_> = l.iter(DataCursor::epoch_start(0)).unwrap().collect();
-    let err = results.into_iter().find_map(Result::err).expect("an error").to_string();
+    let err = results
+        .into_iter()
+        .find_map(Result::err)
+        .expect("an error")
+        .to_string();
     assert!(err.contains("bad item 3"), "{err}");
 }

@@ -19,7 +19,11 @@ fn output(loss: f32, logits: Vec<f32>, targets: Vec<i64>) -> StepOutput<B> {
 fn loss_is_weighted_by_batch_size_and_accuracy_counts_hits() {
     let mut acc = MetricAccumulator::<B>::new();
     // Batch 1: 3 items, mean loss 1.0, predictions [1, 0, 2] vs targets [1, 1, 2]: 2 hits.
-    acc.update(&output(1.0, vec![0.1, 0.9, 0.0, 0.8, 0.1, 0.1, 0.0, 0.2, 0.7], vec![1, 1, 2]));
+    acc.update(&output(
+        1.0,
+        vec![0.1, 0.9, 0.0, 0.8, 0.1, 0.1, 0.0, 0.2, 0.7],
+        vec![1, 1, 2],
+    ));
     // Batch 2: 1 item, mean loss 3.0, prediction 0 vs target 0: 1 hit.
     acc.update(&output(3.0, vec![0.5, 0.2, 0.3], vec![0]));
     let values = acc.read();
@@ -37,7 +41,10 @@ fn loss_is_weighted_by_batch_size_and_accuracy_counts_hits() {
 fn loss_only_outputs_report_no_accuracy() {
     let device = Default::default();
     let mut acc = MetricAccumulator::<B>::new();
-    acc.update(&StepOutput::loss(Tensor::<B, 1>::from_data(TensorData::new(vec![0.25f32], [1]), &device), 8));
+    acc.update(&StepOutput::loss(
+        Tensor::<B, 1>::from_data(TensorData::new(vec![0.25f32], [1]), &device),
+        8,
+    ));
     let values = acc.read();
     assert_eq!(values["loss"], 0.25);
     assert!(!values.contains_key("accuracy"));
@@ -45,7 +52,10 @@ fn loss_only_outputs_report_no_accuracy() {
 
 /// Logits that predict `classes[i]` for item i, out of `n` classes.
 fn predicting(predicted: &[usize], n: usize) -> Vec<f32> {
-    predicted.iter().flat_map(|&p| (0..n).map(move |c| if c == p { 2.0 } else { 0.5 })).collect()
+    predicted
+        .iter()
+        .flat_map(|&p| (0..n).map(move |c| if c == p { 2.0 } else { 0.5 }))
+        .collect()
 }
 
 #[test]
@@ -56,7 +66,15 @@ fn the_confusion_matrix_and_macro_scores_match_hand_computed_values() {
     acc.update(&output(0.5, predicting(&[0, 1, 1], 4), vec![0, 0, 1]));
     acc.update(&output(0.5, predicting(&[1, 0, 0], 4), vec![1, 2, 2]));
     let confusion = acc.read_confusion().unwrap();
-    assert_eq!(confusion.counts, vec![vec![1, 1, 0, 0], vec![0, 2, 0, 0], vec![2, 0, 0, 0], vec![0, 0, 0, 0]]);
+    assert_eq!(
+        confusion.counts,
+        vec![
+            vec![1, 1, 0, 0],
+            vec![0, 2, 0, 0],
+            vec![2, 0, 0, 0],
+            vec![0, 0, 0, 0]
+        ]
+    );
     // precision 1/3, 2/3, 0 (never predicted); recall 1/2, 1, 0; F1 0.4, 0.8, 0.
     assert!((confusion.precision(0) - 1.0 / 3.0).abs() < 1e-12);
     assert_eq!(confusion.precision(2), 0.0);
@@ -65,7 +83,10 @@ fn the_confusion_matrix_and_macro_scores_match_hand_computed_values() {
     assert_eq!(confusion.f1(2), 0.0);
     // Macro over the three classes that occur (scikit-learn, zero_division=0).
     let macros = confusion.macro_values();
-    assert!((macros["precision_macro"] - 1.0 / 3.0).abs() < 1e-12, "{macros:?}");
+    assert!(
+        (macros["precision_macro"] - 1.0 / 3.0).abs() < 1e-12,
+        "{macros:?}"
+    );
     assert!((macros["recall_macro"] - 0.5).abs() < 1e-12, "{macros:?}");
     assert!((macros["f1_macro"] - 0.4).abs() < 1e-12, "{macros:?}");
     assert_eq!(acc.read()["accuracy"], 0.5);

@@ -39,12 +39,23 @@ fn straight(accumulation: usize) -> Outcome {
     let log = LossLog::default();
     let mut t = net_trainer(config(accumulation), 0.0, vec![Box::new(log.clone())]);
     t.fit().unwrap();
-    Outcome { bits: parameter_bits(t.model()), losses: log.losses(), state: t.state().clone() }
+    Outcome {
+        bits: parameter_bits(t.model()),
+        losses: log.losses(),
+        state: t.state().clone(),
+    }
 }
 
 /// Runs one leg: from a fresh trainer (other initial weights), optionally resumed from `from`,
 /// checkpointing every `every` steps into `dir`, stopped after step `stop` if given.
-fn leg(accumulation: usize, from: Option<&Path>, dir: &Path, every: usize, stop: Option<usize>, log: &LossLog) -> NetOutcome {
+fn leg(
+    accumulation: usize,
+    from: Option<&Path>,
+    dir: &Path,
+    every: usize,
+    stop: Option<usize>,
+    log: &LossLog,
+) -> NetOutcome {
     let mut callbacks: Vec<Box<dyn Callback>> = vec![
         Box::new(log.clone()),
         Box::new(Checkpointing::new(dir).every_n_steps(every)),
@@ -59,7 +70,10 @@ fn leg(accumulation: usize, from: Option<&Path>, dir: &Path, every: usize, stop:
         t.resume_from(from).unwrap();
     }
     t.fit().unwrap();
-    NetOutcome { bits: parameter_bits(t.model()), state: t.state().clone() }
+    NetOutcome {
+        bits: parameter_bits(t.model()),
+        state: t.state().clone(),
+    }
 }
 
 struct NetOutcome {
@@ -78,8 +92,25 @@ fn assert_same(resumed: &NetOutcome, log: &LossLog, reference: &Outcome) {
     assert!(resumed.bits == reference.bits, "final parameters differ");
     assert_eq!(resumed.state.global_step, reference.state.global_step);
     assert_eq!(resumed.state.samples_seen, reference.state.samples_seen);
-    let strip = |s: &TrainingState| s.history.iter().map(|h| (h.epoch, h.global_step, h.train.clone(), h.valid.clone(), h.learning_rate)).collect::<Vec<_>>();
-    assert_eq!(strip(&resumed.state), strip(&reference.state), "epoch summaries differ");
+    let strip = |s: &TrainingState| {
+        s.history
+            .iter()
+            .map(|h| {
+                (
+                    h.epoch,
+                    h.global_step,
+                    h.train.clone(),
+                    h.valid.clone(),
+                    h.learning_rate,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        strip(&resumed.state),
+        strip(&reference.state),
+        "epoch summaries differ"
+    );
 }
 
 #[test]

@@ -32,7 +32,10 @@ fn keep_all_and_last_n() {
     let entries: Vec<_> = (1..=5).map(|s| entry(s, None)).collect();
     assert_eq!(kept(&Retention::All, &entries, None), vec![1, 2, 3, 4, 5]);
     assert_eq!(kept(&Retention::LastN(2), &entries, None), vec![4, 5]);
-    assert_eq!(kept(&Retention::LastN(9), &entries, None), vec![1, 2, 3, 4, 5]);
+    assert_eq!(
+        kept(&Retention::LastN(9), &entries, None),
+        vec![1, 2, 3, 4, 5]
+    );
     // Zero still keeps the newest: a resume needs it.
     assert_eq!(kept(&Retention::LastN(0), &entries, None), vec![5]);
 }
@@ -49,17 +52,36 @@ fn best_k_ranks_by_the_metric_ties_to_the_earlier_step_and_keeps_the_newest() {
         entry(6, Some(0.4)),
         entry(7, Some(0.9)),
     ];
-    assert_eq!(kept(&Retention::BestK(2), &entries, Some(&loss)), vec![2, 3, 7]);
-    assert_eq!(kept(&Retention::BestK(1), &entries, Some(&loss)), vec![2, 7]);
-    assert_eq!(kept(&Retention::BestK(3), &entries, Some(&loss)), vec![2, 3, 6, 7]);
+    assert_eq!(
+        kept(&Retention::BestK(2), &entries, Some(&loss)),
+        vec![2, 3, 7]
+    );
+    assert_eq!(
+        kept(&Retention::BestK(1), &entries, Some(&loss)),
+        vec![2, 7]
+    );
+    assert_eq!(
+        kept(&Retention::BestK(3), &entries, Some(&loss)),
+        vec![2, 3, 6, 7]
+    );
     let accuracy = Monitor::max(Split::Valid, "accuracy");
-    assert_eq!(kept(&Retention::BestK(2), &entries, Some(&accuracy)), vec![1, 7]);
+    assert_eq!(
+        kept(&Retention::BestK(2), &entries, Some(&accuracy)),
+        vec![1, 7]
+    );
 }
 
 #[test]
 fn best_and_latest_keeps_only_the_newest_step_file() {
     let entries: Vec<_> = (1..=4).map(|s| entry(s, Some(s as f64))).collect();
-    assert_eq!(kept(&Retention::BestAndLatest, &entries, Some(&Monitor::min(Split::Valid, "loss"))), vec![4]);
+    assert_eq!(
+        kept(
+            &Retention::BestAndLatest,
+            &entries,
+            Some(&Monitor::min(Split::Valid, "loss"))
+        ),
+        vec![4]
+    );
 }
 
 #[test]
@@ -84,7 +106,10 @@ fn improvement_is_strict_and_nan_never_improves() {
     let loss = Monitor::min(Split::Valid, "loss");
     assert!(loss.improves(1.0, None));
     assert!(loss.improves(0.9, Some(1.0)));
-    assert!(!loss.improves(1.0, Some(1.0)), "a tie keeps the earlier best");
+    assert!(
+        !loss.improves(1.0, Some(1.0)),
+        "a tie keeps the earlier best"
+    );
     assert!(!loss.improves(f64::NAN, Some(1.0)));
     assert!(!loss.improves(f64::NAN, None));
     assert!(loss.improves(5.0, Some(f64::NAN)));

@@ -32,7 +32,9 @@ fn the_schedule_steps_per_optimizer_step_and_its_lr_reaches_the_optimizer() {
     let config = TrainerConfig::new(0.1)
         .with_epochs(Some(2))
         .with_batch_size(4)
-        .with_lr_schedule(schedule(r#"{"scheduler": "StepLR", "params": {"step_size": 1, "gamma": 0.5}}"#));
+        .with_lr_schedule(schedule(
+            r#"{"scheduler": "StepLR", "params": {"step_size": 1, "gamma": 0.5}}"#,
+        ));
     let mut t = trainer(config.clone(), 8, vec![Box::new(seen.clone())]);
     t.fit().unwrap();
     assert_eq!(*seen.0.lock().unwrap(), vec![0.1, 0.05, 0.025, 0.0125]);
@@ -43,13 +45,19 @@ fn the_schedule_steps_per_optimizer_step_and_its_lr_reaches_the_optimizer() {
         t.fit().unwrap();
         t.model().weights()
     };
-    assert_eq!(one_step(config.clone()), one_step(TrainerConfig::new(0.1).with_batch_size(4)));
+    assert_eq!(
+        one_step(config.clone()),
+        one_step(TrainerConfig::new(0.1).with_batch_size(4))
+    );
     let two_steps = |config: TrainerConfig| {
         let mut t = trainer(config.with_epochs(None).with_max_steps(Some(2)), 8, vec![]);
         t.fit().unwrap();
         t.model().weights()
     };
-    assert_ne!(two_steps(config), two_steps(TrainerConfig::new(0.1).with_batch_size(4)));
+    assert_ne!(
+        two_steps(config),
+        two_steps(TrainerConfig::new(0.1).with_batch_size(4))
+    );
 }
 
 /// Records the `lr` of the training metrics read back after each batch.
@@ -58,7 +66,12 @@ struct LrLogged(Arc<Mutex<Vec<f64>>>);
 
 impl Callback for LrLogged {
     fn on_batch_end(&mut self, ctx: &mut Context<'_>) -> trainer_core::Result<()> {
-        let lr = ctx.metrics.train().and_then(|m| m.get("lr")).copied().unwrap_or(f64::NAN);
+        let lr = ctx
+            .metrics
+            .train()
+            .and_then(|m| m.get("lr"))
+            .copied()
+            .unwrap_or(f64::NAN);
         self.0.lock().unwrap().push(lr);
         Ok(())
     }
@@ -71,7 +84,9 @@ fn the_logged_lr_is_the_one_each_step_used() {
         .with_epochs(Some(2))
         .with_batch_size(4)
         .with_log_every(1)
-        .with_lr_schedule(schedule(r#"{"scheduler": "StepLR", "params": {"step_size": 1, "gamma": 0.5}}"#));
+        .with_lr_schedule(schedule(
+            r#"{"scheduler": "StepLR", "params": {"step_size": 1, "gamma": 0.5}}"#,
+        ));
     let mut t = trainer(config, 8, vec![Box::new(logged.clone())]);
     t.fit().unwrap();
     assert_eq!(*logged.0.lock().unwrap(), vec![0.1, 0.05, 0.025, 0.0125]);
@@ -84,10 +99,15 @@ fn per_epoch_interval_steps_at_epoch_ends() {
         .with_epochs(Some(3))
         .with_batch_size(4)
         .with_schedule_interval(ScheduleInterval::Epoch)
-        .with_lr_schedule(schedule(r#"{"scheduler": "StepLR", "params": {"step_size": 1, "gamma": 0.5}}"#));
+        .with_lr_schedule(schedule(
+            r#"{"scheduler": "StepLR", "params": {"step_size": 1, "gamma": 0.5}}"#,
+        ));
     let mut t = trainer(config, 8, vec![Box::new(seen.clone())]);
     t.fit().unwrap();
-    assert_eq!(*seen.0.lock().unwrap(), vec![0.1, 0.1, 0.05, 0.05, 0.025, 0.025]);
+    assert_eq!(
+        *seen.0.lock().unwrap(),
+        vec![0.1, 0.1, 0.05, 0.05, 0.025, 0.025]
+    );
     assert_eq!(t.state().schedule, Some(serde_json::json!({"step": 3})));
 }
 
@@ -110,7 +130,12 @@ fn plateau_schedules_see_the_validation_loss() {
 
 #[test]
 fn a_bad_schedule_in_the_config_is_a_config_error() {
-    let config = TrainerConfig::new(0.1).with_lr_schedule(schedule(r#"{"scheduler": "StepLR", "params": {"step_size": 0}}"#));
+    let config = TrainerConfig::new(0.1).with_lr_schedule(schedule(
+        r#"{"scheduler": "StepLR", "params": {"step_size": 0}}"#,
+    ));
     let err = config.validate().unwrap_err().to_string();
-    assert!(err.contains("StepLR") && err.contains("step_size") && err.contains('0'), "{err}");
+    assert!(
+        err.contains("StepLR") && err.contains("step_size") && err.contains('0'),
+        "{err}"
+    );
 }

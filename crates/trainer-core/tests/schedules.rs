@@ -19,12 +19,19 @@ fn cases() -> Vec<Case> {
         .unwrap()
         .iter()
         .map(|case| {
-            let config = serde_json::json!({"scheduler": case["scheduler"], "params": case["params"]});
+            let config =
+                serde_json::json!({"scheduler": case["scheduler"], "params": case["params"]});
             Case {
                 name: case["scheduler"].as_str().unwrap().to_string(),
-                config: serde_json::from_value(config).unwrap_or_else(|e| panic!("{}: {e}", case["scheduler"])),
+                config: serde_json::from_value(config)
+                    .unwrap_or_else(|e| panic!("{}: {e}", case["scheduler"])),
                 base_lr: case["base_lr"].as_f64().unwrap(),
-                lrs: case["lrs"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect(),
+                lrs: case["lrs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap())
+                    .collect(),
                 metrics: case
                     .get("metrics")
                     .and_then(|m| m.as_array())
@@ -57,7 +64,10 @@ fn assert_close(name: &str, ours: &[f64], torch: &[f64]) {
     assert_eq!(ours.len(), torch.len(), "{name}");
     for (k, (a, b)) in ours.iter().zip(torch).enumerate() {
         let tolerance = 1e-12 * a.abs().max(b.abs());
-        assert!((a - b).abs() <= tolerance, "{name}: lr {k}: ours {a:e}, torch {b:e}");
+        assert!(
+            (a - b).abs() <= tolerance,
+            "{name}: lr {k}: ours {a:e}, torch {b:e}"
+        );
     }
 }
 
@@ -84,7 +94,12 @@ fn a_schedule_restored_after_any_step_continues_the_same() {
             resumed.load_state(state).unwrap();
             assert_eq!(resumed.lr(), first.lr(), "{} at {k}", case.name);
             let rest = advance(resumed.as_mut(), &case, k, steps);
-            assert_eq!(rest, curve(&case)[k + 1..].to_vec(), "{} resumed at {k}", case.name);
+            assert_eq!(
+                rest,
+                curve(&case)[k + 1..].to_vec(),
+                "{} resumed at {k}",
+                case.name
+            );
         }
     }
 }
@@ -103,14 +118,30 @@ fn lrs(config: &str, base: f64, steps: usize) -> Vec<f64> {
 #[test]
 fn linear_warmup_is_target_t_over_w_from_t_1() {
     // W = 4, target 0.2: optimizer steps 1..4 use 0.05, 0.1, 0.15, 0.2, then the target.
-    let got = lrs(r#"{"scheduler": "Warmup", "params": {"warmup_steps": 4}}"#, 0.2, 6);
-    assert_close("linear warmup", &got, &[0.05, 0.1, 0.15000000000000002, 0.2, 0.2, 0.2, 0.2]);
+    let got = lrs(
+        r#"{"scheduler": "Warmup", "params": {"warmup_steps": 4}}"#,
+        0.2,
+        6,
+    );
+    assert_close(
+        "linear warmup",
+        &got,
+        &[0.05, 0.1, 0.15000000000000002, 0.2, 0.2, 0.2, 0.2],
+    );
 }
 
 #[test]
 fn exponential_warmup_is_target_t_over_w_squared() {
-    let got = lrs(r#"{"scheduler": "Warmup", "params": {"warmup_steps": 4, "mode": "exponential"}}"#, 0.2, 5);
-    assert_close("exponential warmup", &got, &[0.0125, 0.05, 0.1125, 0.2, 0.2, 0.2]);
+    let got = lrs(
+        r#"{"scheduler": "Warmup", "params": {"warmup_steps": 4, "mode": "exponential"}}"#,
+        0.2,
+        5,
+    );
+    assert_close(
+        "exponential warmup",
+        &got,
+        &[0.0125, 0.05, 0.1125, 0.2, 0.2, 0.2],
+    );
 }
 
 #[test]
@@ -123,7 +154,16 @@ fn warmup_hands_over_to_cosine_at_its_step_0() {
     );
     // Warmup 0.5, 1.0; then cosine from its step 0: (1 + cos(πk/4)) / 2 for k = 0..4, then up again.
     let s = std::f64::consts::FRAC_1_SQRT_2;
-    let expected = [0.5, 1.0, 1.0, (1.0 + s) / 2.0, 0.5, (1.0 - s) / 2.0, 0.0, (1.0 - s) / 2.0];
+    let expected = [
+        0.5,
+        1.0,
+        1.0,
+        (1.0 + s) / 2.0,
+        0.5,
+        (1.0 - s) / 2.0,
+        0.0,
+        (1.0 - s) / 2.0,
+    ];
     for (k, (a, b)) in got.iter().zip(expected).enumerate() {
         assert!((a - b).abs() < 1e-15, "step {k}: {a} vs {b}");
     }
@@ -137,7 +177,11 @@ fn warmup_hands_over_to_step_decay() {
         0.3,
         8,
     );
-    assert_close("warmup+step", &got, &[0.1, 0.2, 0.3, 0.3, 0.3, 0.15, 0.15, 0.075, 0.075]);
+    assert_close(
+        "warmup+step",
+        &got,
+        &[0.1, 0.2, 0.3, 0.3, 0.3, 0.15, 0.15, 0.075, 0.075],
+    );
 }
 
 #[test]
@@ -176,10 +220,20 @@ fn nested_schedules_take_both_spellings() {
 }
 
 fn rejects(json: &str, scheduler: &str, param: &str, value: &str) {
-    let config: ScheduleConfig = serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+    let config: ScheduleConfig =
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"));
     match config.build(0.1) {
-        Err(TrainerError::InvalidSchedule { scheduler: s, param: p, value: v, .. }) => {
-            assert_eq!((s.as_str(), p.as_str(), v.as_str()), (scheduler, param, value), "{json}");
+        Err(TrainerError::InvalidSchedule {
+            scheduler: s,
+            param: p,
+            value: v,
+            ..
+        }) => {
+            assert_eq!(
+                (s.as_str(), p.as_str(), v.as_str()),
+                (scheduler, param, value),
+                "{json}"
+            );
         }
         Err(other) => panic!("{json}: unexpected error {other}"),
         Ok(_) => panic!("{json}: must be rejected"),
@@ -188,29 +242,114 @@ fn rejects(json: &str, scheduler: &str, param: &str, value: &str) {
 
 #[test]
 fn bad_params_are_named_with_their_values() {
-    rejects(r#"{"scheduler": "CosineAnnealingLR", "params": {"T_max": 0}}"#, "CosineAnnealingLR", "T_max", "0");
-    rejects(r#"{"scheduler": "StepLR", "params": {"step_size": 2, "gamma": 0.0}}"#, "StepLR", "gamma", "0.0");
-    rejects(r#"{"scheduler": "StepLR", "params": {"step_size": 2, "gamma": -0.5}}"#, "StepLR", "gamma", "-0.5");
-    rejects(r#"{"scheduler": "StepLR", "params": {"step_size": 0}}"#, "StepLR", "step_size", "0");
-    rejects(r#"{"scheduler": "ExponentialLR", "params": {"gamma": 0.0}}"#, "ExponentialLR", "gamma", "0.0");
-    rejects(r#"{"scheduler": "MultiStepLR", "params": {"milestones": [5, 3]}}"#, "MultiStepLR", "milestones", "[5, 3]");
-    rejects(r#"{"scheduler": "ReduceLROnPlateau", "params": {"factor": 1.0}}"#, "ReduceLROnPlateau", "factor", "1.0");
-    rejects(r#"{"scheduler": "ReduceLROnPlateau", "params": {"factor": 1.5}}"#, "ReduceLROnPlateau", "factor", "1.5");
-    rejects(r#"{"scheduler": "LinearLR", "params": {"start_factor": 0.0}}"#, "LinearLR", "start_factor", "0.0");
-    rejects(r#"{"scheduler": "PolynomialLR", "params": {"total_iters": 0}}"#, "PolynomialLR", "total_iters", "0");
-    rejects(r#"{"scheduler": "CosineAnnealingWarmRestarts", "params": {"T_0": 0}}"#, "CosineAnnealingWarmRestarts", "T_0", "0");
-    rejects(r#"{"scheduler": "OneCycleLR", "params": {"max_lr": 0.1, "total_steps": 10, "pct_start": 1.5}}"#, "OneCycleLR", "pct_start", "1.5");
-    rejects(r#"{"scheduler": "OneCycleLR", "params": {"max_lr": 0.1, "total_steps": 10, "anneal_strategy": "cosine"}}"#, "OneCycleLR", "anneal_strategy", "\"cosine\"");
-    rejects(r#"{"scheduler": "OneCycleLR", "params": {"max_lr": 0.1, "total_steps": 1}}"#, "OneCycleLR", "total_steps", "1");
-    rejects(r#"{"scheduler": "CyclicLR", "params": {"base_lr": 0.01, "max_lr": 0.1, "mode": "square"}}"#, "CyclicLR", "mode", "\"square\"");
-    rejects(r#"{"scheduler": "Warmup", "params": {"warmup_steps": 0}}"#, "Warmup", "warmup_steps", "0");
+    rejects(
+        r#"{"scheduler": "CosineAnnealingLR", "params": {"T_max": 0}}"#,
+        "CosineAnnealingLR",
+        "T_max",
+        "0",
+    );
+    rejects(
+        r#"{"scheduler": "StepLR", "params": {"step_size": 2, "gamma": 0.0}}"#,
+        "StepLR",
+        "gamma",
+        "0.0",
+    );
+    rejects(
+        r#"{"scheduler": "StepLR", "params": {"step_size": 2, "gamma": -0.5}}"#,
+        "StepLR",
+        "gamma",
+        "-0.5",
+    );
+    rejects(
+        r#"{"scheduler": "StepLR", "params": {"step_size": 0}}"#,
+        "StepLR",
+        "step_size",
+        "0",
+    );
+    rejects(
+        r#"{"scheduler": "ExponentialLR", "params": {"gamma": 0.0}}"#,
+        "ExponentialLR",
+        "gamma",
+        "0.0",
+    );
+    rejects(
+        r#"{"scheduler": "MultiStepLR", "params": {"milestones": [5, 3]}}"#,
+        "MultiStepLR",
+        "milestones",
+        "[5, 3]",
+    );
+    rejects(
+        r#"{"scheduler": "ReduceLROnPlateau", "params": {"factor": 1.0}}"#,
+        "ReduceLROnPlateau",
+        "factor",
+        "1.0",
+    );
+    rejects(
+        r#"{"scheduler": "ReduceLROnPlateau", "params": {"factor": 1.5}}"#,
+        "ReduceLROnPlateau",
+        "factor",
+        "1.5",
+    );
+    rejects(
+        r#"{"scheduler": "LinearLR", "params": {"start_factor": 0.0}}"#,
+        "LinearLR",
+        "start_factor",
+        "0.0",
+    );
+    rejects(
+        r#"{"scheduler": "PolynomialLR", "params": {"total_iters": 0}}"#,
+        "PolynomialLR",
+        "total_iters",
+        "0",
+    );
+    rejects(
+        r#"{"scheduler": "CosineAnnealingWarmRestarts", "params": {"T_0": 0}}"#,
+        "CosineAnnealingWarmRestarts",
+        "T_0",
+        "0",
+    );
+    rejects(
+        r#"{"scheduler": "OneCycleLR", "params": {"max_lr": 0.1, "total_steps": 10, "pct_start": 1.5}}"#,
+        "OneCycleLR",
+        "pct_start",
+        "1.5",
+    );
+    rejects(
+        r#"{"scheduler": "OneCycleLR", "params": {"max_lr": 0.1, "total_steps": 10, "anneal_strategy": "cosine"}}"#,
+        "OneCycleLR",
+        "anneal_strategy",
+        "\"cosine\"",
+    );
+    rejects(
+        r#"{"scheduler": "OneCycleLR", "params": {"max_lr": 0.1, "total_steps": 1}}"#,
+        "OneCycleLR",
+        "total_steps",
+        "1",
+    );
+    rejects(
+        r#"{"scheduler": "CyclicLR", "params": {"base_lr": 0.01, "max_lr": 0.1, "mode": "square"}}"#,
+        "CyclicLR",
+        "mode",
+        "\"square\"",
+    );
+    rejects(
+        r#"{"scheduler": "Warmup", "params": {"warmup_steps": 0}}"#,
+        "Warmup",
+        "warmup_steps",
+        "0",
+    );
     rejects(
         r#"{"scheduler": "SequentialLR", "params": {"schedulers": [["ConstantLR", {}], ["ExponentialLR", {"gamma": 0.9}]], "milestones": [3, 6]}}"#,
         "SequentialLR",
         "milestones",
         "[3, 6]",
     );
-    rejects(r#"{"scheduler": "ChainedScheduler", "params": {"schedulers": []}}"#, "ChainedScheduler", "schedulers", "0");
+    rejects(
+        r#"{"scheduler": "ChainedScheduler", "params": {"schedulers": []}}"#,
+        "ChainedScheduler",
+        "schedulers",
+        "0",
+    );
     // A nested schedule's own bad param is named too.
     rejects(
         r#"{"scheduler": "SequentialLR", "params": {"schedulers": [["ConstantLR", {}], ["StepLR", {"step_size": 0}]], "milestones": [3]}}"#,
@@ -222,17 +361,22 @@ fn bad_params_are_named_with_their_values() {
 
 #[test]
 fn unknown_schedulers_and_params_are_serde_errors() {
-    let err = serde_json::from_str::<ScheduleConfig>(r#"{"scheduler": "NoamLR", "params": {}}"#).unwrap_err();
-    assert!(err.to_string().contains("NoamLR"), "{err}");
-    let err = serde_json::from_str::<ScheduleConfig>(r#"{"scheduler": "ReduceLROnPlateau", "params": {"patiense": 3}}"#)
+    let err = serde_json::from_str::<ScheduleConfig>(r#"{"scheduler": "NoamLR", "params": {}}"#)
         .unwrap_err();
+    assert!(err.to_string().contains("NoamLR"), "{err}");
+    let err = serde_json::from_str::<ScheduleConfig>(
+        r#"{"scheduler": "ReduceLROnPlateau", "params": {"patiense": 3}}"#,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("patiense"), "{err}");
 }
 
 #[test]
 fn plateau_counts_nan_as_no_improvement() {
-    let config: ScheduleConfig =
-        serde_json::from_str(r#"{"scheduler": "ReduceLROnPlateau", "params": {"patience": 1, "factor": 0.5}}"#).unwrap();
+    let config: ScheduleConfig = serde_json::from_str(
+        r#"{"scheduler": "ReduceLROnPlateau", "params": {"patience": 1, "factor": 0.5}}"#,
+    )
+    .unwrap();
     let mut s = config.build(1.0).unwrap();
     for metric in [1.0, f64::NAN, f64::NAN] {
         s.step_with_metric(metric);

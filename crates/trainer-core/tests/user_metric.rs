@@ -27,10 +27,17 @@ impl<B: Backend> Metric<B> for MeanAbsoluteError {
 
     fn batch_stats(&self, output: &StepOutput<B>) -> Option<Tensor<B, 1>> {
         let regression = output.regression.as_ref()?;
-        let errors = regression.predictions.clone().sub(regression.targets.clone()).abs();
+        let errors = regression
+            .predictions
+            .clone()
+            .sub(regression.targets.clone())
+            .abs();
         let count = errors.dims().iter().product::<usize>() as f32;
         let device = errors.device();
-        Some(Tensor::cat(vec![errors.sum(), Tensor::from_floats([count], &device)], 0))
+        Some(Tensor::cat(
+            vec![errors.sum(), Tensor::from_floats([count], &device)],
+            0,
+        ))
     }
 
     fn value(&self, sums: &[f64]) -> Option<f64> {
@@ -53,7 +60,10 @@ impl<B: Backend> Metric<B> for RootMeanLoss {
         let n = output.batch_size as f32;
         let device = output.loss.device();
         Some(Tensor::cat(
-            vec![output.loss.clone().reshape([1]).mul_scalar(n), Tensor::from_floats([n], &device)],
+            vec![
+                output.loss.clone().reshape([1]).mul_scalar(n),
+                Tensor::from_floats([n], &device),
+            ],
             0,
         ))
     }
@@ -94,7 +104,10 @@ fn a_user_metric_matches_hand_computed_values_and_carries_over_a_read_back() {
     assert_eq!(acc.read()["mae"], 2.75 / 4.0);
     // A loss-only output has nothing for the metric: it is left out, not zero.
     let mut loss_only = MetricAccumulator::<Inner>::new().with_metrics(mae());
-    loss_only.update(&StepOutput::loss(Tensor::from_floats([0.5], &Default::default()), 2));
+    loss_only.update(&StepOutput::loss(
+        Tensor::from_floats([0.5], &Default::default()),
+        2,
+    ));
     assert!(!loss_only.read().contains_key("mae"));
 
     // Totals read back after batch 1 (as a checkpoint holds them) and continued: same value.
@@ -103,7 +116,9 @@ fn a_user_metric_matches_hand_computed_values_and_carries_over_a_read_back() {
     let totals = first.read_totals();
     assert_eq!(totals.metrics["mae"], vec![2.5, 3.0]);
     let bytes = rmp_serde::to_vec_named(&totals).unwrap();
-    let mut continued = MetricAccumulator::<Inner>::from_totals(rmp_serde::from_slice(&bytes).unwrap()).with_metrics(mae());
+    let mut continued =
+        MetricAccumulator::<Inner>::from_totals(rmp_serde::from_slice(&bytes).unwrap())
+            .with_metrics(mae());
     continued.update(&batch2());
     assert_eq!(continued.read()["mae"], acc.read()["mae"]);
     // A reset keeps the metric and empties its sums.
@@ -138,7 +153,9 @@ impl RmseLog {
             return;
         }
         let values = ctx.metrics.get(split).unwrap();
-        let (Some(rmse), Some(loss)) = (values.get("rmse"), values.get("loss")) else { return };
+        let (Some(rmse), Some(loss)) = (values.get("rmse"), values.get("loss")) else {
+            return;
+        };
         let mut log = self.0.lock().unwrap();
         if !log.iter().any(|(s, at, _, _)| *s == split && *at == step) {
             log.push((split, step, rmse.to_bits(), loss.to_bits()));
@@ -155,14 +172,25 @@ fn config() -> TrainerConfig {
         .with_validation(Some(Frequency::Epochs(1)))
 }
 
-type Net = SupervisedTrainer<B, DropoutNet<B>, common::dropout_net::AdamOptim, common::Batch<B>, common::Batch<Inner>>;
+type Net = SupervisedTrainer<
+    B,
+    DropoutNet<B>,
+    common::dropout_net::AdamOptim,
+    common::Batch<B>,
+    common::Batch<Inner>,
+>;
 
 fn trainer(metric: RootMeanLoss, callbacks: Vec<Box<dyn Callback>>) -> trainer_core::Result<Net> {
     let device = Default::default();
-    let mut builder = SupervisedTrainer::builder(DropoutNet::<B>::new(16, 0.0, &device), AdamConfig::new().init(), config(), device)
-        .train_data(InMemDataset::new(items(100)), RowBatcher)
-        .valid_data(InMemDataset::new(items(20)), RowBatcher)
-        .metric(metric);
+    let mut builder = SupervisedTrainer::builder(
+        DropoutNet::<B>::new(16, 0.0, &device),
+        AdamConfig::new().init(),
+        config(),
+        device,
+    )
+    .train_data(InMemDataset::new(items(100)), RowBatcher)
+    .valid_data(InMemDataset::new(items(20)), RowBatcher)
+    .metric(metric);
     for callback in callbacks {
         builder = builder.boxed_callback(callback);
     }
@@ -188,11 +216,22 @@ fn a_user_metric_is_logged_monitored_and_exact_across_a_resume() {
     run.fit().unwrap();
     let logged = straight.0.lock().unwrap().clone();
     // 13 batches per epoch, logged every 13 steps (the epoch end), plus 2 validations.
-    assert!(logged.iter().filter(|l| l.0 == Split::Train).count() == 2, "{logged:?}");
-    assert_eq!(logged.iter().filter(|l| l.0 == Split::Valid).count(), 2, "{logged:?}");
+    assert!(
+        logged.iter().filter(|l| l.0 == Split::Train).count() == 2,
+        "{logged:?}"
+    );
+    assert_eq!(
+        logged.iter().filter(|l| l.0 == Split::Valid).count(),
+        2,
+        "{logged:?}"
+    );
     for (split, step, rmse, loss) in &logged {
         // Both come from the same device sums of loss × items, so the root is exact.
-        assert_eq!(f64::from_bits(*rmse), f64::from_bits(*loss).sqrt(), "{split:?} at step {step}");
+        assert_eq!(
+            f64::from_bits(*rmse),
+            f64::from_bits(*loss).sqrt(),
+            "{split:?} at step {step}"
+        );
     }
     let header = std::fs::read_to_string(dir.join("straight/metrics.csv")).unwrap();
     let header = header.lines().next().unwrap();
@@ -206,11 +245,19 @@ fn a_user_metric_is_logged_monitored_and_exact_across_a_resume() {
     first.fit().unwrap();
     first.save_checkpoint(&file).unwrap();
     let resumed = RmseLog::default();
-    let mut second = trainer(RootMeanLoss { train: true }, vec![Box::new(resumed.clone())]).unwrap();
+    let mut second = trainer(
+        RootMeanLoss { train: true },
+        vec![Box::new(resumed.clone())],
+    )
+    .unwrap();
     second.load_checkpoint(&file).unwrap();
     second.fit().unwrap();
     let after: Vec<_> = logged.iter().filter(|l| l.1 > 11).cloned().collect();
-    assert_eq!(*resumed.0.lock().unwrap(), after, "values logged after the resume differ");
+    assert_eq!(
+        *resumed.0.lock().unwrap(),
+        after,
+        "values logged after the resume differ"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -220,12 +267,18 @@ fn a_validation_only_metric_is_absent_from_training_readings() {
     let mut run = trainer(RootMeanLoss { train: false }, vec![Box::new(log.clone())]).unwrap();
     run.fit().unwrap();
     let logged = log.0.lock().unwrap().clone();
-    assert!(logged.iter().all(|l| l.0 == Split::Valid) && logged.len() == 2, "{logged:?}");
+    assert!(
+        logged.iter().all(|l| l.0 == Split::Valid) && logged.len() == 2,
+        "{logged:?}"
+    );
     assert!(!run.state().history[0].train.contains_key("rmse"));
     // Monitoring it on the training split is refused at train begin, naming what exists.
     let mut refused = trainer(
         RootMeanLoss { train: false },
-        vec![Box::new(EarlyStopping::new(Monitor::min(Split::Train, "rmse")))],
+        vec![Box::new(EarlyStopping::new(Monitor::min(
+            Split::Train,
+            "rmse",
+        )))],
     )
     .unwrap();
     let error = refused.fit().unwrap_err().to_string();
@@ -250,13 +303,21 @@ impl<B: Backend> Metric<B> for Impostor {
 #[test]
 fn a_metric_named_like_a_built_in_one_is_refused() {
     let device = Default::default();
-    let error = SupervisedTrainer::builder(DropoutNet::<B>::new(4, 0.0, &device), AdamConfig::new().init(), config(), device)
-        .train_data(InMemDataset::new(items(10)), RowBatcher)
-        .valid_data(InMemDataset::new(items(10)), RowBatcher)
-        .metric(Impostor)
-        .build()
-        .err()
-        .expect("a clash must be refused")
-        .to_string();
-    assert!(error.contains("accuracy") && error.contains("built-in"), "{error}");
+    let error = SupervisedTrainer::builder(
+        DropoutNet::<B>::new(4, 0.0, &device),
+        AdamConfig::new().init(),
+        config(),
+        device,
+    )
+    .train_data(InMemDataset::new(items(10)), RowBatcher)
+    .valid_data(InMemDataset::new(items(10)), RowBatcher)
+    .metric(Impostor)
+    .build()
+    .err()
+    .expect("a clash must be refused")
+    .to_string();
+    assert!(
+        error.contains("accuracy") && error.contains("built-in"),
+        "{error}"
+    );
 }

@@ -84,7 +84,9 @@ pub(crate) mod discovery {
                     name: info.name,
                     device_type: format!("{:?}", info.device_type),
                     api: format!("{:?}", info.backend),
-                    driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+                    driver: format!("{} {}", info.driver, info.driver_info)
+                        .trim()
+                        .to_string(),
                 };
                 (summary, device)
             })

@@ -115,7 +115,10 @@ fn select_wgpu(_index: usize, _origin: String) -> Result<Selection, GpuError> {
 
 /// Chooses a device for `request` (see [`select`]), logs the choice in one line, and runs `job`
 /// on it. Returns the choice with the job's output.
-pub fn launch<L: Launch>(request: DeviceRequest, job: L) -> Result<(Selection, L::Output), GpuError> {
+pub fn launch<L: Launch>(
+    request: DeviceRequest,
+    job: L,
+) -> Result<(Selection, L::Output), GpuError> {
     let selection = select(request)?;
     log::info!("{selection}");
     let output = run_on(&selection, job);

@@ -33,11 +33,11 @@ mod launch;
 mod request;
 
 pub use adapters::{wgpu_adapters, AdapterSummary};
-pub use backend::{compiled_backends, BackendKind};
 #[cfg(feature = "ndarray")]
 pub use backend::NdArrayBackend;
 #[cfg(feature = "wgpu")]
 pub use backend::WgpuBackend;
+pub use backend::{compiled_backends, BackendKind};
 pub use error::GpuError;
-pub use launch::{launch, select, Launch, Selection, SelectedDevice};
+pub use launch::{launch, select, Launch, SelectedDevice, Selection};
 pub use request::{DeviceRequest, DEVICE_ENV};

@@ -76,15 +76,29 @@ mod tests {
     #[test]
     fn parses_every_documented_name() {
         assert_eq!("cpu".parse::<DeviceRequest>().unwrap(), DeviceRequest::Cpu);
-        assert_eq!("NdArray".parse::<DeviceRequest>().unwrap(), DeviceRequest::Cpu);
-        assert_eq!("wgpu".parse::<DeviceRequest>().unwrap(), DeviceRequest::Wgpu(0));
-        assert_eq!("wgpu:2".parse::<DeviceRequest>().unwrap(), DeviceRequest::Wgpu(2));
-        assert_eq!(" auto ".parse::<DeviceRequest>().unwrap(), DeviceRequest::Auto);
+        assert_eq!(
+            "NdArray".parse::<DeviceRequest>().unwrap(),
+            DeviceRequest::Cpu
+        );
+        assert_eq!(
+            "wgpu".parse::<DeviceRequest>().unwrap(),
+            DeviceRequest::Wgpu(0)
+        );
+        assert_eq!(
+            "wgpu:2".parse::<DeviceRequest>().unwrap(),
+            DeviceRequest::Wgpu(2)
+        );
+        assert_eq!(
+            " auto ".parse::<DeviceRequest>().unwrap(),
+            DeviceRequest::Auto
+        );
     }
 
     #[test]
     fn rejects_unknown_names_naming_the_origin() {
-        let err = DeviceRequest::parse("cuda", "--device").unwrap_err().to_string();
+        let err = DeviceRequest::parse("cuda", "--device")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`cuda`") && err.contains("--device"), "{err}");
         assert!(DeviceRequest::parse("wgpu:x", "flag").is_err());
     }

@@ -30,8 +30,12 @@ impl CancelToken {
     /// Windows), which then no longer end the process at once.
     pub fn with_signals(self) -> Result<Self> {
         for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register(signal, self.flag.clone())
-                .map_err(|e| JobError::Setting { name: format!("signal {signal}"), message: format!("cannot install a handler: {e}") })?;
+            signal_hook::flag::register(signal, self.flag.clone()).map_err(|e| {
+                JobError::Setting {
+                    name: format!("signal {signal}"),
+                    message: format!("cannot install a handler: {e}"),
+                }
+            })?;
         }
         Ok(self)
     }
@@ -47,6 +51,7 @@ impl CancelToken {
             return Some("cancel requested (SIGINT, SIGTERM or CancelToken::cancel)".into());
         }
         let file = self.file.as_ref()?;
-        file.exists().then(|| format!("cancel file {} appeared", file.display()))
+        file.exists()
+            .then(|| format!("cancel file {} appeared", file.display()))
     }
 }

@@ -86,12 +86,19 @@ pub enum JobError {
 impl JobError {
     /// A spec error about `field`.
     pub(crate) fn spec(origin: &str, field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::Spec { origin: origin.to_string(), field: field.into(), message: message.into() }
+        Self::Spec {
+            origin: origin.to_string(),
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     /// A data error about `path`.
     pub(crate) fn data(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        Self::Data { path: path.into(), message: message.into() }
+        Self::Data {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 

@@ -58,8 +58,10 @@ fn readable(data_type: &DataType) -> bool {
 }
 
 fn open_reader(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
-    let file = File::open(path).map_err(|e| JobError::data(path, format!("cannot open it: {e}")))?;
-    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| JobError::data(path, format!("not a readable parquet file: {e}")))
+    let file =
+        File::open(path).map_err(|e| JobError::data(path, format!("cannot open it: {e}")))?;
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| JobError::data(path, format!("not a readable parquet file: {e}")))
 }
 
 impl ParquetSource {
@@ -75,46 +77,92 @@ impl ParquetSource {
             let names: Vec<String> = match (columns, &schema) {
                 (Some(columns), _) => columns.to_vec(),
                 (None, Some(schema)) => schema.fields().iter().map(|f| f.name().clone()).collect(),
-                (None, None) => file_schema.fields().iter().map(|f| f.name().clone()).collect(),
+                (None, None) => file_schema
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect(),
             };
             let mut indices = Vec::new();
             for name in &names {
                 let index = file_schema.index_of(name).map_err(|_| {
-                    let present: Vec<&str> = file_schema.fields().iter().map(|f| f.name().as_str()).collect();
-                    JobError::data(path, format!("has no column {name:?}; its columns are {}", present.join(", ")))
+                    let present: Vec<&str> = file_schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect();
+                    JobError::data(
+                        path,
+                        format!(
+                            "has no column {name:?}; its columns are {}",
+                            present.join(", ")
+                        ),
+                    )
                 })?;
                 let data_type = file_schema.field(index).data_type();
                 if !readable(data_type) {
                     return Err(JobError::data(path, format!("column {name:?} has type {data_type}; the feed reads integer, float and boolean columns")));
                 }
                 if let Some(first) = &schema {
-                    let expected = first.field_with_name(name).map(|f| f.data_type().clone()).ok();
+                    let expected = first
+                        .field_with_name(name)
+                        .map(|f| f.data_type().clone())
+                        .ok();
                     if expected.as_ref() != Some(data_type) {
-                        return Err(JobError::data(path, format!("column {name:?} has type {data_type}; in {} it is {}", paths[0].display(), expected.map_or("absent".into(), |t| t.to_string()))));
+                        return Err(JobError::data(
+                            path,
+                            format!(
+                                "column {name:?} has type {data_type}; in {} it is {}",
+                                paths[0].display(),
+                                expected.map_or("absent".into(), |t| t.to_string())
+                            ),
+                        ));
                     }
                 }
                 indices.push(index);
             }
             let mut sorted = indices.clone();
             sorted.sort_unstable();
-            let order = indices.iter().map(|i| sorted.binary_search(i).expect("index present")).collect();
+            let order = indices
+                .iter()
+                .map(|i| sorted.binary_search(i).expect("index present"))
+                .collect();
             let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
-            let row_groups: Vec<usize> = builder.metadata().row_groups().iter().map(|g| g.num_rows() as usize).collect();
+            let row_groups: Vec<usize> = builder
+                .metadata()
+                .row_groups()
+                .iter()
+                .map(|g| g.num_rows() as usize)
+                .collect();
             rows += row_groups.iter().sum::<usize>();
             if schema.is_none() {
-                let fields: Vec<_> = indices.iter().map(|&i| file_schema.field(i).clone()).collect();
+                let fields: Vec<_> = indices
+                    .iter()
+                    .map(|&i| file_schema.field(i).clone())
+                    .collect();
                 schema = Some(Arc::new(Schema::new(fields)));
             }
             let metadata = builder.metadata().clone();
             let metadata = ArrowReaderMetadata::try_new(metadata, Default::default())
                 .map_err(|e| JobError::data(path, format!("not a readable parquet file: {e}")))?;
-            files.push(ParquetFile { path: path.clone(), metadata, row_groups, mask, order });
+            files.push(ParquetFile {
+                path: path.clone(),
+                metadata,
+                row_groups,
+                mask,
+                order,
+            });
         }
         let schema = schema.ok_or_else(|| JobError::data("(dataset)", "no parquet files given"))?;
         if rows == 0 {
             return Err(JobError::data(&paths[0], "the data has no rows"));
         }
-        Ok(Self { files, schema, rows, cache: Default::default() })
+        Ok(Self {
+            files,
+            schema,
+            rows,
+            cache: Default::default(),
+        })
     }
 
     /// The projected columns.
@@ -137,14 +185,23 @@ impl ParquetSource {
         self.files
             .iter()
             .enumerate()
-            .flat_map(|(f, file)| file.row_groups.iter().enumerate().map(move |(g, &rows)| (f, g, rows)))
+            .flat_map(|(f, file)| {
+                file.row_groups
+                    .iter()
+                    .enumerate()
+                    .map(move |(g, &rows)| (f, g, rows))
+            })
             .collect()
     }
 
     /// One row group's projected columns, in the requested column order: from the cache, or
     /// decoded (and cached while the cache has room).
     fn read_unit(&self, file: usize, group: usize) -> Result<RecordBatch> {
-        let lock = || self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let lock = || {
+            self.cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
         if let Some(batch) = lock().units.get(&(file, group)) {
             return Ok(batch.clone());
         }
@@ -161,26 +218,41 @@ impl ParquetSource {
     fn decode_unit(&self, file: usize, group: usize) -> Result<RecordBatch> {
         let info = &self.files[file];
         let rows = info.row_groups[group].max(1);
-        let file = File::open(&info.path).map_err(|e| JobError::data(&info.path, format!("cannot open it: {e}")))?;
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, info.metadata.clone())
-            .with_projection(info.mask.clone())
-            .with_row_groups(vec![group])
-            .with_batch_size(rows)
-            .build()
-            .map_err(|e| JobError::data(&info.path, format!("row group {group}: {e}")))?;
+        let file = File::open(&info.path)
+            .map_err(|e| JobError::data(&info.path, format!("cannot open it: {e}")))?;
+        let reader =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(file, info.metadata.clone())
+                .with_projection(info.mask.clone())
+                .with_row_groups(vec![group])
+                .with_batch_size(rows)
+                .build()
+                .map_err(|e| JobError::data(&info.path, format!("row group {group}: {e}")))?;
         let batches: Vec<RecordBatch> = reader
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| JobError::data(&info.path, format!("row group {group}: {e}")))?;
-        let read_schema = batches.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(Schema::empty()));
+        let read_schema = batches
+            .first()
+            .map(|b| b.schema())
+            .unwrap_or_else(|| Arc::new(Schema::empty()));
         let batch = arrow_select::concat::concat_batches(&read_schema, &batches)
             .map_err(|e| JobError::data(&info.path, format!("row group {group}: {e}")))?;
-        let batch = batch.project(&info.order).map_err(|e| JobError::data(&info.path, e.to_string()))?;
-        RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec()).map_err(|e| JobError::data(&info.path, e.to_string()))
+        let batch = batch
+            .project(&info.order)
+            .map_err(|e| JobError::data(&info.path, e.to_string()))?;
+        RecordBatch::try_new(self.schema.clone(), batch.columns().to_vec())
+            .map_err(|e| JobError::data(&info.path, e.to_string()))
     }
 
     /// Calls `emit` with every batch of `epoch` from batch `first` on, in the epoch's order;
     /// stops early when `emit` returns false.
-    pub fn epoch_batches(&self, seed: u64, epoch: usize, batch_size: usize, first: usize, mut emit: impl FnMut(FeedItem) -> bool) -> Result<()> {
+    pub fn epoch_batches(
+        &self,
+        seed: u64,
+        epoch: usize,
+        batch_size: usize,
+        first: usize,
+        mut emit: impl FnMut(FeedItem) -> bool,
+    ) -> Result<()> {
         let units = self.units();
         let per_epoch = self.batches_per_epoch(batch_size);
         let epoch_seed = mix_seed(seed, epoch as u64);
@@ -213,12 +285,18 @@ impl ParquetSource {
                     let out = if pending.len() == 1 {
                         pending.pop().expect("one piece")
                     } else {
-                        arrow_select::concat::concat_batches(&self.schema, &pending).map_err(|e| JobError::data("(feed)", e.to_string()))?
+                        arrow_select::concat::concat_batches(&self.schema, &pending)
+                            .map_err(|e| JobError::data("(feed)", e.to_string()))?
                     };
                     pending.clear();
                     pending_rows = 0;
                     let last = index + 1 == per_epoch;
-                    if !emit(FeedItem { batch: out, epoch, index, last }) {
+                    if !emit(FeedItem {
+                        batch: out,
+                        epoch,
+                        index,
+                        last,
+                    }) {
                         return Ok(());
                     }
                     index += 1;
@@ -226,8 +304,14 @@ impl ParquetSource {
             }
         }
         if pending_rows > 0 {
-            let all = arrow_select::concat::concat_batches(&self.schema, &pending).map_err(|e| JobError::data("(feed)", e.to_string()))?;
-            emit(FeedItem { batch: all, epoch, index, last: true });
+            let all = arrow_select::concat::concat_batches(&self.schema, &pending)
+                .map_err(|e| JobError::data("(feed)", e.to_string()))?;
+            emit(FeedItem {
+                batch: all,
+                epoch,
+                index,
+                last: true,
+            });
         }
         Ok(())
     }
@@ -236,7 +320,10 @@ impl ParquetSource {
 impl ColumnReader for ParquetSource {
     fn read_column(&self, column: &str) -> Result<Vec<ArrayRef>> {
         let position = self.schema.index_of(column).map_err(|_| {
-            JobError::data(&self.files[0].path, format!("column {column:?} is not among the projected columns"))
+            JobError::data(
+                &self.files[0].path,
+                format!("column {column:?} is not among the projected columns"),
+            )
         })?;
         let mut arrays = Vec::new();
         for (f, file) in self.files.iter().enumerate() {
@@ -265,9 +352,15 @@ impl FeedItem {
     /// The cursor after this batch.
     pub fn next_cursor(&self) -> DataCursor {
         if self.last {
-            DataCursor { epoch: self.epoch + 1, batch: 0 }
+            DataCursor {
+                epoch: self.epoch + 1,
+                batch: 0,
+            }
         } else {
-            DataCursor { epoch: self.epoch, batch: self.index + 1 }
+            DataCursor {
+                epoch: self.epoch,
+                batch: self.index + 1,
+            }
         }
     }
 }
@@ -280,7 +373,13 @@ pub struct Feed {
 
 impl Feed {
     /// Starts the thread at `cursor`; epochs follow one another without end.
-    pub fn start(source: Arc<ParquetSource>, seed: u64, batch_size: usize, readahead: usize, cursor: DataCursor) -> Self {
+    pub fn start(
+        source: Arc<ParquetSource>,
+        seed: u64,
+        batch_size: usize,
+        readahead: usize,
+        cursor: DataCursor,
+    ) -> Self {
         let (sender, receiver) = sync_channel(readahead.max(1));
         let thread = std::thread::Builder::new()
             .name("trainer-job-feed".into())
@@ -303,13 +402,18 @@ impl Feed {
                 }
             })
             .expect("the OS starts a thread");
-        Self { receiver: Some(receiver), thread: Some(thread) }
+        Self {
+            receiver: Some(receiver),
+            thread: Some(thread),
+        }
     }
 
     /// The next batch; waits when the thread is behind.
     pub fn next_batch(&mut self) -> Result<FeedItem> {
         let receiver = self.receiver.as_ref().expect("present until drop");
-        receiver.recv().unwrap_or_else(|_| Err(JobError::data("(feed)", "the feed thread stopped")))
+        receiver
+            .recv()
+            .unwrap_or_else(|_| Err(JobError::data("(feed)", "the feed thread stopped")))
     }
 }
 

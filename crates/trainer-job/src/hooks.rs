@@ -45,16 +45,31 @@ pub trait StepHooks<B: AutodiffBackend> {
 
     /// Turns a record batch of the feed (the projected columns, `batch_size` rows or fewer at
     /// the end of an epoch) into the step's input.
-    fn prepare_batch(&mut self, state: &mut Self::State, batch: &RecordBatch, device: &B::Device) -> HookResult<Self::Batch>;
+    fn prepare_batch(
+        &mut self,
+        state: &mut Self::State,
+        batch: &RecordBatch,
+        device: &B::Device,
+    ) -> HookResult<Self::Batch>;
 
     /// One training step.
-    fn train_step(&mut self, state: &mut Self::State, batch: Self::Batch, ctx: &StepContext) -> HookResult<StepResult<B>>;
+    fn train_step(
+        &mut self,
+        state: &mut Self::State,
+        batch: Self::Batch,
+        ctx: &StepContext,
+    ) -> HookResult<StepResult<B>>;
 
     /// The state to checkpoint.
     fn state_dict(&self, state: &Self::State) -> HookResult<StateDict>;
 
     /// Restores the state from a checkpoint's state dict.
-    fn load_state_dict(&mut self, state: &mut Self::State, dict: StateDict, device: &B::Device) -> HookResult<()>;
+    fn load_state_dict(
+        &mut self,
+        state: &mut Self::State,
+        dict: StateDict,
+        device: &B::Device,
+    ) -> HookResult<()>;
 
     /// Anything else to checkpoint (JSON), beside the state dict. Default: nothing.
     fn save_checkpoint(&self, state: &Self::State) -> HookResult<Option<serde_json::Value>> {
@@ -63,14 +78,22 @@ pub trait StepHooks<B: AutodiffBackend> {
     }
 
     /// Restores what [`save_checkpoint`](StepHooks::save_checkpoint) returned.
-    fn load_checkpoint(&mut self, state: &mut Self::State, extra: serde_json::Value) -> HookResult<()> {
+    fn load_checkpoint(
+        &mut self,
+        state: &mut Self::State,
+        extra: serde_json::Value,
+    ) -> HookResult<()> {
         let _ = (state, extra);
         Ok(())
     }
 
     /// Makes a sample (every `sample_every` steps) and returns the file it wrote, if any.
     /// Default: no samples.
-    fn sample(&mut self, state: &mut Self::State, ctx: &SampleContext<'_>) -> HookResult<Option<PathBuf>> {
+    fn sample(
+        &mut self,
+        state: &mut Self::State,
+        ctx: &SampleContext<'_>,
+    ) -> HookResult<Option<PathBuf>> {
         let _ = (state, ctx);
         Ok(None)
     }
@@ -161,7 +184,11 @@ pub struct StepResult<B: AutodiffBackend> {
 
 impl<B: AutodiffBackend> Default for StepResult<B> {
     fn default() -> Self {
-        Self { metrics: BTreeMap::new(), debug: None, control: StepControl::default() }
+        Self {
+            metrics: BTreeMap::new(),
+            debug: None,
+            control: StepControl::default(),
+        }
     }
 }
 
@@ -192,7 +219,12 @@ pub struct StepControl {
 /// The default mock batch: every schema column as `Float32`, deterministic in (seed, index).
 pub fn mock_float_batch(ctx: &JobContext<'_>, index: usize) -> HookResult<RecordBatch> {
     let rows = ctx.spec.dataset.batch_size;
-    let fields: Vec<Field> = ctx.schema.fields().iter().map(|f| Field::new(f.name(), DataType::Float32, false)).collect();
+    let fields: Vec<Field> = ctx
+        .schema
+        .fields()
+        .iter()
+        .map(|f| Field::new(f.name(), DataType::Float32, false))
+        .collect();
     let columns: Vec<ArrayRef> = (0..fields.len())
         .map(|c| {
             let values = (0..rows).map(|r| mock_value(ctx.spec.seed, index, r, c));
@@ -205,6 +237,9 @@ pub fn mock_float_batch(ctx: &JobContext<'_>, index: usize) -> HookResult<Record
 
 /// A value in [-1, 1) from (seed, batch, row, column).
 pub fn mock_value(seed: u64, batch: usize, row: usize, column: usize) -> f32 {
-    let mixed = trainer_core::data::mix_seed(trainer_core::data::mix_seed(seed ^ batch as u64, row as u64), column as u64);
+    let mixed = trainer_core::data::mix_seed(
+        trainer_core::data::mix_seed(seed ^ batch as u64, row as u64),
+        column as u64,
+    );
     ((mixed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
 }

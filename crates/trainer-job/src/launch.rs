@@ -28,9 +28,20 @@ impl<P: Plugins> Launch for JobLaunch<'_, P> {
 
 /// Runs `job` on the device `request` picks (`TRAINER_DEVICE` overrides it), with the built-in
 /// trainers and those `P` registers. A trainer name nobody registered is an error.
-pub fn launch<P: Plugins>(job: &ResolvedJob, request: DeviceRequest, cancel: &CancelToken) -> Result<JobOutcome> {
-    let (selection, outcome) = trainer_gpu::launch(request, JobLaunch::<P> { job, cancel, plugins: std::marker::PhantomData })
-        .map_err(|e| JobError::Device(e.to_string()))?;
+pub fn launch<P: Plugins>(
+    job: &ResolvedJob,
+    request: DeviceRequest,
+    cancel: &CancelToken,
+) -> Result<JobOutcome> {
+    let (selection, outcome) = trainer_gpu::launch(
+        request,
+        JobLaunch::<P> {
+            job,
+            cancel,
+            plugins: std::marker::PhantomData,
+        },
+    )
+    .map_err(|e| JobError::Device(e.to_string()))?;
     log::info!("job {} ran on {selection}", job.spec.run_id);
     outcome
 }

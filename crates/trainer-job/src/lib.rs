@@ -23,12 +23,16 @@ mod window;
 
 pub use cancel::CancelToken;
 pub use error::{HookResult, JobError, Result};
-pub use hooks::{mock_float_batch, mock_value, ColumnReader, JobContext, SampleContext, Scalar, StepContext, StepControl, StepHooks, StepResult};
+pub use hooks::{
+    mock_float_batch, mock_value, ColumnReader, JobContext, SampleContext, Scalar, StepContext,
+    StepControl, StepHooks, StepResult,
+};
 pub use launch::{launch, EXIT_UNSTARTED};
 pub use registry::{Builtins, Plugins, Registry};
 pub use runtime::{hook_failure, run_job, JobOutcome, EXIT_CANCELLED, RUNTIME_METRICS};
 pub use settings::{
-    JobPaths, ResolvedJob, RunOptions, ENV_CANCEL_PATH, ENV_CHECKPOINTS_DIR, ENV_EVENTS_PATH, ENV_PLUGIN, ENV_SAMPLES_DIR, ENV_SPEC_PATH,
+    JobPaths, ResolvedJob, RunOptions, ENV_CANCEL_PATH, ENV_CHECKPOINTS_DIR, ENV_EVENTS_PATH,
+    ENV_PLUGIN, ENV_SAMPLES_DIR, ENV_SPEC_PATH,
 };
 pub use spec::{DatasetSpec, JobSpec, DEFAULT_LEARNING_RATE, SUPPORTED_API_VERSIONS};
 pub use state_dict::StateDict;

@@ -8,7 +8,10 @@ use arrow_schema::{DataType, Field, Schema};
 use burn::module::{Module, Param};
 use burn::nn::{loss::CrossEntropyLossConfig, Linear, LinearConfig, Relu};
 use burn::optim::{adaptor::OptimizerAdaptor, Adam, AdamConfig, GradientsParams, Optimizer};
-use burn::tensor::{backend::{AutodiffBackend, Backend}, Int, Tensor, TensorData};
+use burn::tensor::{
+    backend::{AutodiffBackend, Backend},
+    Int, Tensor, TensorData,
+};
 use serde::Deserialize;
 
 use crate::error::HookResult;
@@ -59,25 +62,47 @@ impl<B: Backend> Mlp<B> {
     /// `inputs` → `hidden`... → `classes`, with burn's default linear init (uniform in
     /// ±1/√fan_in) drawn from a host generator seeded with `seed`: the backend's generator is
     /// global to the process, so another trainer in the process could change what it draws.
-    pub fn new(inputs: usize, hidden: &[usize], classes: usize, seed: u64, device: &B::Device) -> Self {
+    pub fn new(
+        inputs: usize,
+        hidden: &[usize],
+        classes: usize,
+        seed: u64,
+        device: &B::Device,
+    ) -> Self {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let widths: Vec<usize> = std::iter::once(inputs).chain(hidden.iter().copied()).chain(std::iter::once(classes)).collect();
+        let widths: Vec<usize> = std::iter::once(inputs)
+            .chain(hidden.iter().copied())
+            .chain(std::iter::once(classes))
+            .collect();
         let layers = widths
             .windows(2)
             .map(|w| {
                 let (fan_in, fan_out) = (w[0], w[1]);
                 let bound = 1.0 / (fan_in as f32).sqrt();
-                let mut draw = |n: usize| (0..n).map(|_| rng.random_range(-bound..bound)).collect::<Vec<f32>>();
+                let mut draw = |n: usize| {
+                    (0..n)
+                        .map(|_| rng.random_range(-bound..bound))
+                        .collect::<Vec<f32>>()
+                };
                 let weight = draw(fan_in * fan_out);
                 let bias = draw(fan_out);
                 let mut layer = LinearConfig::new(fan_in, fan_out).init(device);
-                layer.weight = Param::from_tensor(Tensor::from_data(TensorData::new(weight, [fan_in, fan_out]), device));
-                layer.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [fan_out]), device)));
+                layer.weight = Param::from_tensor(Tensor::from_data(
+                    TensorData::new(weight, [fan_in, fan_out]),
+                    device,
+                ));
+                layer.bias = Some(Param::from_tensor(Tensor::from_data(
+                    TensorData::new(bias, [fan_out]),
+                    device,
+                )));
                 layer
             })
             .collect();
-        Self { layers, activation: Relu::new() }
+        Self {
+            layers,
+            activation: Relu::new(),
+        }
     }
 
     /// Logits `[batch, classes]`.
@@ -125,7 +150,11 @@ impl MlpClassifier {
         if params.num_classes.is_some_and(|n| n < 2) {
             return Err("num_classes: a classifier needs at least 2 classes".into());
         }
-        Ok(Self { params, features: Vec::new(), classes: 0 })
+        Ok(Self {
+            params,
+            features: Vec::new(),
+            classes: 0,
+        })
     }
 
     fn label(&self) -> &str {
@@ -135,12 +164,18 @@ impl MlpClassifier {
 
 /// Column `name` of `batch` as `Float32` values.
 fn floats(batch: &RecordBatch, name: &str) -> HookResult<Float32Array> {
-    let column = batch.column_by_name(name).ok_or_else(|| format!("the batch has no column {name:?}"))?;
+    let column = batch
+        .column_by_name(name)
+        .ok_or_else(|| format!("the batch has no column {name:?}"))?;
     if column.null_count() > 0 {
         return Err(format!("column {name:?} has {} null values", column.null_count()).into());
     }
     let cast = arrow_cast::cast(column, &DataType::Float32)?;
-    Ok(cast.as_any().downcast_ref::<Float32Array>().ok_or("cast to Float32")?.clone())
+    Ok(cast
+        .as_any()
+        .downcast_ref::<Float32Array>()
+        .ok_or("cast to Float32")?
+        .clone())
 }
 
 /// Column `name` as `Int64` values.
@@ -149,10 +184,18 @@ fn integers(column: &ArrayRef, name: &str) -> HookResult<Int64Array> {
         return Err(format!("column {name:?} has {} null values", column.null_count()).into());
     }
     if !column.data_type().is_integer() {
-        return Err(format!("the label column {name:?} has type {}; it must be an integer column", column.data_type()).into());
+        return Err(format!(
+            "the label column {name:?} has type {}; it must be an integer column",
+            column.data_type()
+        )
+        .into());
     }
     let cast = arrow_cast::cast(column, &DataType::Int64)?;
-    Ok(cast.as_any().downcast_ref::<Int64Array>().ok_or("cast to Int64")?.clone())
+    Ok(cast
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or("cast to Int64")?
+        .clone())
 }
 
 impl<B: AutodiffBackend> StepHooks<B> for MlpClassifier {
@@ -160,7 +203,12 @@ impl<B: AutodiffBackend> StepHooks<B> for MlpClassifier {
     type Batch = MlpBatch<B>;
 
     fn setup(&mut self, ctx: &JobContext<'_>) -> HookResult<()> {
-        let names: Vec<String> = ctx.schema.fields().iter().map(|f| f.name().clone()).collect();
+        let names: Vec<String> = ctx
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         if !names.iter().any(|n| n == self.label()) {
             return Err(format!("the label column {:?} is not among the columns {}; set hyperparams.label_column or dataset.columns", self.label(), names.join(", ")).into());
         }
@@ -176,7 +224,11 @@ impl<B: AutodiffBackend> StepHooks<B> for MlpClassifier {
                 for array in reader.read_column(self.label())? {
                     let labels = integers(&array, self.label())?;
                     if let Some(low) = labels.values().iter().copied().find(|v| *v < 0) {
-                        return Err(format!("the label column {:?} holds {low}; labels are 0, 1, 2, ...", self.label()).into());
+                        return Err(format!(
+                            "the label column {:?} holds {low}; labels are 0, 1, 2, ...",
+                            self.label()
+                        )
+                        .into());
                     }
                     max = max.max(labels.values().iter().copied().max().unwrap_or(-1));
                 }
@@ -187,15 +239,30 @@ impl<B: AutodiffBackend> StepHooks<B> for MlpClassifier {
     }
 
     fn configure(&mut self, ctx: &JobContext<'_>, device: &B::Device) -> HookResult<Self::State> {
-        let model = Mlp::new(self.features.len(), &self.params.hidden_sizes, self.classes, ctx.spec.seed, device);
-        Ok(MlpState { model, optimizer: AdamConfig::new().init(), last: None })
+        let model = Mlp::new(
+            self.features.len(),
+            &self.params.hidden_sizes,
+            self.classes,
+            ctx.spec.seed,
+            device,
+        );
+        Ok(MlpState {
+            model,
+            optimizer: AdamConfig::new().init(),
+            last: None,
+        })
     }
 
     fn metric_names(&self) -> Vec<String> {
         vec!["loss".into(), "accuracy".into()]
     }
 
-    fn prepare_batch(&mut self, _state: &mut Self::State, batch: &RecordBatch, device: &B::Device) -> HookResult<Self::Batch> {
+    fn prepare_batch(
+        &mut self,
+        _state: &mut Self::State,
+        batch: &RecordBatch,
+        device: &B::Device,
+    ) -> HookResult<Self::Batch> {
         let rows = batch.num_rows();
         let width = self.features.len();
         let mut values = vec![0f32; rows * width];
@@ -204,10 +271,20 @@ impl<B: AutodiffBackend> StepHooks<B> for MlpClassifier {
                 values[r * width + c] = *v;
             }
         }
-        let column = batch.column_by_name(self.label()).ok_or_else(|| format!("the batch has no column {:?}", self.label()))?;
+        let column = batch
+            .column_by_name(self.label())
+            .ok_or_else(|| format!("the batch has no column {:?}", self.label()))?;
         let labels = integers(column, self.label())?;
-        if let Some(bad) = labels.values().iter().find(|&&v| v < 0 || v as usize >= self.classes) {
-            return Err(format!("label {bad} is outside 0..{} (set hyperparams.num_classes)", self.classes).into());
+        if let Some(bad) = labels
+            .values()
+            .iter()
+            .find(|&&v| v < 0 || v as usize >= self.classes)
+        {
+            return Err(format!(
+                "label {bad} is outside 0..{} (set hyperparams.num_classes)",
+                self.classes
+            )
+            .into());
         }
         Ok(MlpBatch {
             features: Tensor::from_data(TensorData::new(values, [rows, width]), device),
@@ -215,14 +292,31 @@ impl<B: AutodiffBackend> StepHooks<B> for MlpClassifier {
         })
     }
 
-    fn train_step(&mut self, state: &mut Self::State, batch: Self::Batch, ctx: &StepContext) -> HookResult<StepResult<B>> {
+    fn train_step(
+        &mut self,
+        state: &mut Self::State,
+        batch: Self::Batch,
+        ctx: &StepContext,
+    ) -> HookResult<StepResult<B>> {
         let logits = state.model.forward(batch.features.clone());
-        let loss = CrossEntropyLossConfig::new().init(&logits.device()).forward(logits.clone(), batch.labels.clone());
-        let accuracy = logits.detach().argmax(1).reshape([-1]).equal(batch.labels.clone()).float().mean();
+        let loss = CrossEntropyLossConfig::new()
+            .init(&logits.device())
+            .forward(logits.clone(), batch.labels.clone());
+        let accuracy = logits
+            .detach()
+            .argmax(1)
+            .reshape([-1])
+            .equal(batch.labels.clone())
+            .float()
+            .mean();
         let grads = GradientsParams::from_grads(loss.backward(), &state.model);
-        state.model = state.optimizer.step(ctx.learning_rate, state.model.clone(), grads);
+        state.model = state
+            .optimizer
+            .step(ctx.learning_rate, state.model.clone(), grads);
         state.last = Some(batch);
-        Ok(StepResult::new().metric("loss", loss.detach()).metric("accuracy", accuracy))
+        Ok(StepResult::new()
+            .metric("loss", loss.detach())
+            .metric("accuracy", accuracy))
     }
 
     fn state_dict(&self, state: &Self::State) -> HookResult<StateDict> {
@@ -232,20 +326,48 @@ impl<B: AutodiffBackend> StepHooks<B> for MlpClassifier {
         Ok(dict)
     }
 
-    fn load_state_dict(&mut self, state: &mut Self::State, dict: StateDict, device: &B::Device) -> HookResult<()> {
-        state.model = dict.load_module::<B, _>("model", state.model.clone(), device)?;
-        let record = dict.get_record::<B, _>("optimizer", device)?;
-        state.optimizer = state.optimizer.clone().load_record(record);
+    fn load_state_dict(
+        &mut self,
+        state: &mut Self::State,
+        dict: StateDict,
+        device: &B::Device,
+    ) -> HookResult<()> {
+        // Both are checked against each other before either replaces the state.
+        let model = dict.load_module::<B, _>("model", state.model.clone(), device)?;
+        state.optimizer =
+            dict.load_optimizer::<B, _, _>("optimizer", state.optimizer.clone(), &model, device)?;
+        state.model = model;
         Ok(())
     }
 
     /// Writes `step-NNNNNN.json`: predicted and true labels of up to 16 rows of the last batch.
-    fn sample(&mut self, state: &mut Self::State, ctx: &SampleContext<'_>) -> HookResult<Option<PathBuf>> {
-        let Some(batch) = &state.last else { return Ok(None) };
+    fn sample(
+        &mut self,
+        state: &mut Self::State,
+        ctx: &SampleContext<'_>,
+    ) -> HookResult<Option<PathBuf>> {
+        let Some(batch) = &state.last else {
+            return Ok(None);
+        };
         let rows = batch.labels.dims()[0].min(16);
         let features = batch.features.clone().inner().narrow(0, 0, rows);
-        let predicted = state.model.valid().forward(features).argmax(1).reshape([-1]).into_data().convert::<i64>().to_vec::<i64>()?;
-        let labels = batch.labels.clone().inner().narrow(0, 0, rows).into_data().convert::<i64>().to_vec::<i64>()?;
+        let predicted = state
+            .model
+            .valid()
+            .forward(features)
+            .argmax(1)
+            .reshape([-1])
+            .into_data()
+            .convert::<i64>()
+            .to_vec::<i64>()?;
+        let labels = batch
+            .labels
+            .clone()
+            .inner()
+            .narrow(0, 0, rows)
+            .into_data()
+            .convert::<i64>()
+            .to_vec::<i64>()?;
         let file = ctx.dir.join(format!("step-{:06}.json", ctx.step));
         let json = serde_json::json!({"step": ctx.step, "predicted": predicted, "labels": labels});
         std::fs::write(&file, serde_json::to_vec_pretty(&json)?)?;
@@ -260,13 +382,20 @@ impl<B: AutodiffBackend> StepHooks<B> for MlpClassifier {
         for (c, field) in ctx.schema.fields().iter().enumerate() {
             if field.name() == self.label() {
                 fields.push(Field::new(field.name(), DataType::Int64, false));
-                columns.push(Arc::new(Int64Array::from_iter_values((0..rows).map(|r| ((r + index) % self.classes) as i64))));
+                columns.push(Arc::new(Int64Array::from_iter_values(
+                    (0..rows).map(|r| ((r + index) % self.classes) as i64),
+                )));
             } else {
                 fields.push(Field::new(field.name(), DataType::Float32, false));
-                columns.push(Arc::new(Float32Array::from_iter_values((0..rows).map(|r| mock_value(ctx.spec.seed, index, r, c)))));
+                columns.push(Arc::new(Float32Array::from_iter_values(
+                    (0..rows).map(|r| mock_value(ctx.spec.seed, index, r, c)),
+                )));
             }
         }
-        Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+        Ok(RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns,
+        )?)
     }
 }
 

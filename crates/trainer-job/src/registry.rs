@@ -11,7 +11,9 @@ use crate::settings::ResolvedJob;
 use crate::spec::JobSpec;
 
 type Device<B> = <B as burn::tensor::backend::BackendTypes>::Device;
-type Runner<B> = Box<dyn Fn(&ResolvedJob, Device<B>, &CancelToken, Vec<Box<dyn Callback>>) -> Result<JobOutcome>>;
+type Runner<B> = Box<
+    dyn Fn(&ResolvedJob, Device<B>, &CancelToken, Vec<Box<dyn Callback>>) -> Result<JobOutcome>,
+>;
 
 /// Trainers by name, for one backend: each entry makes a trainer from the job spec and runs it.
 pub struct Registry<B: AutodiffBackend> {
@@ -20,7 +22,9 @@ pub struct Registry<B: AutodiffBackend> {
 
 impl<B: AutodiffBackend> Default for Registry<B> {
     fn default() -> Self {
-        Self { runners: BTreeMap::new() }
+        Self {
+            runners: BTreeMap::new(),
+        }
     }
 }
 
@@ -33,7 +37,10 @@ impl<B: AutodiffBackend> Registry<B> {
     /// A registry with the built-in trainers (`mlp-classifier`).
     pub fn with_builtins() -> Self {
         let mut registry = Self::new();
-        registry.register(crate::mlp_classifier::NAME, crate::mlp_classifier::MlpClassifier::from_spec);
+        registry.register(
+            crate::mlp_classifier::NAME,
+            crate::mlp_classifier::MlpClassifier::from_spec,
+        );
         registry
     }
 
@@ -48,7 +55,13 @@ impl<B: AutodiffBackend> Registry<B> {
         self.runners.insert(
             name.to_string(),
             Box::new(move |job, device, cancel, callbacks| {
-                let hooks = make(&job.spec).map_err(|e| JobError::spec("(hyperparams)", format!("hyperparams of {name_owned}"), e.to_string()));
+                let hooks = make(&job.spec).map_err(|e| {
+                    JobError::spec(
+                        "(hyperparams)",
+                        format!("hyperparams of {name_owned}"),
+                        e.to_string(),
+                    )
+                });
                 match hooks {
                     Ok(hooks) => run_job::<B, H>(hooks, job, device, cancel, callbacks),
                     Err(error) => {
@@ -67,8 +80,20 @@ impl<B: AutodiffBackend> Registry<B> {
     }
 
     /// Runs the job's trainer.
-    pub fn run(&self, job: &ResolvedJob, device: B::Device, cancel: &CancelToken, callbacks: Vec<Box<dyn Callback>>) -> Result<JobOutcome> {
-        let runner = self.runners.get(&job.trainer).ok_or_else(|| JobError::UnknownTrainer { name: job.trainer.clone(), known: self.names() })?;
+    pub fn run(
+        &self,
+        job: &ResolvedJob,
+        device: B::Device,
+        cancel: &CancelToken,
+        callbacks: Vec<Box<dyn Callback>>,
+    ) -> Result<JobOutcome> {
+        let runner = self
+            .runners
+            .get(&job.trainer)
+            .ok_or_else(|| JobError::UnknownTrainer {
+                name: job.trainer.clone(),
+                known: self.names(),
+            })?;
         runner(job, device, cancel, callbacks)
     }
 }

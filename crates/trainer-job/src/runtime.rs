@@ -4,13 +4,15 @@ use std::time::{Duration, Instant};
 
 use arrow_schema::{DataType, Field, Schema};
 use burn::tensor::backend::AutodiffBackend;
-use trainer_core::callback::{AvailableMetrics, Callback, CallbackList, Checkpointing, EventLog, SampleInfo};
+use trainer_core::callback::{
+    AvailableMetrics, Callback, CallbackList, Checkpointing, EventLog, SampleInfo,
+};
 use trainer_core::checkpoint::{latest_in, read, EpochProgress, Retention, Snapshot};
 use trainer_core::data::{mix_seed, DataCursor};
+use trainer_core::engine::{run_loop, Engine, StepDone, StepProgram};
 use trainer_core::event::{Event, EventKind, EventWriter, ResumeAt, RunStatus};
 use trainer_core::metric::Split;
 use trainer_core::schedule::ConstantLr;
-use trainer_core::engine::{run_loop, Engine, StepDone, StepProgram};
 use trainer_core::{StopReason, TrainerConfig, TrainerError};
 
 use crate::cancel::CancelToken;
@@ -54,7 +56,10 @@ pub const RUNTIME_METRICS: [&str; 3] = ["lr", "steps_per_second", "data_wait_fra
 /// Where batches come from.
 enum Batches {
     Parquet(Feed),
-    Mock { per_epoch: usize, cursor: DataCursor },
+    Mock {
+        per_epoch: usize,
+        cursor: DataCursor,
+    },
 }
 
 /// Runs a job with `hooks` on `device` until `max_steps`, a cancellation or an error; resumes
@@ -64,7 +69,13 @@ enum Batches {
 /// An error before the run starts (bad data, a failing `setup` or `configure`, a checkpoint that
 /// does not fit) and an error during it both end with a `failed` event and an `Ok` outcome
 /// whose status is `failed`; the checkpoints already written stay.
-pub fn run_job<B, H>(hooks: H, job: &ResolvedJob, device: B::Device, cancel: &CancelToken, callbacks: Vec<Box<dyn Callback>>) -> Result<JobOutcome>
+pub fn run_job<B, H>(
+    hooks: H,
+    job: &ResolvedJob,
+    device: B::Device,
+    cancel: &CancelToken,
+    callbacks: Vec<Box<dyn Callback>>,
+) -> Result<JobOutcome>
 where
     B: AutodiffBackend,
     H: StepHooks<B>,
@@ -82,7 +93,12 @@ where
 impl JobOutcome {
     /// The outcome of a job that failed before its first step.
     pub(crate) fn unstarted(error: &JobError) -> Self {
-        JobOutcome { status: RunStatus::Failed, step: 0, reason: Some(error.to_string()), data_wait_fraction: 0.0 }
+        JobOutcome {
+            status: RunStatus::Failed,
+            step: 0,
+            reason: Some(error.to_string()),
+            data_wait_fraction: 0.0,
+        }
     }
 }
 
@@ -90,10 +106,16 @@ impl JobOutcome {
 pub(crate) fn report_unstarted(path: &Path, error: &JobError) -> Result<()> {
     log::error!("{error}");
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| JobError::Io { action: "creating events folder", path: dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| JobError::Io {
+            action: "creating events folder",
+            path: dir.to_path_buf(),
+            source,
+        })?;
     }
     let message = error.to_string();
-    let lines = std::fs::read_to_string(path).map(|t| t.lines().count()).unwrap_or(0);
+    let lines = std::fs::read_to_string(path)
+        .map(|t| t.lines().count())
+        .unwrap_or(0);
     let mut writer = EventWriter::open(path, ResumeAt::Lines(lines))?;
     let mut event = Event::new(EventKind::RunEnded, 0, 0);
     event.status = Some(RunStatus::Failed);
@@ -127,8 +149,15 @@ struct JobRun<'a, B: AutodiffBackend, H: StepHooks<B>> {
     window_clock: (Duration, Duration),
 }
 
-fn hook_error(hook: &str, step: usize) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> TrainerError + '_ {
-    move |e| TrainerError::Step { hook: hook.to_string(), step, message: e.to_string() }
+fn hook_error(
+    hook: &str,
+    step: usize,
+) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> TrainerError + '_ {
+    move |e| TrainerError::Step {
+        hook: hook.to_string(),
+        step,
+        message: e.to_string(),
+    }
 }
 
 /// A job's error as the engine's: an engine error as it is, anything else (data, files) as the
@@ -136,34 +165,57 @@ fn hook_error(hook: &str, step: usize) -> impl FnOnce(Box<dyn std::error::Error 
 fn engine_error(error: JobError) -> TrainerError {
     match error {
         JobError::Trainer(error) => error,
-        other => TrainerError::Callback { callback: "job".into(), message: other.to_string() },
+        other => TrainerError::Callback {
+            callback: "job".into(),
+            message: other.to_string(),
+        },
     }
 }
 
 impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
-    fn prepare(mut hooks: H, job: &'a ResolvedJob, device: B::Device, extra: Vec<Box<dyn Callback>>) -> Result<Self> {
+    fn prepare(
+        mut hooks: H,
+        job: &'a ResolvedJob,
+        device: B::Device,
+        extra: Vec<Box<dyn Callback>>,
+    ) -> Result<Self> {
         let spec = &job.spec;
         let origin = "(resolved spec)";
         let source = match spec.mock_batches {
             Some(_) => None,
-            None => Some(Arc::new(ParquetSource::open(&spec.dataset.parquet_paths, spec.dataset.columns.as_deref())?)),
+            None => Some(Arc::new(ParquetSource::open(
+                &spec.dataset.parquet_paths,
+                spec.dataset.columns.as_deref(),
+            )?)),
         };
         let mock_schema = Arc::new(Schema::new(
-            spec.dataset.columns.iter().flatten().map(|c| Field::new(c, DataType::Float32, false)).collect::<Vec<_>>(),
+            spec.dataset
+                .columns
+                .iter()
+                .flatten()
+                .map(|c| Field::new(c, DataType::Float32, false))
+                .collect::<Vec<_>>(),
         ));
         let (schema, rows) = match &source {
             Some(source) => (source.schema(), source.rows()),
-            None => (mock_schema.clone(), spec.mock_batches.unwrap_or(0) * spec.dataset.batch_size),
+            None => (
+                mock_schema.clone(),
+                spec.mock_batches.unwrap_or(0) * spec.dataset.batch_size,
+            ),
         };
         let state = {
             let ctx = JobContext {
                 spec,
                 schema,
                 rows,
-                columns: source.as_deref().map(|s| s as &dyn crate::hooks::ColumnReader),
+                columns: source
+                    .as_deref()
+                    .map(|s| s as &dyn crate::hooks::ColumnReader),
             };
             hooks.setup(&ctx).map_err(hook_error("setup", 0))?;
-            hooks.configure(&ctx, &device).map_err(hook_error("configure", 0))?
+            hooks
+                .configure(&ctx, &device)
+                .map_err(hook_error("configure", 0))?
         };
         let learning_rate = spec.learning_rate();
         let schedule = match spec.schedule_config(origin)? {
@@ -184,7 +236,11 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
                 Some(n) => Retention::LastN(n),
                 None => Retention::All,
             });
-        let events_dir = job.paths.events_path.parent().map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf);
+        let events_dir = job
+            .paths
+            .events_path
+            .parent()
+            .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf);
         let event_log = EventLog::new(events_dir)
             .events_path(&job.paths.events_path)
             .csv(false)
@@ -195,7 +251,13 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
         list.push(Box::new(event_log));
         let callbacks = CallbackList::new(list)?;
         let mut available = AvailableMetrics::default();
-        available.set(Split::Train, hooks.metric_names().into_iter().chain(RUNTIME_METRICS.iter().map(|s| s.to_string())));
+        available.set(
+            Split::Train,
+            hooks
+                .metric_names()
+                .into_iter()
+                .chain(RUNTIME_METRICS.iter().map(|s| s.to_string())),
+        );
         let per_epoch = match &source {
             Some(source) => source.batches_per_epoch(spec.dataset.batch_size),
             None => spec.mock_batches.unwrap_or(1),
@@ -228,27 +290,41 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
     /// callbacks, metrics window and data cursor.
     fn resume(&mut self, file: &Path) -> Result<()> {
         let payload: JobPayload = read(file)?;
-        let mismatch = |message: String| JobError::Resume { path: file.to_path_buf(), message };
+        let mismatch = |message: String| JobError::Resume {
+            path: file.to_path_buf(),
+            message,
+        };
         let record = &payload.optimizer;
         if record.run_id != self.job.spec.run_id {
             return Err(mismatch(format!("it belongs to run {:?}, this job is {:?}; give this job its own checkpoints folder", record.run_id, self.job.spec.run_id)));
         }
         if record.trainer != self.job.trainer {
-            return Err(mismatch(format!("it was written by trainer {:?}, this job runs {:?}", record.trainer, self.job.trainer)));
+            return Err(mismatch(format!(
+                "it was written by trainer {:?}, this job runs {:?}",
+                record.trainer, self.job.trainer
+            )));
         }
         let config = &self.engine.config;
         for (field, theirs, ours) in [
             ("seed", payload.config.seed, config.seed),
-            ("dataset.batch_size", payload.config.batch_size as u64, config.batch_size as u64),
+            (
+                "dataset.batch_size",
+                payload.config.batch_size as u64,
+                config.batch_size as u64,
+            ),
         ] {
             if theirs != ours {
                 return Err(mismatch(format!("`{field}` is {theirs} in the checkpoint and {ours} in the spec; it fixes the data order")));
             }
         }
         let step = payload.state.global_step;
-        self.hooks.load_state_dict(&mut self.state, payload.module, &self.device).map_err(hook_error("load_state_dict", step))?;
+        self.hooks
+            .load_state_dict(&mut self.state, payload.module, &self.device)
+            .map_err(hook_error("load_state_dict", step))?;
         if let Some(extra) = payload.optimizer.extra {
-            self.hooks.load_checkpoint(&mut self.state, extra).map_err(hook_error("load_checkpoint", step))?;
+            self.hooks
+                .load_checkpoint(&mut self.state, extra)
+                .map_err(hook_error("load_checkpoint", step))?;
         }
         self.engine.schedule.load_state(payload.schedule)?;
         self.engine.callbacks.load_states(payload.callbacks)?;
@@ -256,7 +332,11 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
         self.engine.latest = payload.metrics;
         self.cursor = payload.cursor;
         self.engine.state = payload.state;
-        log::info!("resumed {} at step {step} from {}", self.job.spec.run_id, file.display());
+        log::info!(
+            "resumed {} at step {step} from {}",
+            self.job.spec.run_id,
+            file.display()
+        );
         Ok(())
     }
 
@@ -269,17 +349,32 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
         values.insert("lr".into(), lr);
         let seconds = self.window_started.elapsed().as_secs_f64();
         if seconds > 0.0 && self.window_steps > 0 {
-            values.insert("steps_per_second".into(), self.window_steps as f64 / seconds);
+            values.insert(
+                "steps_per_second".into(),
+                self.window_steps as f64 / seconds,
+            );
         }
         // The window's own share: the session's start (the first batch) weighs only on the
         // first window, and a slow patch shows where it happens.
-        let (busy, waiting) = (self.busy - self.window_clock.0, self.waiting - self.window_clock.1);
+        let (busy, waiting) = (
+            self.busy - self.window_clock.0,
+            self.waiting - self.window_clock.1,
+        );
         let total = (busy + waiting).as_secs_f64();
-        values.insert("data_wait_fraction".into(), if total > 0.0 { waiting.as_secs_f64() / total } else { 0.0 });
+        values.insert(
+            "data_wait_fraction".into(),
+            if total > 0.0 {
+                waiting.as_secs_f64() / total
+            } else {
+                0.0
+            },
+        );
         self.window_clock = (self.busy, self.waiting);
         self.window_started = Instant::now();
         self.window_steps = 0;
-        self.engine.latest.set(Split::Train, self.engine.state.global_step, values);
+        self.engine
+            .latest
+            .set(Split::Train, self.engine.state.global_step, values);
     }
 
     fn wait_fraction(&self) -> f64 {
@@ -301,8 +396,16 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
                     rows: *per_epoch * self.job.spec.dataset.batch_size,
                     columns: None,
                 };
-                let batch = self.hooks.mock_batch(&ctx, cursor.batch).map_err(hook_error("mock_batch", self.engine.state.global_step))?;
-                let item = FeedItem { batch, epoch: cursor.epoch, index: cursor.batch, last: cursor.batch + 1 >= *per_epoch };
+                let batch = self
+                    .hooks
+                    .mock_batch(&ctx, cursor.batch)
+                    .map_err(hook_error("mock_batch", self.engine.state.global_step))?;
+                let item = FeedItem {
+                    batch,
+                    epoch: cursor.epoch,
+                    index: cursor.batch,
+                    last: cursor.batch + 1 >= *per_epoch,
+                };
                 *cursor = item.next_cursor();
                 Ok(item)
             }
@@ -332,7 +435,12 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
             Some(StopReason::Requested(reason)) => (RunStatus::Completed, Some(reason.clone())),
             Some(other) => (RunStatus::Completed, Some(other.to_string())),
         };
-        Ok(JobOutcome { status, step: self.engine.state.global_step, reason, data_wait_fraction: self.wait_fraction() })
+        Ok(JobOutcome {
+            status,
+            step: self.engine.state.global_step,
+            reason,
+            data_wait_fraction: self.wait_fraction(),
+        })
     }
 
     /// One step: the next batch, `prepare_batch`, `train_step`, the counters and the window.
@@ -346,9 +454,21 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
         let rows = item.batch.num_rows();
         let lr = self.engine.schedule.lr();
         let emits = (step + 1).is_multiple_of(spec.metric_every);
-        let prepared = self.hooks.prepare_batch(&mut self.state, &item.batch, &self.device).map_err(hook_error("prepare_batch", step))?;
-        let ctx = StepContext { step, epoch: item.epoch, learning_rate: lr, seed: mix_seed(spec.seed, step as u64), emits_metrics: emits };
-        let result = self.hooks.train_step(&mut self.state, prepared, &ctx).map_err(hook_error("train_step", step))?;
+        let prepared = self
+            .hooks
+            .prepare_batch(&mut self.state, &item.batch, &self.device)
+            .map_err(hook_error("prepare_batch", step))?;
+        let ctx = StepContext {
+            step,
+            epoch: item.epoch,
+            learning_rate: lr,
+            seed: mix_seed(spec.seed, step as u64),
+            emits_metrics: emits,
+        };
+        let result = self
+            .hooks
+            .train_step(&mut self.state, prepared, &ctx)
+            .map_err(hook_error("train_step", step))?;
         self.busy += started.elapsed();
         self.cursor = item.next_cursor();
         let state = &mut self.engine.state;
@@ -363,20 +483,41 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
             log::debug!("step {}: {debug}", self.engine.state.global_step);
         }
         let skip_cadence = result.control.skip_cadence_emit;
-        if !skip_cadence && self.engine.state.global_step.is_multiple_of(spec.metric_every) {
+        if !skip_cadence
+            && self
+                .engine
+                .state
+                .global_step
+                .is_multiple_of(spec.metric_every)
+        {
             self.emit_metrics(lr);
         }
-        Ok(StepDone { optimizer_step: true, skip_cadence, backoff_seconds: result.control.backoff_seconds })
+        Ok(StepDone {
+            optimizer_step: true,
+            skip_cadence,
+            backoff_seconds: result.control.backoff_seconds,
+        })
     }
 
     fn sample(&mut self) -> Result<()> {
         let dir = self.job.paths.samples_dir.clone();
-        std::fs::create_dir_all(&dir).map_err(|source| JobError::Io { action: "creating samples folder", path: dir.clone(), source })?;
+        std::fs::create_dir_all(&dir).map_err(|source| JobError::Io {
+            action: "creating samples folder",
+            path: dir.clone(),
+            source,
+        })?;
         let step = self.engine.state.global_step;
-        let file = self.hooks.sample(&mut self.state, &SampleContext { step, dir: &dir }).map_err(hook_error("sample", step))?;
+        let file = self
+            .hooks
+            .sample(&mut self.state, &SampleContext { step, dir: &dir })
+            .map_err(hook_error("sample", step))?;
         if let Some(file) = file {
-            let info = SampleInfo { step, file: Some(file.display().to_string()) };
-            self.engine.with_callbacks(|callbacks, ctx| callbacks.run_sample(ctx, &info))?;
+            let info = SampleInfo {
+                step,
+                file: Some(file.display().to_string()),
+            };
+            self.engine
+                .with_callbacks(|callbacks, ctx| callbacks.run_sample(ctx, &info))?;
         }
         Ok(())
     }
@@ -389,15 +530,24 @@ impl<B: AutodiffBackend, H: StepHooks<B>> StepProgram for JobRun<'_, B, H> {
 
     fn snapshot(&mut self) -> trainer_core::Result<Snapshot> {
         let step = self.engine.state.global_step;
-        let module = self.hooks.state_dict(&self.state).map_err(hook_error("state_dict", step))?;
-        let extra = self.hooks.save_checkpoint(&self.state).map_err(hook_error("save_checkpoint", step))?;
+        let module = self
+            .hooks
+            .state_dict(&self.state)
+            .map_err(hook_error("state_dict", step))?;
+        let extra = self
+            .hooks
+            .save_checkpoint(&self.state)
+            .map_err(hook_error("save_checkpoint", step))?;
         let record = JobRecord {
             run_id: self.job.spec.run_id.clone(),
             trainer: self.job.trainer.clone(),
             window: self.window.totals(),
             extra,
         };
-        let payload: JobPayload = self.engine.checkpoint_meta(self.cursor, EpochProgress::default()).with_records(module, record, None);
+        let payload: JobPayload = self
+            .engine
+            .checkpoint_meta(self.cursor, EpochProgress::default())
+            .with_records(module, record, None);
         Ok(Snapshot::from_payload(payload))
     }
 
@@ -420,9 +570,18 @@ impl<B: AutodiffBackend, H: StepHooks<B>> StepProgram for JobRun<'_, B, H> {
                         message: format!("its data cursor is at batch {} of an epoch; this data has {per_epoch} batches", self.cursor.batch),
                     }));
                 }
-                Batches::Parquet(Feed::start(source.clone(), spec.seed, spec.dataset.batch_size, spec.dataset.readahead, self.cursor))
+                Batches::Parquet(Feed::start(
+                    source.clone(),
+                    spec.seed,
+                    spec.dataset.batch_size,
+                    spec.dataset.readahead,
+                    self.cursor,
+                ))
             }
-            None => Batches::Mock { per_epoch: spec.mock_batches.unwrap_or(1), cursor: self.cursor },
+            None => Batches::Mock {
+                per_epoch: spec.mock_batches.unwrap_or(1),
+                cursor: self.cursor,
+            },
         };
         self.batches = Some(batches);
         self.window_started = Instant::now();
@@ -431,7 +590,12 @@ impl<B: AutodiffBackend, H: StepHooks<B>> StepProgram for JobRun<'_, B, H> {
 
     fn after_checkpoint(&mut self) -> trainer_core::Result<()> {
         let step = self.engine.state.global_step;
-        if self.job.spec.sample_every.is_some_and(|every| step.is_multiple_of(every)) {
+        if self
+            .job
+            .spec
+            .sample_every
+            .is_some_and(|every| step.is_multiple_of(every))
+        {
             self.sample().map_err(engine_error)?;
         }
         Ok(())
@@ -440,7 +604,10 @@ impl<B: AutodiffBackend, H: StepHooks<B>> StepProgram for JobRun<'_, B, H> {
     fn finish(&mut self) -> trainer_core::Result<()> {
         // A window the cadence did not close at the end (max_steps not a multiple). A cancelled
         // run keeps it: the checkpoint holds it and the resumed run continues it.
-        if !matches!(self.engine.state.stop_reason, Some(StopReason::Cancelled(_))) {
+        if !matches!(
+            self.engine.state.stop_reason,
+            Some(StopReason::Cancelled(_))
+        ) {
             let lr = self.engine.schedule.lr();
             self.emit_metrics(lr);
         }
@@ -454,4 +621,3 @@ impl<B: AutodiffBackend, H: StepHooks<B>> StepProgram for JobRun<'_, B, H> {
 pub fn hook_failure(message: impl Into<String>) -> Box<dyn std::error::Error + Send + Sync> {
     message.into().into()
 }
-

@@ -70,20 +70,37 @@ impl RunOptions {
     /// Resolves the settings with `env` as the environment (empty values count as unset).
     pub fn resolve_with(&self, env: impl Fn(&str) -> Option<String>) -> Result<ResolvedJob> {
         let env = |name: &str| env(name).filter(|v| !v.is_empty());
-        let path = |flag: &Option<PathBuf>, name: &str| flag.clone().or_else(|| env(name).map(PathBuf::from));
+        let path = |flag: &Option<PathBuf>, name: &str| {
+            flag.clone().or_else(|| env(name).map(PathBuf::from))
+        };
         let spec_path = path(&self.spec_path, ENV_SPEC_PATH).ok_or_else(|| JobError::Setting {
             name: "--spec".into(),
             message: format!("no job spec: give `--spec FILE` or set {ENV_SPEC_PATH}"),
         })?;
         let spec = JobSpec::from_file(&spec_path)?;
-        let trainer = self.trainer.clone().or_else(|| env(ENV_PLUGIN)).unwrap_or_else(|| spec.trainer.clone());
-        let run_dir = self.run_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join(&spec.run_id));
+        let trainer = self
+            .trainer
+            .clone()
+            .or_else(|| env(ENV_PLUGIN))
+            .unwrap_or_else(|| spec.trainer.clone());
+        let run_dir = self
+            .run_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("runs").join(&spec.run_id));
         let paths = JobPaths {
-            checkpoints_dir: path(&self.checkpoints_dir, ENV_CHECKPOINTS_DIR).unwrap_or_else(|| run_dir.join("checkpoints")),
-            samples_dir: path(&self.samples_dir, ENV_SAMPLES_DIR).unwrap_or_else(|| run_dir.join("samples")),
-            events_path: path(&self.events_path, ENV_EVENTS_PATH).unwrap_or_else(|| run_dir.join("events.jsonl")),
-            cancel_file: path(&self.cancel_file, ENV_CANCEL_PATH).unwrap_or_else(|| run_dir.join("CANCEL")),
+            checkpoints_dir: path(&self.checkpoints_dir, ENV_CHECKPOINTS_DIR)
+                .unwrap_or_else(|| run_dir.join("checkpoints")),
+            samples_dir: path(&self.samples_dir, ENV_SAMPLES_DIR)
+                .unwrap_or_else(|| run_dir.join("samples")),
+            events_path: path(&self.events_path, ENV_EVENTS_PATH)
+                .unwrap_or_else(|| run_dir.join("events.jsonl")),
+            cancel_file: path(&self.cancel_file, ENV_CANCEL_PATH)
+                .unwrap_or_else(|| run_dir.join("CANCEL")),
         };
-        Ok(ResolvedJob { spec, trainer, paths })
+        Ok(ResolvedJob {
+            spec,
+            trainer,
+            paths,
+        })
     }
 }

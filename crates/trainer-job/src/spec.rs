@@ -110,17 +110,32 @@ impl JobSpec {
     /// a spec of another version gets that message rather than one about its fields.
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
         let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| JobError::SpecSyntax { origin: origin.into(), message: e.to_string() })?;
+            serde_json::from_str(text).map_err(|e| JobError::SpecSyntax {
+                origin: origin.into(),
+                message: e.to_string(),
+            })?;
         let Some(object) = value.as_object() else {
-            return Err(JobError::spec(origin, "(top level)", "expected a JSON object"));
+            return Err(JobError::spec(
+                origin,
+                "(top level)",
+                "expected a JSON object",
+            ));
         };
         match object.get("trainer_api_version") {
-            None => return Err(JobError::spec(origin, "trainer_api_version", format!("missing; give one of {}", SUPPORTED_API_VERSIONS.join(", ")))),
+            None => {
+                return Err(JobError::spec(
+                    origin,
+                    "trainer_api_version",
+                    format!("missing; give one of {}", SUPPORTED_API_VERSIONS.join(", ")),
+                ))
+            }
             Some(serde_json::Value::String(v)) if SUPPORTED_API_VERSIONS.contains(&v.as_str()) => {}
             Some(other) => {
                 return Err(JobError::UnsupportedVersion {
                     origin: origin.into(),
-                    found: other.as_str().map_or_else(|| other.to_string(), str::to_string),
+                    found: other
+                        .as_str()
+                        .map_or_else(|| other.to_string(), str::to_string),
                     supported: SUPPORTED_API_VERSIONS.to_vec(),
                 })
             }
@@ -129,7 +144,15 @@ impl JobSpec {
             let field = e.path().to_string();
             let message = e.into_inner().to_string();
             // A missing or unknown field is reported at its parent; the message names it.
-            JobError::spec(origin, if field == "." { "(top level)".to_string() } else { field }, message)
+            JobError::spec(
+                origin,
+                if field == "." {
+                    "(top level)".to_string()
+                } else {
+                    field
+                },
+                message,
+            )
         })?;
         spec.validate(origin)?;
         Ok(spec)
@@ -145,13 +168,27 @@ impl JobSpec {
             }
         };
         if self.run_id.is_empty()
-            || !self.run_id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            || !self
+                .run_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             || self.run_id.starts_with('.')
         {
-            return Err(JobError::spec(origin, "run_id", format!("{:?}: use letters, digits, '-', '_' and '.', not starting with '.'", self.run_id)));
+            return Err(JobError::spec(
+                origin,
+                "run_id",
+                format!(
+                    "{:?}: use letters, digits, '-', '_' and '.', not starting with '.'",
+                    self.run_id
+                ),
+            ));
         }
         if self.trainer.is_empty() {
-            return Err(JobError::spec(origin, "trainer", "must name a registered trainer"));
+            return Err(JobError::spec(
+                origin,
+                "trainer",
+                "must name a registered trainer",
+            ));
         }
         positive("max_steps", self.max_steps)?;
         positive("metric_every", self.metric_every)?;
@@ -163,42 +200,77 @@ impl JobSpec {
         positive("dataset.readahead", self.dataset.readahead)?;
         if let Some(columns) = &self.dataset.columns {
             if columns.is_empty() {
-                return Err(JobError::spec(origin, "dataset.columns", "must name at least one column (or be left out for all)"));
+                return Err(JobError::spec(
+                    origin,
+                    "dataset.columns",
+                    "must name at least one column (or be left out for all)",
+                ));
             }
-            if let Some(name) = columns.iter().enumerate().find_map(|(i, c)| columns[..i].contains(c).then_some(c)) {
-                return Err(JobError::spec(origin, "dataset.columns", format!("names {name:?} twice")));
+            if let Some(name) = columns
+                .iter()
+                .enumerate()
+                .find_map(|(i, c)| columns[..i].contains(c).then_some(c))
+            {
+                return Err(JobError::spec(
+                    origin,
+                    "dataset.columns",
+                    format!("names {name:?} twice"),
+                ));
             }
         }
         if self.keep_checkpoints == Some(0) {
-            return Err(JobError::spec(origin, "keep_checkpoints", "must be at least 1 (or left out to keep all)"));
+            return Err(JobError::spec(
+                origin,
+                "keep_checkpoints",
+                "must be at least 1 (or left out to keep all)",
+            ));
         }
         match self.mock_batches {
             Some(0) => return Err(JobError::spec(origin, "mock_batches", "must be at least 1")),
             Some(_) => {}
             None if self.dataset.parquet_paths.is_empty() => {
-                return Err(JobError::spec(origin, "dataset.parquet_paths", "names no file; give at least one, or `mock_batches` for a run without data"))
+                return Err(JobError::spec(
+                    origin,
+                    "dataset.parquet_paths",
+                    "names no file; give at least one, or `mock_batches` for a run without data",
+                ))
             }
             None => {}
         }
         let Some(hyperparams) = self.hyperparams.as_object() else {
-            return Err(JobError::spec(origin, "hyperparams", "must be a JSON object"));
+            return Err(JobError::spec(
+                origin,
+                "hyperparams",
+                "must be a JSON object",
+            ));
         };
         let learning_rate = match hyperparams.get("learning_rate") {
             None => DEFAULT_LEARNING_RATE,
             Some(v) => match v.as_f64() {
                 Some(lr) if lr.is_finite() && lr >= 0.0 => lr,
-                _ => return Err(JobError::spec(origin, "hyperparams.learning_rate", format!("{v} is not a finite number >= 0"))),
+                _ => {
+                    return Err(JobError::spec(
+                        origin,
+                        "hyperparams.learning_rate",
+                        format!("{v} is not a finite number >= 0"),
+                    ))
+                }
             },
         };
         if let Some(schedule) = self.schedule_config(origin)? {
-            schedule.build(learning_rate).map_err(|e| JobError::spec(origin, "hyperparams.lr_schedule", e.to_string()))?;
+            schedule
+                .build(learning_rate)
+                .map_err(|e| JobError::spec(origin, "hyperparams.lr_schedule", e.to_string()))?;
         }
         Ok(())
     }
 
     /// `hyperparams.learning_rate`, or 0.001.
     pub fn learning_rate(&self) -> f64 {
-        self.hyperparams.get("learning_rate").and_then(serde_json::Value::as_f64).unwrap_or(DEFAULT_LEARNING_RATE)
+        self.hyperparams
+            .get("learning_rate")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(DEFAULT_LEARNING_RATE)
     }
 
     /// `hyperparams.lr_schedule`, if there is one.

@@ -44,14 +44,23 @@ pub(crate) struct MetricWindow<B: AutodiffBackend> {
 
 impl<B: AutodiffBackend> Default for MetricWindow<B> {
     fn default() -> Self {
-        Self { host: BTreeMap::new(), device: BTreeMap::new(), counts: BTreeMap::new(), carried: BTreeMap::new() }
+        Self {
+            host: BTreeMap::new(),
+            device: BTreeMap::new(),
+            counts: BTreeMap::new(),
+            carried: BTreeMap::new(),
+        }
     }
 }
 
 impl<B: AutodiffBackend> MetricWindow<B> {
     /// A window that continues one a checkpoint holds.
     pub fn from_totals(totals: WindowTotals) -> Self {
-        Self { carried: totals.sums, counts: totals.counts, ..Self::default() }
+        Self {
+            carried: totals.sums,
+            counts: totals.counts,
+            ..Self::default()
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -70,7 +79,11 @@ impl<B: AutodiffBackend> MetricWindow<B> {
                         // A carried device sum goes back on the device, so that the sums that
                         // follow are those of an unbroken window.
                         None => match self.carried.remove(&name) {
-                            Some(carried) => Tensor::<B::InnerBackend, 1>::from_floats([carried], &tensor.device()).add(tensor),
+                            Some(carried) => Tensor::<B::InnerBackend, 1>::from_floats(
+                                [carried],
+                                &tensor.device(),
+                            )
+                            .add(tensor),
                             None => tensor,
                         },
                     };
@@ -89,13 +102,25 @@ impl<B: AutodiffBackend> MetricWindow<B> {
         for (name, tensor) in &self.device {
             *sums.entry(name.clone()).or_default() += tensor.clone().into_scalar().elem::<f64>();
         }
-        WindowTotals { sums, counts: self.counts.clone() }
+        WindowTotals {
+            sums,
+            counts: self.counts.clone(),
+        }
     }
 
     /// The means over the window, and an empty window.
     pub fn take_means(&mut self) -> BTreeMap<String, f64> {
         let totals = self.totals();
         *self = Self::default();
-        totals.sums.iter().map(|(name, sum)| (name.clone(), sum / totals.counts.get(name).copied().unwrap_or(1).max(1) as f64)).collect()
+        totals
+            .sums
+            .iter()
+            .map(|(name, sum)| {
+                (
+                    name.clone(),
+                    sum / totals.counts.get(name).copied().unwrap_or(1).max(1) as f64,
+                )
+            })
+            .collect()
     }
 }

@@ -14,8 +14,8 @@ use trainer_core::checkpoint::{latest_in, read};
 use trainer_core::event::RunStatus;
 use trainer_job::mlp_classifier::{MlpBatch, MlpClassifier, MlpState};
 use trainer_job::{
-    run_job, CancelToken, HookResult, JobContext, JobOutcome, JobPayload, RecordBatch, ResolvedJob, SampleContext, StateDict, StepContext,
-    StepHooks, StepResult, EXIT_CANCELLED,
+    run_job, CancelToken, HookResult, JobContext, JobOutcome, JobPayload, RecordBatch, ResolvedJob,
+    SampleContext, StateDict, StepContext, StepHooks, StepResult, EXIT_CANCELLED,
 };
 
 /// The mlp-classifier with scripted trouble: fail at a step, cancel at a step, skip the
@@ -29,7 +29,12 @@ struct Scripted {
 
 impl Scripted {
     fn new(job: &ResolvedJob) -> Self {
-        Self { inner: MlpClassifier::from_spec(&job.spec).unwrap(), fail_at: None, cancel_at: None, skip_at: None }
+        Self {
+            inner: MlpClassifier::from_spec(&job.spec).unwrap(),
+            fail_at: None,
+            cancel_at: None,
+            skip_at: None,
+        }
     }
 }
 
@@ -46,10 +51,20 @@ impl<Bk: AutodiffBackend> StepHooks<Bk> for Scripted {
     fn metric_names(&self) -> Vec<String> {
         <MlpClassifier as StepHooks<Bk>>::metric_names(&self.inner)
     }
-    fn prepare_batch(&mut self, state: &mut Self::State, batch: &RecordBatch, device: &Bk::Device) -> HookResult<Self::Batch> {
+    fn prepare_batch(
+        &mut self,
+        state: &mut Self::State,
+        batch: &RecordBatch,
+        device: &Bk::Device,
+    ) -> HookResult<Self::Batch> {
         self.inner.prepare_batch(state, batch, device)
     }
-    fn train_step(&mut self, state: &mut Self::State, batch: Self::Batch, ctx: &StepContext) -> HookResult<StepResult<Bk>> {
+    fn train_step(
+        &mut self,
+        state: &mut Self::State,
+        batch: Self::Batch,
+        ctx: &StepContext,
+    ) -> HookResult<StepResult<Bk>> {
         if self.fail_at == Some(ctx.step) {
             return Err(format!("scripted failure at step {}", ctx.step).into());
         }
@@ -65,10 +80,19 @@ impl<Bk: AutodiffBackend> StepHooks<Bk> for Scripted {
     fn state_dict(&self, state: &Self::State) -> HookResult<StateDict> {
         <MlpClassifier as StepHooks<Bk>>::state_dict(&self.inner, state)
     }
-    fn load_state_dict(&mut self, state: &mut Self::State, dict: StateDict, device: &Bk::Device) -> HookResult<()> {
+    fn load_state_dict(
+        &mut self,
+        state: &mut Self::State,
+        dict: StateDict,
+        device: &Bk::Device,
+    ) -> HookResult<()> {
         self.inner.load_state_dict(state, dict, device)
     }
-    fn sample(&mut self, state: &mut Self::State, ctx: &SampleContext<'_>) -> HookResult<Option<PathBuf>> {
+    fn sample(
+        &mut self,
+        state: &mut Self::State,
+        ctx: &SampleContext<'_>,
+    ) -> HookResult<Option<PathBuf>> {
         self.inner.sample(state, ctx)
     }
     fn mock_batch(&mut self, ctx: &JobContext<'_>, index: usize) -> HookResult<RecordBatch> {
@@ -89,15 +113,23 @@ fn run(hooks: Scripted, job: &ResolvedJob, cancel: &CancelToken) -> JobOutcome {
 /// Every tensor's bytes in a checkpoint's state dict: the model's in order, the optimizer's
 /// sorted (its state is keyed by parameter ids, which differ between runs; values must not).
 fn tensor_bytes(payload: &JobPayload) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    let (model, mut optimizer) = (payload.module.tensor_bytes("model").unwrap(), payload.module.tensor_bytes("optimizer").unwrap());
-    assert!(model.len() == 4 && optimizer.len() >= 8, "expected the tensors of two layers and their moments");
+    let (model, mut optimizer) = (
+        payload.module.tensor_bytes("model").unwrap(),
+        payload.module.tensor_bytes("optimizer").unwrap(),
+    );
+    assert!(
+        model.len() == 4 && optimizer.len() >= 8,
+        "expected the tensors of two layers and their moments"
+    );
     optimizer.sort();
     (model, optimizer)
 }
 
 /// The state dict of the checkpoint `latest` names, and its step.
 fn latest_state(job: &ResolvedJob) -> (usize, JobPayload) {
-    let file = latest_in(&job.paths.checkpoints_dir).unwrap().expect("a checkpoint");
+    let file = latest_in(&job.paths.checkpoints_dir)
+        .unwrap()
+        .expect("a checkpoint");
     let payload: JobPayload = read(&file).unwrap();
     (payload.state.global_step, payload)
 }
@@ -107,20 +139,35 @@ fn metrics_and_checkpoints_follow_the_cadence() {
     let dir = tempfile::tempdir().unwrap();
     let job = job(dir.path(), data(dir.path()), 23, 4, 10);
     let outcome = run(Scripted::new(&job), &job, &CancelToken::new());
-    assert_eq!((outcome.status, outcome.step, outcome.exit_code()), (RunStatus::Completed, 23, 0));
+    assert_eq!(
+        (outcome.status, outcome.step, outcome.exit_code()),
+        (RunStatus::Completed, 23, 0)
+    );
     let log = events(&job.paths.events_path);
     assert_eq!(log[0]["event"], "run_started");
     assert_eq!(log[0]["config"]["job"]["run_id"], "test-run");
     // Every 4 steps, plus the unfinished window at the end.
     assert_eq!(steps_of(&log, "metrics"), [4, 8, 12, 16, 20, 23]);
     for event in log.iter().filter(|e| e["event"] == "metrics") {
-        for name in ["loss", "accuracy", "lr", "steps_per_second", "data_wait_fraction"] {
-            assert!(event["metrics"][name].is_number(), "{name} missing in {event}");
+        for name in [
+            "loss",
+            "accuracy",
+            "lr",
+            "steps_per_second",
+            "data_wait_fraction",
+        ] {
+            assert!(
+                event["metrics"][name].is_number(),
+                "{name} missing in {event}"
+            );
         }
     }
     assert_eq!(steps_of(&log, "checkpoint"), [10, 20, 23]);
     let last = log.last().unwrap();
-    assert_eq!((last["event"].as_str(), last["status"].as_str()), (Some("run_ended"), Some("completed")));
+    assert_eq!(
+        (last["event"].as_str(), last["status"].as_str()),
+        (Some("run_ended"), Some("completed"))
+    );
     assert_eq!(latest_state(&job).0, 23);
 }
 
@@ -131,14 +178,30 @@ fn a_failing_step_ends_the_job_failed_and_keeps_the_checkpoint_before_it() {
     let mut hooks = Scripted::new(&job);
     hooks.fail_at = Some(7);
     let outcome = run(hooks, &job, &CancelToken::new());
-    assert_eq!((outcome.status, outcome.step, outcome.exit_code()), (RunStatus::Failed, 7, 1));
+    assert_eq!(
+        (outcome.status, outcome.step, outcome.exit_code()),
+        (RunStatus::Failed, 7, 1)
+    );
     let reason = outcome.reason.unwrap();
-    assert!(reason.contains("train_step") && reason.contains("scripted failure at step 7"), "{reason}");
+    assert!(
+        reason.contains("train_step") && reason.contains("scripted failure at step 7"),
+        "{reason}"
+    );
     let log = events(&job.paths.events_path);
     let last = log.last().unwrap();
     assert_eq!(last["status"], "failed");
-    assert!(last["reason"].as_str().unwrap().contains("scripted failure"), "{last}");
-    assert_eq!(steps_of(&log, "checkpoint"), [5], "no checkpoint of the failed state");
+    assert!(
+        last["reason"]
+            .as_str()
+            .unwrap()
+            .contains("scripted failure"),
+        "{last}"
+    );
+    assert_eq!(
+        steps_of(&log, "checkpoint"),
+        [5],
+        "no checkpoint of the failed state"
+    );
     // The checkpoint before the failure is intact, and a rerun resumes from it and completes.
     let (step, _) = latest_state(&job);
     assert_eq!(step, 5);
@@ -151,7 +214,10 @@ fn a_cancelled_job_checkpoints_and_resumes_to_the_same_parameters() {
     let straight_dir = tempfile::tempdir().unwrap();
     let files = data(straight_dir.path());
     let straight = job(straight_dir.path(), files.clone(), 40, 3, 10);
-    assert_eq!(run(Scripted::new(&straight), &straight, &CancelToken::new()).status, RunStatus::Completed);
+    assert_eq!(
+        run(Scripted::new(&straight), &straight, &CancelToken::new()).status,
+        RunStatus::Completed
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let cut = job(dir.path(), files, 40, 3, 10);
@@ -161,24 +227,45 @@ fn a_cancelled_job_checkpoints_and_resumes_to_the_same_parameters() {
     // the middle of an epoch (10 batches) and of a metrics window.
     hooks.cancel_at = Some((12, token.clone()));
     let outcome = run(hooks, &cut, &token);
-    assert_eq!((outcome.status, outcome.step, outcome.exit_code()), (RunStatus::Cancelled, 13, EXIT_CANCELLED));
+    assert_eq!(
+        (outcome.status, outcome.step, outcome.exit_code()),
+        (RunStatus::Cancelled, 13, EXIT_CANCELLED)
+    );
     let log = events(&cut.paths.events_path);
     let last = log.last().unwrap();
-    assert_eq!((last["status"].as_str(), last["step"].as_u64()), (Some("cancelled"), Some(13)));
+    assert_eq!(
+        (last["status"].as_str(), last["step"].as_u64()),
+        (Some("cancelled"), Some(13))
+    );
     assert_eq!(latest_state(&cut).0, 13);
 
     let outcome = run(Scripted::new(&cut), &cut, &CancelToken::new());
     assert_eq!((outcome.status, outcome.step), (RunStatus::Completed, 40));
     let (_, resumed) = latest_state(&cut);
     let (_, uninterrupted) = latest_state(&straight);
-    assert_eq!(tensor_bytes(&resumed), tensor_bytes(&uninterrupted), "the resumed job ended with other parameters");
+    assert_eq!(
+        tensor_bytes(&resumed),
+        tensor_bytes(&uninterrupted),
+        "the resumed job ended with other parameters"
+    );
     // The resumed log continues the first one without duplicates, and every metric reading
     // equals the uninterrupted run's: the window cut by the cancellation (steps 13..15) was
     // checkpointed and continued.
     let log = events(&cut.paths.events_path);
-    assert_eq!(log.iter().filter(|e| e["event"] == "run_started").count(), 2);
+    assert_eq!(
+        log.iter().filter(|e| e["event"] == "run_started").count(),
+        2
+    );
     let losses = |log: &[serde_json::Value]| -> Vec<(u64, String)> {
-        log.iter().filter(|e| e["event"] == "metrics").map(|e| (e["step"].as_u64().unwrap(), e["metrics"]["loss"].to_string())).collect()
+        log.iter()
+            .filter(|e| e["event"] == "metrics")
+            .map(|e| {
+                (
+                    e["step"].as_u64().unwrap(),
+                    e["metrics"]["loss"].to_string(),
+                )
+            })
+            .collect()
     };
     assert_eq!(losses(&log), losses(&events(&straight.paths.events_path)));
 }
@@ -186,7 +273,13 @@ fn a_cancelled_job_checkpoints_and_resumes_to_the_same_parameters() {
 #[test]
 fn mock_batches_run_without_data_and_skipped_steps_emit_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut job = job(dir.path(), vec![dir.path().join("never-read.parquet")], 12, 3, 6);
+    let mut job = job(
+        dir.path(),
+        vec![dir.path().join("never-read.parquet")],
+        12,
+        3,
+        6,
+    );
     job.spec.dataset.parquet_paths.clear();
     job.spec.mock_batches = Some(4);
     job.spec.sample_every = Some(6);
@@ -216,7 +309,10 @@ fn a_checkpoint_of_another_run_is_refused_and_reported() {
     let outcome = run(Scripted::new(&other), &other, &CancelToken::new());
     assert_eq!(outcome.status, RunStatus::Failed);
     let reason = outcome.reason.unwrap();
-    assert!(reason.contains("test-run") && reason.contains("other-run"), "{reason}");
+    assert!(
+        reason.contains("test-run") && reason.contains("other-run"),
+        "{reason}"
+    );
     let last = events(&other.paths.events_path).pop().unwrap();
     assert_eq!(last["status"], "failed");
 }
@@ -229,7 +325,10 @@ struct StopAt {
 
 impl StopAt {
     fn record(&self, hook: &str, ctx: &Context<'_>) {
-        self.seen.lock().unwrap().push(format!("{hook}@{}", ctx.state.global_step));
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("{hook}@{}", ctx.state.global_step));
     }
 }
 
@@ -268,10 +367,23 @@ fn user_callbacks_run_on_the_engine_loop_and_can_stop_a_job() {
     let dir = tempfile::tempdir().unwrap();
     let job = job(dir.path(), data(dir.path()), 30, 4, 10);
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let stop = StopAt { step: 6, seen: seen.clone() };
-    let outcome = run_job::<B, _>(Scripted::new(&job), &job, Default::default(), &CancelToken::new(), vec![Box::new(stop)]).unwrap();
+    let stop = StopAt {
+        step: 6,
+        seen: seen.clone(),
+    };
+    let outcome = run_job::<B, _>(
+        Scripted::new(&job),
+        &job,
+        Default::default(),
+        &CancelToken::new(),
+        vec![Box::new(stop)],
+    )
+    .unwrap();
     // Stopped right after the `BatchEnd` round of step 6: the loop's stop request, as in `fit`.
-    assert_eq!((outcome.status, outcome.step, outcome.reason.as_deref()), (RunStatus::Completed, 6, Some("enough steps")));
+    assert_eq!(
+        (outcome.status, outcome.step, outcome.reason.as_deref()),
+        (RunStatus::Completed, 6, Some("enough steps"))
+    );
     // One round per step, no epoch rounds (the feed streams across epochs), then the end.
     let mut expected = vec!["train_begin@0".to_string()];
     for step in 0..6 {
@@ -281,10 +393,27 @@ fn user_callbacks_run_on_the_engine_loop_and_can_stop_a_job() {
     expected.push("train_end@6".into());
     assert_eq!(*seen.lock().unwrap(), expected);
     let log = events(&job.paths.events_path);
-    assert_eq!(steps_of(&log, "metrics"), [4, 6], "the unfinished window is emitted at the stop");
-    assert_eq!(steps_of(&log, "checkpoint"), [6], "a checkpoint at the end of a stopped job");
-    let early = log.iter().find(|e| e["event"] == "early_stop").expect("an early_stop event");
-    assert_eq!((early["step"].as_u64(), early["reason"].as_str()), (Some(6), Some("enough steps")));
+    assert_eq!(
+        steps_of(&log, "metrics"),
+        [4, 6],
+        "the unfinished window is emitted at the stop"
+    );
+    assert_eq!(
+        steps_of(&log, "checkpoint"),
+        [6],
+        "a checkpoint at the end of a stopped job"
+    );
+    let early = log
+        .iter()
+        .find(|e| e["event"] == "early_stop")
+        .expect("an early_stop event");
+    assert_eq!(
+        (early["step"].as_u64(), early["reason"].as_str()),
+        (Some(6), Some("enough steps"))
+    );
     let last = log.last().unwrap();
-    assert_eq!((last["status"].as_str(), last["reason"].as_str()), (Some("completed"), Some("enough steps")));
+    assert_eq!(
+        (last["status"].as_str(), last["reason"].as_str()),
+        (Some("completed"), Some("enough steps"))
+    );
 }

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Callback, Context};
 use crate::checkpoint::{
-    write_atomic, write_latest, BestEntry, CheckpointIndex, CheckpointWriter, IndexEntry,
-    Retention, SaveReason, Snapshot,
+    best_file_name, is_step_file_name, step_file_name, write_atomic, write_latest, BestEntry,
+    CheckpointIndex, CheckpointWriter, IndexEntry, Retention, SaveReason, Snapshot,
 };
 use crate::config::Frequency;
 use crate::error::{Result, TrainerError};
@@ -223,7 +223,9 @@ impl Checkpointing {
 
     /// A handle to ask for saves and read results while the trainer owns the callback.
     pub fn handle(&self) -> CheckpointHandle {
-        CheckpointHandle { shared: Arc::clone(&self.shared) }
+        CheckpointHandle {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// The checkpoint folder.
@@ -247,21 +249,30 @@ impl Checkpointing {
         book.unreported = 0;
         let message = book.failures.last().cloned().unwrap_or_default();
         if self.stop_on_failure {
-            return Err(TrainerError::Callback { callback: KEY.into(), message: format!("a checkpoint save failed: {message}") });
+            return Err(TrainerError::Callback {
+                callback: KEY.into(),
+                message: format!("a checkpoint save failed: {message}"),
+            });
         }
         Ok(())
     }
 
     fn check_monitor(&mut self, ctx: &mut Context<'_>) {
         let Some(monitor) = &self.monitor else { return };
-        let Some((value, step)) = monitor.read(ctx.metrics) else { return };
+        let Some((value, step)) = monitor.read(ctx.metrics) else {
+            return;
+        };
         let reading = (step, value.to_bits());
         if self.last_reading == Some(reading) {
             return;
         }
         self.last_reading = Some(reading);
         if monitor.improves(value, self.state.best.as_ref().map(|b| b.value)) {
-            self.state.best = Some(BestValue { value, step: ctx.state.global_step, epoch: ctx.state.epoch });
+            self.state.best = Some(BestValue {
+                value,
+                step: ctx.state.global_step,
+                epoch: ctx.state.epoch,
+            });
             self.request(ctx, SaveReason::Best);
         }
     }
@@ -273,13 +284,7 @@ impl Checkpointing {
     }
 
     fn best_file(&self) -> Option<String> {
-        let monitor = self.monitor.as_ref()?;
-        let name: String = monitor
-            .name()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
-            .collect();
-        Some(format!("best-{name}.ckpt"))
+        Some(best_file_name(&self.monitor.as_ref()?.name()))
     }
 }
 
@@ -296,11 +301,17 @@ impl Callback for Checkpointing {
         if self.retention.needs_monitor() && self.monitor.is_none() {
             return Err(TrainerError::Callback {
                 callback: KEY.into(),
-                message: format!("retention `{}` ranks by a metric: set one with `monitor`", self.retention.describe()),
+                message: format!(
+                    "retention `{}` ranks by a metric: set one with `monitor`",
+                    self.retention.describe()
+                ),
             });
         }
         if self.every_steps == Some(0) || self.every_epochs == Some(0) {
-            return Err(TrainerError::Callback { callback: KEY.into(), message: "a save cadence must be at least 1".into() });
+            return Err(TrainerError::Callback {
+                callback: KEY.into(),
+                message: "a save cadence must be at least 1".into(),
+            });
         }
         std::fs::create_dir_all(&self.dir).map_err(|source| TrainerError::Io {
             action: "creating checkpoint folder",
@@ -367,7 +378,12 @@ impl Callback for Checkpointing {
                     let known: Vec<&str> = values.keys().map(String::as_str).collect();
                     return Err(TrainerError::Callback {
                         callback: KEY.into(),
-                        message: format!("monitored metric `{}` does not exist; {} has: {}", monitor.name(), monitor.split, known.join(", ")),
+                        message: format!(
+                            "monitored metric `{}` does not exist; {} has: {}",
+                            monitor.name(),
+                            monitor.split,
+                            known.join(", ")
+                        ),
                     });
                 }
             }
@@ -392,9 +408,19 @@ impl Callback for Checkpointing {
             let mut book = self.shared.book();
             let state = ctx.state;
             let latest = book.index.latest.clone();
-            let entry = book.index.checkpoints.iter_mut().rev().find(|e| Some(&e.file) == latest.as_ref());
+            let entry = book
+                .index
+                .checkpoints
+                .iter_mut()
+                .rev()
+                .find(|e| Some(&e.file) == latest.as_ref());
             match entry {
-                Some(e) if e.step == state.global_step && e.epoch == state.epoch && e.batch_in_epoch == state.batch_in_epoch && self.pending.is_empty() => {
+                Some(e)
+                    if e.step == state.global_step
+                        && e.epoch == state.epoch
+                        && e.batch_in_epoch == state.batch_in_epoch
+                        && self.pending.is_empty() =>
+                {
                     if !e.reasons.contains(&SaveReason::End) {
                         e.reasons.push(SaveReason::End);
                     }
@@ -431,9 +457,16 @@ impl Callback for Checkpointing {
         if reasons.is_empty() {
             reasons.push(SaveReason::Requested);
         }
-        let file = format!("epoch-{:04}-step-{:06}.ckpt", snapshot.epoch(), snapshot.step());
-        let best_file = reasons.contains(&SaveReason::Best).then(|| self.best_file()).flatten();
-        let monitored = self.monitor.as_ref().and_then(|m| m.read(ctx.metrics)).map(|(v, _)| v);
+        let file = step_file_name(snapshot.epoch(), snapshot.step());
+        let best_file = reasons
+            .contains(&SaveReason::Best)
+            .then(|| self.best_file())
+            .flatten();
+        let monitored = self
+            .monitor
+            .as_ref()
+            .and_then(|m| m.read(ctx.metrics))
+            .map(|(v, _)| v);
         let best = self.state.best.clone();
         let save = SaveJob {
             dir: self.dir.clone(),
@@ -462,14 +495,43 @@ impl Callback for Checkpointing {
     }
 
     fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
-        self.state = serde_json::from_value(state).map_err(|e| TrainerError::State { key: KEY.into(), message: e.to_string() })?;
+        self.state = serde_json::from_value(state).map_err(|e| TrainerError::State {
+            key: KEY.into(),
+            message: e.to_string(),
+        })?;
         Ok(())
+    }
+}
+
+/// Deletes a checkpoint file that retention dropped: only a name of the forms this callback
+/// writes, only a regular file in `dir` itself (a symlink there is left alone, so nothing
+/// outside the folder is ever deleted through it).
+fn remove_checkpoint_file(dir: &Path, file: &str) {
+    if !is_step_file_name(file) {
+        log::warn!("retention leaves {file:?} alone: not a checkpoint file name of this folder");
+        return;
+    }
+    let path = dir.join(file);
+    match std::fs::symlink_metadata(&path) {
+        Ok(meta) if meta.file_type().is_file() => {
+            if let Err(e) = std::fs::remove_file(&path) {
+                log::warn!("retention could not remove {}: {e}", path.display());
+            }
+        }
+        Ok(_) => log::warn!(
+            "retention leaves {} alone: not a regular file",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => log::warn!("retention could not look at {}: {e}", path.display()),
     }
 }
 
 /// Removes temporary files a killed process left behind (a folder has one writer: ours).
 fn remove_stale_temporaries(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
@@ -503,7 +565,10 @@ struct SaveJob {
 impl SaveJob {
     fn run(self) {
         if let Err(error) = self.write() {
-            log::warn!("checkpoint {} not saved: {error}; earlier checkpoints are intact", self.file);
+            log::warn!(
+                "checkpoint {} not saved: {error}; earlier checkpoints are intact",
+                self.file
+            );
             let mut book = self.shared.book();
             book.failures.push(error.to_string());
             book.unreported += 1;
@@ -520,7 +585,9 @@ impl SaveJob {
         // anything, so that a crash at any point leaves `latest` naming a whole file.
         write_latest(&self.dir, &self.file)?;
         let mut book = self.shared.book();
-        let created_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let created_unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         let entry = IndexEntry {
             file: self.file.clone(),
             epoch: self.snapshot.epoch(),
@@ -536,23 +603,29 @@ impl SaveJob {
         index.checkpoints.push(entry);
         index.latest = Some(self.file.clone());
         if let (Some(file), Some(best)) = (&self.best_file, &self.best) {
-            index.best = Some(BestEntry { file: file.clone(), value: best.value, step: best.step, epoch: best.epoch });
+            index.best = Some(BestEntry {
+                file: file.clone(),
+                value: best.value,
+                step: best.step,
+                epoch: best.epoch,
+            });
         }
-        let keep = self.retention.keep(&index.checkpoints, index.monitor.as_ref());
+        let keep = self
+            .retention
+            .keep(&index.checkpoints, index.monitor.as_ref());
         let mut removed = Vec::new();
         let mut kept = Vec::new();
         for (entry, keep) in index.checkpoints.drain(..).zip(keep) {
-            if keep { kept.push(entry) } else { removed.push(entry.file) }
+            if keep {
+                kept.push(entry)
+            } else {
+                removed.push(entry.file)
+            }
         }
         index.checkpoints = kept;
         index.save(&self.dir)?;
         for file in removed {
-            let path = self.dir.join(&file);
-            if let Err(e) = std::fs::remove_file(&path) {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    log::warn!("retention could not remove {}: {e}", path.display());
-                }
-            }
+            remove_checkpoint_file(&self.dir, &file);
         }
         Ok(())
     }

@@ -90,7 +90,9 @@ impl LatestMetrics {
     }
     /// Every split's latest values with the step they were read at.
     pub fn entries(&self) -> impl Iterator<Item = (Split, usize, &MetricValues)> {
-        self.values.iter().map(|(split, (step, values))| (*split, *step, values))
+        self.values
+            .iter()
+            .map(|(split, (step, values))| (*split, *step, values))
     }
     /// Records new values of `split` read at `step`.
     pub fn set(&mut self, split: Split, step: usize, values: MetricValues) {
@@ -107,12 +109,16 @@ pub struct AvailableMetrics {
 impl AvailableMetrics {
     /// Declares that `split` produces `names`.
     pub fn set<S: Into<String>>(&mut self, split: Split, names: impl IntoIterator<Item = S>) {
-        self.names.insert(split, names.into_iter().map(Into::into).collect());
+        self.names
+            .insert(split, names.into_iter().map(Into::into).collect());
     }
 
     /// What `split` produces; empty when the run has no such data.
     pub fn names(&self, split: Split) -> Vec<&str> {
-        self.names.get(&split).map(|v| v.iter().map(String::as_str).collect()).unwrap_or_default()
+        self.names
+            .get(&split)
+            .map(|v| v.iter().map(String::as_str).collect())
+            .unwrap_or_default()
     }
 }
 

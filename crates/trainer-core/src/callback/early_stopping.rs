@@ -150,7 +150,9 @@ impl EarlyStopping {
             (Split::Train, false) | (_, true) => return Ok(None),
             (split, false) => ctx.metrics.get(split),
         };
-        let Some(values) = values else { return Ok(None) };
+        let Some(values) = values else {
+            return Ok(None);
+        };
         match values.get(&self.monitor.metric) {
             Some(value) => Ok(Some(*value)),
             None => Err(TrainerError::Callback {
@@ -166,18 +168,34 @@ impl EarlyStopping {
     }
 
     fn check(&mut self, ctx: &mut Context<'_>, at_epoch_end: bool) -> Result<()> {
-        let Some(value) = self.reading(ctx, at_epoch_end)? else { return Ok(()) };
+        let Some(value) = self.reading(ctx, at_epoch_end)? else {
+            return Ok(());
+        };
         self.state.validations += 1;
-        if ctx.state.epoch < self.start_from_epoch || !self.state.validations.is_multiple_of(self.check_every) {
+        if ctx.state.epoch < self.start_from_epoch
+            || !self.state.validations.is_multiple_of(self.check_every)
+        {
             return Ok(());
         }
         let name = self.monitor.name();
         let stop = if self.check_finite && !value.is_finite() {
             Some(format!("early stopping: {name} = {value} is not finite"))
-        } else if self.stopping_threshold.is_some_and(|t| self.monitor.beats(value, t, 0.0)) {
-            Some(format!("early stopping: {name} = {value} reached the stopping threshold {}", self.stopping_threshold.unwrap_or_default()))
-        } else if self.divergence_threshold.is_some_and(|t| self.monitor.beats(t, value, 0.0)) {
-            Some(format!("early stopping: {name} = {value} is past the divergence threshold {}", self.divergence_threshold.unwrap_or_default()))
+        } else if self
+            .stopping_threshold
+            .is_some_and(|t| self.monitor.beats(value, t, 0.0))
+        {
+            Some(format!(
+                "early stopping: {name} = {value} reached the stopping threshold {}",
+                self.stopping_threshold.unwrap_or_default()
+            ))
+        } else if self
+            .divergence_threshold
+            .is_some_and(|t| self.monitor.beats(t, value, 0.0))
+        {
+            Some(format!(
+                "early stopping: {name} = {value} is past the divergence threshold {}",
+                self.divergence_threshold.unwrap_or_default()
+            ))
         } else {
             let reference = self.state.best.or(self.baseline);
             let improved = match reference {
@@ -227,7 +245,11 @@ impl Callback for EarlyStopping {
                     "monitored metric `{}` does not exist; {} has: {}",
                     self.monitor.name(),
                     self.monitor.split,
-                    if known.is_empty() { "nothing (no such data or no validation configured)".into() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "nothing (no such data or no validation configured)".into()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
             });
         }
@@ -255,7 +277,10 @@ impl Callback for EarlyStopping {
     }
 
     fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
-        self.state = serde_json::from_value(state).map_err(|e| TrainerError::State { key: KEY.into(), message: e.to_string() })?;
+        self.state = serde_json::from_value(state).map_err(|e| TrainerError::State {
+            key: KEY.into(),
+            message: e.to_string(),
+        })?;
         Ok(())
     }
 }

@@ -34,7 +34,19 @@ pub struct EventLog {
 impl EventLog {
     /// Logs into `dir` (created if needed).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into(), events_path: None, write_csv: true, run_config: None, checkpoints: None, events: None, csv: None, last_reading: None, checkpoints_seen: 0, pending_end: None, resume_at: None }
+        Self {
+            dir: dir.into(),
+            events_path: None,
+            write_csv: true,
+            run_config: None,
+            checkpoints: None,
+            events: None,
+            csv: None,
+            last_reading: None,
+            checkpoints_seen: 0,
+            pending_end: None,
+            resume_at: None,
+        }
     }
 
     /// Reports the files this checkpointing callback writes.
@@ -71,7 +83,10 @@ impl EventLog {
 
     /// A `metrics` event and CSV row for a training reading not logged yet.
     fn train_reading(&mut self, ctx: &Context<'_>) -> Result<()> {
-        let (Some(step), Some(values)) = (ctx.metrics.step_of(Split::Train), ctx.metrics.train()) else { return Ok(()) };
+        let (Some(step), Some(values)) = (ctx.metrics.step_of(Split::Train), ctx.metrics.train())
+        else {
+            return Ok(());
+        };
         if self.last_reading == Some((Split::Train, step)) {
             return Ok(());
         }
@@ -85,7 +100,9 @@ impl EventLog {
     }
 
     fn eval_reading(&mut self, ctx: &Context<'_>, split: Split) -> Result<()> {
-        let Some(values) = ctx.metrics.get(split) else { return Ok(()) };
+        let Some(values) = ctx.metrics.get(split) else {
+            return Ok(());
+        };
         let (step, epoch) = (ctx.state.global_step, ctx.state.epoch);
         self.emit(&Event::new(EventKind::Validation, step, epoch).with_metrics(split, values))?;
         if let Some(csv) = &mut self.csv {
@@ -96,7 +113,9 @@ impl EventLog {
 
     /// `checkpoint` events for files written since the last look.
     fn written_checkpoints(&mut self) -> Result<()> {
-        let Some(handle) = &self.checkpoints else { return Ok(()) };
+        let Some(handle) = &self.checkpoints else {
+            return Ok(());
+        };
         let written = handle.written_since(self.checkpoints_seen);
         self.checkpoints_seen += written.len();
         for entry in written {
@@ -132,14 +151,26 @@ impl Callback for EventLog {
 
     fn state(&self) -> Option<serde_json::Value> {
         let events = self.events.as_ref()?;
-        Some(serde_json::json!({"lines": events.lines(), "rows": self.csv.as_ref().map_or(0, MetricsCsv::rows)}))
+        Some(
+            serde_json::json!({"lines": events.lines(), "rows": self.csv.as_ref().map_or(0, MetricsCsv::rows)}),
+        )
     }
 
     fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
-        let count = |field: &str| state.get(field).and_then(serde_json::Value::as_u64).map(|n| n as usize);
+        let count = |field: &str| {
+            state
+                .get(field)
+                .and_then(serde_json::Value::as_u64)
+                .map(|n| n as usize)
+        };
         self.resume_at = match (count("lines"), count("rows")) {
             (Some(lines), Some(rows)) => Some((lines, rows)),
-            _ => return Err(TrainerError::State { key: "event_log".into(), message: format!("expected lines and rows, found {state}") }),
+            _ => {
+                return Err(TrainerError::State {
+                    key: "event_log".into(),
+                    message: format!("expected lines and rows, found {state}"),
+                })
+            }
         };
         Ok(())
     }
@@ -153,22 +184,38 @@ impl Callback for EventLog {
             // A checkpoint without this callback's state: cut by step.
             None => (ResumeAt::Step(step), ResumeAt::Step(step)),
         };
-        let events_path = self.events_path.clone().unwrap_or_else(|| self.dir.join("events.jsonl"));
+        let events_path = self
+            .events_path
+            .clone()
+            .unwrap_or_else(|| self.dir.join("events.jsonl"));
         self.events = Some(EventWriter::open(events_path, events_at)?);
         if self.write_csv {
-            let mut columns: Vec<&str> = [Split::Train, Split::Valid, Split::Test].iter().flat_map(|s| ctx.metric_names(*s)).collect();
+            let mut columns: Vec<&str> = [Split::Train, Split::Valid, Split::Test]
+                .iter()
+                .flat_map(|s| ctx.metric_names(*s))
+                .collect();
             columns.sort_unstable();
             columns.dedup();
-            self.csv = Some(MetricsCsv::open(self.dir.join("metrics.csv"), &columns, csv_at)?);
+            self.csv = Some(MetricsCsv::open(
+                self.dir.join("metrics.csv"),
+                &columns,
+                csv_at,
+            )?);
         }
         // A resumed run's restored reading was logged by the session that made it.
         self.last_reading = ctx.metrics.step_of(Split::Train).map(|s| (Split::Train, s));
-        self.checkpoints_seen = self.checkpoints.as_ref().map_or(0, CheckpointHandle::written);
+        self.checkpoints_seen = self
+            .checkpoints
+            .as_ref()
+            .map_or(0, CheckpointHandle::written);
         let mut event = Event::new(EventKind::RunStarted, step, ctx.state.epoch);
         event.schema_version = Some(crate::event::EVENT_SCHEMA_VERSION);
         event.config = Some(match &self.run_config {
             Some(config) => config.clone(),
-            None => serde_json::to_value(ctx.config).map_err(|e| TrainerError::Callback { callback: "event_log".into(), message: e.to_string() })?,
+            None => serde_json::to_value(ctx.config).map_err(|e| TrainerError::Callback {
+                callback: "event_log".into(),
+                message: e.to_string(),
+            })?,
         });
         event.resumed = Some(!fresh);
         self.emit(&event)
@@ -192,7 +239,10 @@ impl Callback for EventLog {
         if let Some(summary) = ctx.state.history.last() {
             let mut means = summary.train.clone();
             means.insert("lr".into(), summary.learning_rate);
-            self.emit(&Event::new(EventKind::Epoch, ctx.state.global_step, ctx.state.epoch).with_metrics(Split::Train, &means))?;
+            self.emit(
+                &Event::new(EventKind::Epoch, ctx.state.global_step, ctx.state.epoch)
+                    .with_metrics(Split::Train, &means),
+            )?;
         }
         self.written_checkpoints()
     }
@@ -210,12 +260,15 @@ impl Callback for EventLog {
         self.written_checkpoints()?;
         let reason = match &ctx.state.stop_reason {
             Some(StopReason::Requested(reason)) => {
-                let mut event = Event::new(EventKind::EarlyStop, ctx.state.global_step, ctx.state.epoch);
+                let mut event =
+                    Event::new(EventKind::EarlyStop, ctx.state.global_step, ctx.state.epoch);
                 event.reason = Some(reason.clone());
                 self.emit(&event)?;
                 Some(reason.clone())
             }
-            Some(StopReason::Cancelled(how)) => return self.end(ctx, RunStatus::Cancelled, Some(how.clone())),
+            Some(StopReason::Cancelled(how)) => {
+                return self.end(ctx, RunStatus::Cancelled, Some(how.clone()))
+            }
             Some(other) => Some(other.to_string()),
             None => None,
         };

@@ -63,7 +63,11 @@ impl CallbackList {
     }
 
     /// Hands `snapshot` to every callback in order; the first error stops the round.
-    pub fn run_snapshot(&mut self, ctx: &mut Context<'_>, snapshot: &std::sync::Arc<crate::checkpoint::Snapshot>) -> Result<()> {
+    pub fn run_snapshot(
+        &mut self,
+        ctx: &mut Context<'_>,
+        snapshot: &std::sync::Arc<crate::checkpoint::Snapshot>,
+    ) -> Result<()> {
         for callback in &mut self.callbacks {
             callback.on_snapshot(ctx, snapshot)?;
         }

@@ -13,10 +13,10 @@ pub use checkpointing::{CheckpointHandle, Checkpointing};
 pub use context::{AvailableMetrics, Context, Control, LatestMetrics};
 pub use early_stopping::EarlyStopping;
 pub use event_log::EventLog;
-pub use progress::{Progress, ProgressPrinter};
-pub use terminate_on_non_finite::TerminateOnNonFinite;
 pub use hook::Hook;
 pub use list::CallbackList;
+pub use progress::{Progress, ProgressPrinter};
+pub use terminate_on_non_finite::TerminateOnNonFinite;
 
 use std::sync::Arc;
 

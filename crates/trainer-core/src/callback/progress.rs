@@ -19,7 +19,12 @@ pub struct Progress {
 }
 
 enum Output {
-    Bars { multi: MultiProgress, epochs: Option<ProgressBar>, batches: Option<ProgressBar>, validation: Option<ProgressBar> },
+    Bars {
+        multi: MultiProgress,
+        epochs: Option<ProgressBar>,
+        batches: Option<ProgressBar>,
+        validation: Option<ProgressBar>,
+    },
     Plain(Box<dyn Write + Send>),
 }
 
@@ -50,7 +55,17 @@ impl Progress {
     pub fn new() -> Self {
         if Self::interactive() {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-            Self { output: Output::Bars { multi, epochs: None, batches: None, validation: None }, every: None, started: None, batches_done: 0 }
+            Self {
+                output: Output::Bars {
+                    multi,
+                    epochs: None,
+                    batches: None,
+                    validation: None,
+                },
+                every: None,
+                started: None,
+                batches_done: 0,
+            }
         } else {
             Self::plain(std::io::stderr())
         }
@@ -58,7 +73,12 @@ impl Progress {
 
     /// Plain lines to `writer`, whatever it is.
     pub fn plain(writer: impl Write + Send + 'static) -> Self {
-        Self { output: Output::Plain(Box::new(writer)), every: None, started: None, batches_done: 0 }
+        Self {
+            output: Output::Plain(Box::new(writer)),
+            every: None,
+            started: None,
+            batches_done: 0,
+        }
     }
 
     /// Whether [`new`](Self::new) draws bars: stderr is a terminal and `CI` is not set.
@@ -88,16 +108,27 @@ impl Progress {
             }
             Output::Plain(writer) => writeln!(writer, "{text}")
                 .and_then(|()| writer.flush())
-                .map_err(|e| TrainerError::Callback { callback: "progress".into(), message: e.to_string() }),
+                .map_err(|e| TrainerError::Callback {
+                    callback: "progress".into(),
+                    message: e.to_string(),
+                }),
         }
     }
 
     /// Batches per second this session, and the seconds left for `remaining` batches.
     fn pace(&self, remaining: Option<usize>) -> (f64, Option<Duration>) {
-        let Some((started, _)) = self.started else { return (0.0, None) };
+        let Some((started, _)) = self.started else {
+            return (0.0, None);
+        };
         let seconds = started.elapsed().as_secs_f64();
-        let rate = if seconds > 0.0 { self.batches_done as f64 / seconds } else { 0.0 };
-        let eta = remaining.filter(|_| rate > 0.0).map(|r| Duration::from_secs_f64(r as f64 / rate));
+        let rate = if seconds > 0.0 {
+            self.batches_done as f64 / seconds
+        } else {
+            0.0
+        };
+        let eta = remaining
+            .filter(|_| rate > 0.0)
+            .map(|r| Duration::from_secs_f64(r as f64 / rate));
         (rate, eta)
     }
 
@@ -115,7 +146,9 @@ fn clock(d: Duration) -> String {
 }
 
 fn metric(values: Option<&crate::state::MetricValues>, name: &str) -> String {
-    values.and_then(|m| m.get(name)).map_or("-".into(), |v| format!("{v:.4}"))
+    values
+        .and_then(|m| m.get(name))
+        .map_or("-".into(), |v| format!("{v:.4}"))
 }
 
 impl Callback for Progress {
@@ -124,7 +157,10 @@ impl Callback for Progress {
         self.batches_done = 0;
         if let Output::Bars { multi, epochs, .. } = &mut self.output {
             let bar = multi.add(ProgressBar::new(ctx.config.epochs.unwrap_or(0) as u64));
-            bar.set_style(ProgressStyle::with_template("epoch {pos}/{len} {wide_bar} {elapsed_precise}").expect("template"));
+            bar.set_style(
+                ProgressStyle::with_template("epoch {pos}/{len} {wide_bar} {elapsed_precise}")
+                    .expect("template"),
+            );
             bar.set_position(ctx.state.epoch as u64);
             *epochs = Some(bar);
         }
@@ -135,7 +171,10 @@ impl Callback for Progress {
         if let Output::Bars { multi, batches, .. } = &mut self.output {
             let bar = multi.add(ProgressBar::new(ctx.batches_per_epoch.unwrap_or(0) as u64));
             bar.set_style(
-                ProgressStyle::with_template("batch {pos}/{len} {wide_bar} {msg} {per_sec} eta {eta}").expect("template"),
+                ProgressStyle::with_template(
+                    "batch {pos}/{len} {wide_bar} {msg} {per_sec} eta {eta}",
+                )
+                .expect("template"),
             );
             if let Some(old) = batches.replace(bar) {
                 old.finish_and_clear();
@@ -146,7 +185,13 @@ impl Callback for Progress {
 
     fn on_batch_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
         self.batches_done += 1;
-        let message = || format!("loss {} lr {:.2e}", metric(ctx.metrics.train(), "loss"), ctx.learning_rate);
+        let message = || {
+            format!(
+                "loss {} lr {:.2e}",
+                metric(ctx.metrics.train(), "loss"),
+                ctx.learning_rate
+            )
+        };
         match &mut self.output {
             Output::Bars { batches, .. } => {
                 if let Some(bar) = batches {
@@ -177,7 +222,10 @@ impl Callback for Progress {
     }
 
     fn on_validation_begin(&mut self, _ctx: &mut Context<'_>) -> Result<()> {
-        if let Output::Bars { multi, validation, .. } = &mut self.output {
+        if let Output::Bars {
+            multi, validation, ..
+        } = &mut self.output
+        {
             let spinner = multi.add(ProgressBar::new_spinner());
             spinner.set_message("validating");
             spinner.enable_steady_tick(Duration::from_millis(120));
@@ -196,10 +244,15 @@ impl Callback for Progress {
     }
 
     fn on_epoch_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
-        if let Output::Bars { epochs: Some(bar), .. } = &self.output {
+        if let Output::Bars {
+            epochs: Some(bar), ..
+        } = &self.output
+        {
             bar.set_position(ctx.state.epoch as u64);
         }
-        let Some(summary) = ctx.state.history.last() else { return Ok(()) };
+        let Some(summary) = ctx.state.history.last() else {
+            return Ok(());
+        };
         let valid = summary.valid.as_ref();
         let (_, eta) = self.pace(Self::remaining_batches(ctx));
         let epochs = ctx.config.epochs.map_or(String::new(), |e| format!("/{e}"));
@@ -217,8 +270,17 @@ impl Callback for Progress {
     }
 
     fn on_train_end(&mut self, _ctx: &mut Context<'_>) -> Result<()> {
-        if let Output::Bars { epochs, batches, validation, .. } = &mut self.output {
-            for bar in [epochs.take(), batches.take(), validation.take()].into_iter().flatten() {
+        if let Output::Bars {
+            epochs,
+            batches,
+            validation,
+            ..
+        } = &mut self.output
+        {
+            for bar in [epochs.take(), batches.take(), validation.take()]
+                .into_iter()
+                .flatten()
+            {
                 bar.finish_and_clear();
             }
         }

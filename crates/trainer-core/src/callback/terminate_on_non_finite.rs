@@ -21,15 +21,23 @@ impl TerminateOnNonFinite {
 
 impl Callback for TerminateOnNonFinite {
     fn on_batch_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
-        let Some(step) = ctx.metrics.step_of(Split::Train) else { return Ok(()) };
+        let Some(step) = ctx.metrics.step_of(Split::Train) else {
+            return Ok(());
+        };
         if self.last_checked == Some(step) {
             return Ok(());
         }
         let since = self.last_checked.map_or(1, |s| s + 1);
         self.last_checked = Some(step);
-        let Some(&loss) = ctx.metrics.train().and_then(|m| m.get("loss")) else { return Ok(()) };
+        let Some(&loss) = ctx.metrics.train().and_then(|m| m.get("loss")) else {
+            return Ok(());
+        };
         if !loss.is_finite() {
-            let at = if since == step { format!("at step {step}") } else { format!("in steps {since}..={step}") };
+            let at = if since == step {
+                format!("at step {step}")
+            } else {
+                format!("in steps {since}..={step}")
+            };
             let reason = format!("non-finite training loss {loss} {at}");
             log::warn!("{reason}");
             ctx.control.stop(reason);

@@ -4,6 +4,7 @@ use std::path::Path;
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::header::{Header, FORMAT_MAJOR, HEADER_LEN, MAGIC};
+use super::scan::{scan_payload, PayloadScan};
 use crate::error::{Result, TrainerError};
 
 /// How the temporary files of [`write_atomic`] start (they end in `.tmp`).
@@ -27,11 +28,26 @@ pub fn encode<T: Serialize>(payload: &T) -> Result<Vec<u8>> {
 /// versions), the length (a truncated or extended file), the checksum, then the payload's shape.
 /// Nothing is allocated from a length read in the file, and no input makes it panic.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], origin: &str) -> Result<T> {
+    decode_checked(bytes, origin).map(|(payload, _)| payload)
+}
+
+/// [`decode`], also returning the scan of the payload's tensors.
+///
+/// Before serde sees the payload, [`scan_payload`] walks it and checks every tensor record
+/// (dtype, shape, byte length) and parameter id, so that burn's decoding, which trusts them,
+/// cannot panic on them. The decoding itself runs inside a panic guard as a last net.
+pub fn decode_checked<T: DeserializeOwned>(bytes: &[u8], origin: &str) -> Result<(T, PayloadScan)> {
     verify(bytes, origin)?;
-    rmp_serde::from_slice(&bytes[HEADER_LEN..]).map_err(|e| TrainerError::CheckpointDamaged {
+    let damaged = |detail: String| TrainerError::CheckpointDamaged {
         path: origin.to_string(),
-        detail: format!("the payload does not decode: {e}"),
-    })
+        detail,
+    };
+    let payload = &bytes[HEADER_LEN..];
+    let scan = scan_payload(payload).map_err(damaged)?;
+    let decoded = std::panic::catch_unwind(|| rmp_serde::from_slice::<T>(payload))
+        .map_err(|_| damaged("the payload holds data the decoder cannot read".into()))?;
+    let payload = decoded.map_err(|e| damaged(format!("the payload does not decode: {e}")))?;
+    Ok((payload, scan))
 }
 
 /// Checks the header and checksum of a checkpoint file's bytes (everything [`decode`] checks
@@ -83,12 +99,45 @@ pub fn verify(bytes: &[u8], origin: &str) -> Result<Header> {
 
 /// Reads and decodes the checkpoint file at `path`.
 pub fn read<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = std::fs::read(path).map_err(|source| TrainerError::Io {
-        action: "reading checkpoint",
+    let bytes = read_checkpoint_bytes(path)?;
+    decode(&bytes, &path.display().to_string())
+}
+
+/// The largest checkpoint file read (a size cap against a path that names something endless).
+pub const MAX_CHECKPOINT_BYTES: u64 = 1 << 40;
+
+/// The bytes of the checkpoint file at `path`: a regular file (not a device, a fifo or a
+/// folder; a symlink is followed to one) of at most [`MAX_CHECKPOINT_BYTES`].
+pub fn read_checkpoint_bytes(path: &Path) -> Result<Vec<u8>> {
+    read_regular_file(path, MAX_CHECKPOINT_BYTES, "reading checkpoint")
+}
+
+/// Reads a regular file of at most `cap` bytes; anything else is an error naming the path.
+pub fn read_regular_file(path: &Path, cap: u64, action: &'static str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let io = |source| TrainerError::Io {
+        action,
         path: path.to_path_buf(),
         source,
-    })?;
-    decode(&bytes, &path.display().to_string())
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let metadata = file.metadata().map_err(io)?;
+    if !metadata.is_file() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    if metadata.len() > cap {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{} bytes, more than the {cap} read at most", metadata.len()),
+        )));
+    }
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    // `take` keeps a file that grows while it is read within the cap.
+    file.take(cap).read_to_end(&mut bytes).map_err(io)?;
+    Ok(bytes)
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename over
@@ -101,18 +150,29 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     };
     let io = |action: &'static str, at: &Path| {
         let at = at.to_path_buf();
-        move |source| TrainerError::Io { action, path: at, source }
+        move |source| TrainerError::Io {
+            action,
+            path: at,
+            source,
+        }
     };
     let mut temporary = tempfile::Builder::new()
         .prefix(TEMPORARY_PREFIX)
         .suffix(".tmp")
         .tempfile_in(folder)
         .map_err(io("creating a temporary file in", folder))?;
-    temporary.write_all(bytes).map_err(io("writing", temporary.path()))?;
-    temporary.as_file().sync_all().map_err(io("syncing", temporary.path()))?;
     temporary
-        .persist(path)
-        .map_err(|e| TrainerError::Io { action: "renaming a temporary file onto", path: path.to_path_buf(), source: e.error })?;
+        .write_all(bytes)
+        .map_err(io("writing", temporary.path()))?;
+    temporary
+        .as_file()
+        .sync_all()
+        .map_err(io("syncing", temporary.path()))?;
+    temporary.persist(path).map_err(|e| TrainerError::Io {
+        action: "renaming a temporary file onto",
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
     sync_folder(folder).map_err(io("syncing folder", folder))
 }
 

@@ -2,7 +2,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::write_atomic;
+use super::names::{is_best_file_name, is_checkpoint_file_name, is_step_file_name};
+use super::{read_regular_file, write_atomic};
 use crate::error::{Result, TrainerError};
 use crate::metric::Monitor;
 
@@ -78,18 +79,55 @@ pub struct CheckpointIndex {
 }
 
 impl CheckpointIndex {
-    /// Reads `dir/index.json`; `None` when there is none.
+    /// Reads `dir/index.json`; `None` when there is none. The index is untrusted: a file name in
+    /// it that is not one the checkpointing callback writes (a path, `../x`, another file) is
+    /// dropped from it with a warning, so that nothing outside the folder is read or deleted.
     pub fn load(dir: &Path) -> Result<Option<Self>> {
         let path = dir.join(INDEX_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(TrainerError::Io { action: "reading", path, source }),
+        let bytes = match read_small_file(&path, MAX_INDEX_BYTES)? {
+            Some(bytes) => bytes,
+            None => return Ok(None),
         };
-        serde_json::from_str(&text).map(Some).map_err(|e| TrainerError::CheckpointDamaged {
-            path: path.display().to_string(),
-            detail: format!("the index does not parse: {e}"),
-        })
+        let mut index: Self =
+            serde_json::from_slice(&bytes).map_err(|e| TrainerError::CheckpointDamaged {
+                path: path.display().to_string(),
+                detail: format!("the index does not parse: {e}"),
+            })?;
+        index.drop_foreign_names(&path);
+        Ok(Some(index))
+    }
+
+    /// Drops every entry whose file name is not a checkpoint name, with a warning.
+    fn drop_foreign_names(&mut self, path: &Path) {
+        let warn = |name: &str| {
+            log::warn!(
+                "{}: ignoring entry {name:?}, which is not a checkpoint file name of this folder",
+                path.display()
+            );
+        };
+        self.checkpoints.retain(|entry| {
+            let ours = is_step_file_name(&entry.file);
+            if !ours {
+                warn(&entry.file);
+            }
+            ours
+        });
+        if self
+            .latest
+            .as_deref()
+            .is_some_and(|name| !is_checkpoint_file_name(name))
+        {
+            warn(self.latest.as_deref().unwrap_or_default());
+            self.latest = None;
+        }
+        if self
+            .best
+            .as_ref()
+            .is_some_and(|best| !is_best_file_name(&best.file))
+        {
+            warn(self.best.as_ref().map_or("", |b| b.file.as_str()));
+            self.best = None;
+        }
     }
 
     /// Writes `dir/index.json` atomically.
@@ -103,20 +141,41 @@ impl CheckpointIndex {
 /// that never saved, or no folder at all).
 pub fn latest_in(dir: &Path) -> Result<Option<PathBuf>> {
     let pointer = dir.join(LATEST_FILE);
-    let text = match std::fs::read_to_string(&pointer) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(TrainerError::Io { action: "reading", path: pointer, source }),
+    let Some(bytes) = read_small_file(&pointer, MAX_LATEST_BYTES)? else {
+        return Ok(None);
     };
+    let text = String::from_utf8_lossy(&bytes);
     let name = text.trim();
-    let plain = !name.is_empty() && Path::new(name).file_name().is_some_and(|f| f == name);
-    if !plain {
+    if !is_checkpoint_file_name(name) {
         return Err(TrainerError::CheckpointDamaged {
             path: pointer.display().to_string(),
-            detail: format!("it should hold a checkpoint file name, it holds {name:?}"),
+            detail: format!(
+                "it should name a checkpoint file of this folder (`epoch-EEEE-step-SSSSSS.ckpt` or `best-<metric>.ckpt`), it holds {name:?}"
+            ),
         });
     }
     Ok(Some(dir.join(name)))
+}
+
+/// The largest `index.json` read.
+pub const MAX_INDEX_BYTES: u64 = 64 << 20;
+/// The largest `latest` pointer file read.
+pub const MAX_LATEST_BYTES: u64 = 4096;
+
+/// A small regular file's bytes, `None` when it does not exist.
+fn read_small_file(path: &Path, cap: u64) -> Result<Option<Vec<u8>>> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(TrainerError::Io {
+                action: "reading",
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+        Ok(_) => {}
+    }
+    read_regular_file(path, cap, "reading").map(Some)
 }
 
 /// Points `dir/latest` at `file`, atomically.

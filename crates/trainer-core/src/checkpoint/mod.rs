@@ -12,21 +12,40 @@
 mod file;
 mod header;
 mod index;
+mod names;
 mod payload;
 mod record;
+mod record_check;
 mod retention;
+mod scan;
 mod snapshot;
 mod summary;
 mod writer;
 
-pub use file::{decode, encode, read, verify, write_atomic, TEMPORARY_PREFIX};
+pub use file::{
+    decode, decode_checked, encode, read, read_checkpoint_bytes, read_regular_file, verify,
+    write_atomic, MAX_CHECKPOINT_BYTES, TEMPORARY_PREFIX,
+};
 pub use header::{Header, FORMAT_MAJOR, FORMAT_MINOR, HEADER_LEN, MAGIC};
-pub use index::{latest_in, BestEntry, CheckpointIndex, IndexEntry, SaveReason, INDEX_FILE, LATEST_FILE};
 pub(crate) use index::write_latest;
+pub use index::{
+    latest_in, BestEntry, CheckpointIndex, IndexEntry, SaveReason, INDEX_FILE, LATEST_FILE,
+    MAX_INDEX_BYTES, MAX_LATEST_BYTES,
+};
+pub use names::{
+    best_file_name, is_best_file_name, is_checkpoint_file_name, is_step_file_name, step_file_name,
+};
 pub use payload::{CheckpointPayload, EpochProgress, RngState, BURN_VERSION, TRAINER_VERSION};
 pub use record::HostRecord;
-pub use record::{load_module_host, parameter_shapes, shape_mismatch};
+pub use record::{check_optimizer_host, load_module_host};
+pub use record_check::{
+    check_module_record, check_optimizer_record, parameter_specs, record_tensors, ParamSpec,
+};
 pub use retention::{Retention, RetentionPolicy};
+pub use scan::{
+    scan_payload, valid_param_id, ElementKind, PayloadScan, ScannedTensor, TensorDtype, MAX_DEPTH,
+    MAX_ELEMENTS, MAX_RANK,
+};
 pub use snapshot::Snapshot;
 pub use summary::CheckpointSummary;
 pub use writer::CheckpointWriter;

@@ -53,7 +53,12 @@ pub struct CheckpointPayload<M, O> {
 
 impl CheckpointPayload<(), ()> {
     /// The same payload with module and optimizer records (and kept weights).
-    pub fn with_records<M, O>(self, module: M, optimizer: O, kept_module: Option<M>) -> CheckpointPayload<M, O> {
+    pub fn with_records<M, O>(
+        self,
+        module: M,
+        optimizer: O,
+        kept_module: Option<M>,
+    ) -> CheckpointPayload<M, O> {
         CheckpointPayload {
             format_version: self.format_version,
             created_unix_ms: self.created_unix_ms,

@@ -36,7 +36,9 @@ impl Retention {
         match self {
             Retention::All => "keep all".into(),
             Retention::LastN(n) => format!("keep the last {n}"),
-            Retention::BestK(k) => format!("keep the best {k} by the monitored metric, and the latest"),
+            Retention::BestK(k) => {
+                format!("keep the best {k} by the monitored metric, and the latest")
+            }
             Retention::BestAndLatest => "keep the best and the latest".into(),
             Retention::Custom(policy) => policy.describe(),
         }

@@ -33,7 +33,9 @@ struct RecordPayload<B: Backend, MR: HostRecord<B>, OR: HostRecord<B>> {
     backend: PhantomData<B>,
 }
 
-impl<B: Backend, MR: HostRecord<B> + 'static, OR: HostRecord<B> + 'static> PayloadSource for RecordPayload<B, MR, OR> {
+impl<B: Backend, MR: HostRecord<B> + 'static, OR: HostRecord<B> + 'static> PayloadSource
+    for RecordPayload<B, MR, OR>
+{
     fn encode(&mut self) -> Result<Vec<u8>> {
         if let Some((module, optimizer, kept)) = self.records.take() {
             // The host copies of the records are independent: the model's (and kept weights')
@@ -41,12 +43,17 @@ impl<B: Backend, MR: HostRecord<B> + 'static, OR: HostRecord<B> + 'static> Paylo
             let (module, kept, optimizer) = std::thread::scope(|scope| {
                 let models = scope.spawn(move || (module.to_host(), kept.map(HostRecord::to_host)));
                 let optimizer = optimizer.to_host();
-                let (module, kept) = models.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                let (module, kept) = models
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
                 (module, kept, optimizer)
             });
             self.host = Some(self.meta.clone().with_records(module, optimizer, kept));
         }
-        let host = self.host.as_ref().expect("records or their host form are present");
+        let host = self
+            .host
+            .as_ref()
+            .expect("records or their host form are present");
         encode(host)
     }
 }
@@ -79,7 +86,12 @@ impl Snapshot {
 
     /// Wraps a payload's metadata and the device records of the module, the optimizer and any
     /// kept weights; they are copied to the host at the first [`encode`](Snapshot::encode).
-    pub fn from_records<B, MR, OR>(meta: CheckpointPayload<(), ()>, module: MR, optimizer: OR, kept: Option<MR>) -> Self
+    pub fn from_records<B, MR, OR>(
+        meta: CheckpointPayload<(), ()>,
+        module: MR,
+        optimizer: OR,
+        kept: Option<MR>,
+    ) -> Self
     where
         B: Backend,
         MR: HostRecord<B> + 'static,
@@ -115,7 +127,10 @@ impl Snapshot {
 
     /// The bytes of the checkpoint file (header and payload).
     pub fn encode(&self) -> Result<Vec<u8>> {
-        let mut payload = self.payload.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut payload = self
+            .payload
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         payload.encode()
     }
 }

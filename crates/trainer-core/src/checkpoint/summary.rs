@@ -1,12 +1,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rmpv::Value;
+use serde::de::IgnoredAny;
 use serde::Serialize;
 
 use super::payload::CheckpointPayload;
-use super::{verify, HEADER_LEN};
-use crate::error::{Result, TrainerError};
+use super::{decode_checked, read_checkpoint_bytes, verify};
+use crate::error::Result;
 use crate::state::MetricValues;
 
 /// What a checkpoint holds, read without knowing the model: for `trainer inspect` and tools.
@@ -52,13 +52,14 @@ impl CheckpointSummary {
     /// Checks and summarizes the bytes of a checkpoint file; `origin` names them in errors.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Self> {
         let header = verify(bytes, origin)?;
-        let payload: CheckpointPayload<Value, Value> = rmp_serde::from_slice(&bytes[HEADER_LEN..])
-            .map_err(|e| TrainerError::CheckpointDamaged {
-                path: origin.to_string(),
-                detail: format!("the payload does not decode: {e}"),
-            })?;
-        let (module_tensors, module_tensor_bytes) = count_tensors(&payload.module);
-        let (optimizer_tensors, optimizer_tensor_bytes) = count_tensors(&payload.optimizer);
+        let (payload, scan): (CheckpointPayload<IgnoredAny, IgnoredAny>, _) =
+            decode_checked(bytes, origin)?;
+        let count = |field: &str| {
+            let tensors = scan.field(field);
+            (tensors.len(), tensors.iter().map(|t| t.bytes()).sum())
+        };
+        let (module_tensors, module_tensor_bytes) = count("module");
+        let (optimizer_tensors, optimizer_tensor_bytes) = count("optimizer");
         Ok(Self {
             format_version: format!("{}.{}", header.major, header.minor),
             payload_bytes: header.payload_len,
@@ -86,32 +87,7 @@ impl CheckpointSummary {
 
     /// Reads, checks and summarizes the checkpoint file at `path`.
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| TrainerError::Io {
-            action: "reading checkpoint",
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = read_checkpoint_bytes(path)?;
         Self::from_bytes(&bytes, &path.display().to_string())
-    }
-}
-
-/// Counts burn tensor data (maps with `bytes`, `shape` and `dtype`) in a decoded record.
-fn count_tensors(value: &Value) -> (usize, u64) {
-    match value {
-        Value::Map(entries) => {
-            let field = |name: &str| entries.iter().find(|(k, _)| k.as_str() == Some(name)).map(|(_, v)| v);
-            if let (Some(Value::Binary(bytes)), Some(_), Some(_)) = (field("bytes"), field("shape"), field("dtype")) {
-                return (1, bytes.len() as u64);
-            }
-            entries.iter().fold((0, 0), |(n, b), (_, v)| {
-                let (vn, vb) = count_tensors(v);
-                (n + vn, b + vb)
-            })
-        }
-        Value::Array(items) => items.iter().fold((0, 0), |(n, b), v| {
-            let (vn, vb) = count_tensors(v);
-            (n + vn, b + vb)
-        }),
-        _ => (0, 0),
     }
 }

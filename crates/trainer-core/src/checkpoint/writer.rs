@@ -29,7 +29,9 @@ impl CheckpointWriter {
                 for job in receiver {
                     // A panicking job must not leave the count up (the trainer would wait forever).
                     if catch_unwind(AssertUnwindSafe(job)).is_err() {
-                        log::error!("a checkpoint save panicked; earlier checkpoints are untouched");
+                        log::error!(
+                            "a checkpoint save panicked; earlier checkpoints are untouched"
+                        );
                     }
                     let (count, done) = &*counter;
                     *count.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
@@ -57,7 +59,11 @@ impl CheckpointWriter {
         if let Some(sender) = &self.sender {
             if sender.send(Box::new(job)).is_err() {
                 // The thread is gone (it cannot be, short of a process abort): undo the count.
-                *self.in_flight.0.lock().unwrap_or_else(PoisonError::into_inner) -= 1;
+                *self
+                    .in_flight
+                    .0
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) -= 1;
             }
         }
     }
@@ -73,7 +79,11 @@ impl CheckpointWriter {
 
     /// Jobs submitted and not finished.
     pub fn in_flight(&self) -> usize {
-        *self.in_flight.0.lock().unwrap_or_else(PoisonError::into_inner)
+        *self
+            .in_flight
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

@@ -109,7 +109,10 @@ impl<B: Backend, O: Send + 'static> DataLoader<B, O> {
     }
 
     /// Starts a loader over any [`BatchSource`].
-    pub fn from_source(source: Arc<dyn BatchSource<B, O>>, device: B::Device) -> DataLoaderBuilder<B, O> {
+    pub fn from_source(
+        source: Arc<dyn BatchSource<B, O>>,
+        device: B::Device,
+    ) -> DataLoaderBuilder<B, O> {
         DataLoaderBuilder {
             loader: DataLoader {
                 source,
@@ -177,7 +180,11 @@ impl<B: Backend, O: Send + 'static> DataLoader<B, O> {
                     "{} items make no batch of size {}{}",
                     self.source.len(),
                     self.batch_size,
-                    if self.drop_last { " with drop_last" } else { "" }
+                    if self.drop_last {
+                        " with drop_last"
+                    } else {
+                        ""
+                    }
                 ),
             });
         }
@@ -229,7 +236,9 @@ pub struct Batches<B: Backend, O> {
 impl<B: Backend, O> Batches<B, O> {
     fn thread_failure(&mut self) -> TrainerError {
         let message = match self.handle.take().map(JoinHandle::join) {
-            Some(Err(payload)) => format!("the data set panicked: {}", panic_message(payload.as_ref())),
+            Some(Err(payload)) => {
+                format!("the data set panicked: {}", panic_message(payload.as_ref()))
+            }
             _ => "the thread ended without delivering every batch".to_string(),
         };
         TrainerError::LoaderThread {
@@ -256,7 +265,10 @@ impl<B: Backend, O> Iterator for Batches<B, O> {
                         self.remaining = 0;
                         Some(Err(TrainerError::Data {
                             split: self.split,
-                            message: format!("the batcher panicked: {}", panic_message(payload.as_ref())),
+                            message: format!(
+                                "the batcher panicked: {}",
+                                panic_message(payload.as_ref())
+                            ),
                         }))
                     }
                 }

@@ -71,6 +71,8 @@ where
             }
         }
         let batcher = self.batcher.clone();
-        Ok(Box::new(move |device: &B::Device| batcher.batch(items, device)))
+        Ok(Box::new(move |device: &B::Device| {
+            batcher.batch(items, device)
+        }))
     }
 }

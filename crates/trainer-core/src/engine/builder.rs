@@ -182,7 +182,12 @@ where
         self
     }
 
-    fn eval_loader<D, T, I>(&self, dataset: D, batcher: T, split: Split) -> DataLoader<B::InnerBackend, VB>
+    fn eval_loader<D, T, I>(
+        &self,
+        dataset: D,
+        batcher: T,
+        split: Split,
+    ) -> DataLoader<B::InnerBackend, VB>
     where
         D: Dataset<I> + 'static,
         T: Batcher<B::InnerBackend, I, VB> + 'static,
@@ -264,17 +269,31 @@ where
         let callbacks = CallbackList::new(self.callbacks)?;
         let top_k = self.top_k.map(|k| format!("top{k}_accuracy"));
         let with_top_k = |names: &[&str]| -> Vec<String> {
-            names.iter().map(|n| n.to_string()).chain(top_k.clone()).collect()
+            names
+                .iter()
+                .map(|n| n.to_string())
+                .chain(top_k.clone())
+                .collect()
         };
         let mut available = AvailableMetrics::default();
         let mut train = vec!["loss", "accuracy", "lr"];
         train.extend(TIMING_METRICS);
         let mut train = with_top_k(&train);
-        let mut eval = with_top_k(&["loss", "accuracy", "precision_macro", "recall_macro", "f1_macro"]);
+        let mut eval = with_top_k(&[
+            "loss",
+            "accuracy",
+            "precision_macro",
+            "recall_macro",
+            "f1_macro",
+        ]);
         let mut names = std::collections::BTreeSet::new();
         for metric in &self.metrics {
             let name = metric.name();
-            if name.is_empty() || train.contains(&name) || eval.contains(&name) || !names.insert(name.clone()) {
+            if name.is_empty()
+                || train.contains(&name)
+                || eval.contains(&name)
+                || !names.insert(name.clone())
+            {
                 return Err(TrainerError::InvalidConfig {
                     field: "metric",
                     value: format!("{name:?}"),
@@ -302,7 +321,13 @@ where
         Ok(SupervisedTrainer {
             model: Some(self.model),
             optimizer: self.optimizer,
-            engine: Engine::new(self.config, schedule, callbacks, available, batches_per_epoch),
+            engine: Engine::new(
+                self.config,
+                schedule,
+                callbacks,
+                available,
+                batches_per_epoch,
+            ),
             train: self.train,
             valid: self.valid,
             test: self.test,
@@ -313,7 +338,12 @@ where
             kept: None,
             confusion: Default::default(),
             top_k: self.top_k,
-            train_metrics: self.metrics.iter().filter(|m| m.on_train()).cloned().collect(),
+            train_metrics: self
+                .metrics
+                .iter()
+                .filter(|m| m.on_train())
+                .cloned()
+                .collect(),
             metrics: self.metrics.into(),
         })
     }

@@ -23,10 +23,7 @@ where
             });
         }
         GradientClipping::Norm(max_norm) => {
-            let mut norm = SquaredNormVisitor::<B> {
-                grads,
-                total: None,
-            };
+            let mut norm = SquaredNormVisitor::<B> { grads, total: None };
             module.visit(&mut norm);
             let Some(total) = norm.total else { return };
             let scale = total

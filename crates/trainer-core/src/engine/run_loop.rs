@@ -59,7 +59,10 @@ impl Engine {
     }
 
     /// Runs `f` on the callbacks with a context over the run.
-    pub fn with_callbacks<R>(&mut self, f: impl FnOnce(&mut CallbackList, &mut Context<'_>) -> R) -> R {
+    pub fn with_callbacks<R>(
+        &mut self,
+        f: impl FnOnce(&mut CallbackList, &mut Context<'_>) -> R,
+    ) -> R {
         let mut ctx = Context {
             state: &self.state,
             metrics: &self.latest,
@@ -99,7 +102,11 @@ impl Engine {
     /// state (elapsed time and schedule written in), config, schedule, callback states, latest
     /// metrics, and the program's data `cursor` and unfinished-epoch `progress`. Add the records
     /// with [`CheckpointPayload::with_records`].
-    pub fn checkpoint_meta(&self, cursor: DataCursor, progress: EpochProgress) -> CheckpointPayload<(), ()> {
+    pub fn checkpoint_meta(
+        &self,
+        cursor: DataCursor,
+        progress: EpochProgress,
+    ) -> CheckpointPayload<(), ()> {
         let mut state = self.state.clone();
         state.elapsed_seconds = self.elapsed_seconds();
         state.schedule = Some(self.schedule.state());
@@ -124,14 +131,38 @@ impl Engine {
         }
     }
 
+    /// Loads the schedule's and the callbacks' states from a checkpoint; when one is refused,
+    /// both keep the states they had.
+    pub fn load_states(
+        &mut self,
+        schedule: serde_json::Value,
+        callbacks: std::collections::BTreeMap<String, serde_json::Value>,
+    ) -> Result<()> {
+        let (schedule_before, callbacks_before) = (self.schedule.state(), self.callbacks.states());
+        let loaded = self
+            .schedule
+            .load_state(schedule)
+            .and_then(|()| self.callbacks.load_states(callbacks));
+        if loaded.is_err() {
+            // Put back what was there; these states were written by the same objects.
+            let _ = self.schedule.load_state(schedule_before);
+            let _ = self.callbacks.load_states(callbacks_before);
+        }
+        loaded
+    }
+
     /// Whether the config's `max_steps` are done.
     pub fn max_steps_reached(&self) -> bool {
-        self.config.max_steps.is_some_and(|max| self.state.global_step >= max)
+        self.config
+            .max_steps
+            .is_some_and(|max| self.state.global_step >= max)
     }
 
     /// Whether the config's epochs are done.
     pub fn epochs_done(&self) -> bool {
-        self.config.epochs.is_some_and(|epochs| self.state.epoch >= epochs)
+        self.config
+            .epochs
+            .is_some_and(|epochs| self.state.epoch >= epochs)
     }
 }
 
@@ -329,7 +360,10 @@ fn run_batches<P: StepProgram + ?Sized>(program: &mut P) -> Result<()> {
             return Ok(());
         }
         if let Some(reason) = engine.control.stop_requested() {
-            engine.state.stop_reason.get_or_insert(StopReason::Requested(reason.to_string()));
+            engine
+                .state
+                .stop_reason
+                .get_or_insert(StopReason::Requested(reason.to_string()));
             return Ok(());
         }
         if let Some(how) = program.cancelled() {

@@ -11,8 +11,8 @@ use super::run_loop::{run_loop, Engine, StepDone, StepProgram};
 use super::{clip_gradients, FitReport, Trainer};
 use crate::callback::{Hook, LatestMetrics};
 use crate::checkpoint::{
-    latest_in, load_module_host, verify, write_atomic, CheckpointPayload,
-    EpochProgress, HostRecord, Snapshot, HEADER_LEN,
+    check_optimizer_host, latest_in, load_module_host, read_checkpoint_bytes, scan_payload, verify,
+    write_atomic, CheckpointPayload, EpochProgress, HostRecord, Snapshot, HEADER_LEN,
 };
 use crate::config::{ScheduleInterval, TrainerConfig};
 use crate::data::{mix_seed, Batches, DataCursor, DataLoader};
@@ -112,12 +112,15 @@ where
 {
     /// The model in its current state.
     pub fn model(&self) -> &M {
-        self.model.as_ref().expect("the model is only taken during an optimizer step")
+        self.model
+            .as_ref()
+            .expect("the model is only taken during an optimizer step")
     }
 
     /// Ends the trainer and hands back the trained model.
     pub fn into_model(self) -> M {
-        self.model.expect("the model is only taken during an optimizer step")
+        self.model
+            .expect("the model is only taken during an optimizer step")
     }
 
     /// The learning rate the next optimizer step uses.
@@ -163,11 +166,18 @@ where
             });
         }
         let state = &self.engine.state;
-        let cursor = DataCursor { epoch: state.epoch, batch: state.batch_in_epoch };
+        let cursor = DataCursor {
+            epoch: state.epoch,
+            batch: state.batch_in_epoch,
+        };
         let progress = EpochProgress {
             window: self.progress.window.read_totals(),
             epoch: self.progress.epoch_totals.clone(),
-            seconds: if state.batch_in_epoch > 0 { self.progress.epoch_seconds() } else { 0.0 },
+            seconds: if state.batch_in_epoch > 0 {
+                self.progress.epoch_seconds()
+            } else {
+                0.0
+            },
         };
         let meta = self.engine.checkpoint_meta(cursor, progress);
         // References to the tensors only: the host copy happens when the snapshot is encoded.
@@ -190,7 +200,9 @@ where
     pub fn resume_from(&mut self, from: impl AsRef<Path>) -> Result<PathBuf> {
         let from = from.as_ref();
         let file = if from.is_dir() {
-            latest_in(from)?.ok_or_else(|| TrainerError::NoCheckpoint { dir: from.to_path_buf() })?
+            latest_in(from)?.ok_or_else(|| TrainerError::NoCheckpoint {
+                dir: from.to_path_buf(),
+            })?
         } else {
             from.to_path_buf()
         };
@@ -206,17 +218,28 @@ where
     pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let origin = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| TrainerError::Io {
-            action: "reading checkpoint",
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = read_checkpoint_bytes(path)?;
         verify(&bytes, &origin)?;
-        let mismatch = |detail: String| TrainerError::CheckpointMismatch { path: origin.clone(), detail };
-        let payload: CheckpointPayload<ModuleHost<B, M>, OptimizerHost<B, M, O>> =
-            rmp_serde::from_slice(&bytes[HEADER_LEN..]).map_err(|e| {
-                mismatch(format!("its payload does not decode as this model's and optimizer's records: {e}"))
-            })?;
+        let damaged = |detail: String| TrainerError::CheckpointDamaged {
+            path: origin.clone(),
+            detail,
+        };
+        let mismatch = |detail: String| TrainerError::CheckpointMismatch {
+            path: origin.clone(),
+            detail,
+        };
+        scan_payload(&bytes[HEADER_LEN..]).map_err(damaged)?;
+        let decoded = catch_unwind(|| {
+            rmp_serde::from_slice::<CheckpointPayload<ModuleHost<B, M>, OptimizerHost<B, M, O>>>(
+                &bytes[HEADER_LEN..],
+            )
+        })
+        .map_err(|_| damaged("the payload holds data the decoder cannot read".into()))?;
+        let payload = decoded.map_err(|e| {
+            mismatch(format!(
+                "its payload does not decode as this model's and optimizer's records: {e}"
+            ))
+        })?;
         drop(bytes);
         self.check_config(&payload.config).map_err(mismatch)?;
         if let Some(loader) = &self.train {
@@ -238,14 +261,16 @@ where
                     .map_err(|detail| mismatch(format!("its kept weights do not fit: {detail}")))?,
             ),
         };
+        check_optimizer_host::<B, M, _>(&payload.optimizer, &model)
+            .map_err(|detail| mismatch(format!("its optimizer record does not fit: {detail}")))?;
         let current = self.optimizer.clone();
         let record = payload.optimizer;
         let optimizer = catch_unwind(AssertUnwindSafe(|| {
             current.load_record(<O::Record as HostRecord<B>>::from_host(record, &device))
         }))
         .map_err(|_| mismatch("its optimizer record holds tensor data burn cannot load".into()))?;
-        self.engine.schedule.load_state(payload.schedule)?;
-        self.engine.callbacks.load_states(payload.callbacks)?;
+        self.engine
+            .load_states(payload.schedule, payload.callbacks)?;
         self.model = Some(model);
         self.kept = kept;
         self.optimizer = optimizer;
@@ -277,10 +302,18 @@ where
             return differs("seed", saved.seed.to_string(), ours.seed.to_string());
         }
         if saved.batch_size != ours.batch_size {
-            return differs("batch_size", saved.batch_size.to_string(), ours.batch_size.to_string());
+            return differs(
+                "batch_size",
+                saved.batch_size.to_string(),
+                ours.batch_size.to_string(),
+            );
         }
         if saved.drop_last != ours.drop_last {
-            return differs("drop_last", saved.drop_last.to_string(), ours.drop_last.to_string());
+            return differs(
+                "drop_last",
+                saved.drop_last.to_string(),
+                ours.drop_last.to_string(),
+            );
         }
         if saved.gradient_accumulation != ours.gradient_accumulation {
             return differs(
@@ -320,7 +353,9 @@ where
             values.extend(confusion.macro_values());
             self.confusion.insert(split, confusion);
         }
-        self.engine.latest.set(split, self.engine.state.global_step, values.clone());
+        self.engine
+            .latest
+            .set(split, self.engine.state.global_step, values.clone());
         if split == Split::Valid {
             self.track_best(&values);
             if self.engine.schedule.needs_metric() {
@@ -335,7 +370,9 @@ where
 
     /// Tracks the best validation loss and the config's early-stopping patience.
     fn track_best(&mut self, values: &MetricValues) {
-        let Some(&loss) = values.get("loss") else { return };
+        let Some(&loss) = values.get("loss") else {
+            return;
+        };
         let improved = self
             .engine
             .state
@@ -406,7 +443,10 @@ where
             (a, b) => a.or(b),
         };
         if let Some(total) = total {
-            values.insert("eta_seconds".into(), total.saturating_sub(self.engine.state.global_step) as f64 / steps_per_second);
+            values.insert(
+                "eta_seconds".into(),
+                total.saturating_sub(self.engine.state.global_step) as f64 / steps_per_second,
+            );
         }
     }
 
@@ -418,7 +458,9 @@ where
     /// The metric state of a new epoch.
     fn fresh_progress(&self) -> Progress<B::InnerBackend> {
         Progress {
-            window: MetricAccumulator::new().with_top_k(self.top_k).with_metrics(self.train_metrics.clone()),
+            window: MetricAccumulator::new()
+                .with_top_k(self.top_k)
+                .with_metrics(self.train_metrics.clone()),
             ..Progress::default()
         }
     }
@@ -451,7 +493,10 @@ where
 
     fn begin(&mut self) -> Result<()> {
         if self.train.is_none() {
-            return Err(TrainerError::MissingData { split: "train", builder_method: "train_data" });
+            return Err(TrainerError::MissingData {
+                split: "train",
+                builder_method: "train_data",
+            });
         }
         // The batches of an earlier `fit` that ended early are not this cursor's.
         self.epoch_batches = None;
@@ -492,13 +537,26 @@ where
     fn step(&mut self) -> Result<StepDone> {
         let epoch = self.engine.state.epoch;
         if self.epoch_batches.is_none() {
-            let cursor = DataCursor { epoch, batch: self.engine.state.batch_in_epoch };
-            let loader = self.train.as_ref().ok_or(TrainerError::MissingData { split: "train", builder_method: "train_data" })?;
+            let cursor = DataCursor {
+                epoch,
+                batch: self.engine.state.batch_in_epoch,
+            };
+            let loader = self.train.as_ref().ok_or(TrainerError::MissingData {
+                split: "train",
+                builder_method: "train_data",
+            })?;
             self.epoch_batches = Some(loader.iter(cursor)?);
         }
-        let batch = self.epoch_batches.as_mut().and_then(Iterator::next).unwrap_or_else(|| {
-            Err(TrainerError::Data { split: "train", message: "the batches of the epoch ended early".into() })
-        })?;
+        let batch = self
+            .epoch_batches
+            .as_mut()
+            .and_then(Iterator::next)
+            .unwrap_or_else(|| {
+                Err(TrainerError::Data {
+                    split: "train",
+                    message: "the batches of the epoch ended early".into(),
+                })
+            })?;
         let num_batches = self.num_batches();
         let accumulation = self.engine.config.gradient_accumulation;
         let loss_scale = 1.0 / accumulation as f64;
@@ -510,7 +568,10 @@ where
             let _rng = BACKEND_RNG.lock().unwrap_or_else(PoisonError::into_inner);
             B::seed(
                 &self.device,
-                mix_seed(mix_seed(self.engine.config.seed, epoch as u64), self.engine.state.batch_in_epoch as u64),
+                mix_seed(
+                    mix_seed(self.engine.config.seed, epoch as u64),
+                    self.engine.state.batch_in_epoch as u64,
+                ),
             );
             TrainStep::step(model, batch)
         };
@@ -547,22 +608,38 @@ where
         if stepped {
             self.progress.pending = 0;
             self.progress.window_steps += 1;
-            if self.engine.state.global_step.is_multiple_of(self.engine.config.log_every) {
+            if self
+                .engine
+                .state
+                .global_step
+                .is_multiple_of(self.engine.config.log_every)
+            {
                 let totals = self.progress.window.read_totals();
                 self.progress.epoch_totals.add(&totals);
                 self.progress.window.reset();
                 let mut values = self.progress.window.values(&totals);
                 values.insert("lr".into(), step_lr);
                 self.add_pace(&mut values);
-                self.engine.latest.set(Split::Train, self.engine.state.global_step, values);
+                self.engine
+                    .latest
+                    .set(Split::Train, self.engine.state.global_step, values);
             }
         }
-        Ok(StepDone { optimizer_step: stepped, ..StepDone::default() })
+        Ok(StepDone {
+            optimizer_step: stepped,
+            ..StepDone::default()
+        })
     }
 
     fn after_step(&mut self) -> Result<()> {
         let step = self.engine.state.global_step;
-        if self.engine.config.validation.is_some_and(|f| f.fires_at_step(step)) && self.valid.is_some() {
+        if self
+            .engine
+            .config
+            .validation
+            .is_some_and(|f| f.fires_at_step(step))
+            && self.valid.is_some()
+        {
             self.run_eval(Split::Valid)?;
         }
         Ok(())
@@ -575,7 +652,9 @@ where
             self.progress.epoch_totals.add(&totals);
             self.progress.window.reset();
             let values = self.progress.window.values(&totals);
-            self.engine.latest.set(Split::Train, self.engine.state.global_step, values);
+            self.engine
+                .latest
+                .set(Split::Train, self.engine.state.global_step, values);
         }
         self.engine.state.epoch += 1;
         self.engine.state.batch_in_epoch = 0;

@@ -27,12 +27,20 @@ impl MetricsCsv {
         let path = path.into();
         let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
         let header = format!("step,epoch,split,{}\n", columns.join(","));
-        let existing = if at == ResumeAt::Fresh { String::new() } else { read_or_empty(&path)? };
+        let existing = if at == ResumeAt::Fresh {
+            String::new()
+        } else {
+            read_or_empty(&path)?
+        };
         let (first, rows) = existing.split_once('\n').unwrap_or(("", ""));
         if !first.is_empty() && format!("{first}\n") != header {
             return Err(TrainerError::Callback {
                 callback: "event_log".into(),
-                message: format!("{} has the header `{first}`, this run writes `{}`", path.display(), header.trim_end()),
+                message: format!(
+                    "{} has the header `{first}`, this run writes `{}`",
+                    path.display(),
+                    header.trim_end()
+                ),
             });
         }
         let kept = kept_lines(rows, at, |line| line.split(',').next()?.parse().ok());
@@ -41,12 +49,27 @@ impl MetricsCsv {
         let file = OpenOptions::new()
             .append(true)
             .open(&path)
-            .map_err(|source| TrainerError::Io { action: "opening", path: path.clone(), source })?;
-        Ok(Self { path, file, columns, rows })
+            .map_err(|source| TrainerError::Io {
+                action: "opening",
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Self {
+            path,
+            file,
+            columns,
+            rows,
+        })
     }
 
     /// Writes one row; metrics without a column are left out, columns without a value are empty.
-    pub fn write(&mut self, step: usize, epoch: usize, split: Split, values: &MetricValues) -> Result<()> {
+    pub fn write(
+        &mut self,
+        step: usize,
+        epoch: usize,
+        split: Split,
+        values: &MetricValues,
+    ) -> Result<()> {
         let mut row = format!("{step},{epoch},{split}");
         for column in &self.columns {
             row.push(',');
@@ -58,7 +81,11 @@ impl MetricsCsv {
         self.file
             .write_all(row.as_bytes())
             .and_then(|()| self.file.flush())
-            .map_err(|source| TrainerError::Io { action: "writing", path: self.path.clone(), source })?;
+            .map_err(|source| TrainerError::Io {
+                action: "writing",
+                path: self.path.clone(),
+                source,
+            })?;
         self.rows += 1;
         Ok(())
     }

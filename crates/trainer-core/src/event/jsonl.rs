@@ -35,15 +35,25 @@ impl EventWriter {
     pub fn open(path: impl Into<PathBuf>, at: ResumeAt) -> Result<Self> {
         let path = path.into();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| TrainerError::Io { action: "creating folder", path: parent.to_path_buf(), source })?;
+            std::fs::create_dir_all(parent).map_err(|source| TrainerError::Io {
+                action: "creating folder",
+                path: parent.to_path_buf(),
+                source,
+            })?;
         }
-        let kept = kept_lines(&read_or_empty(&path)?, at, |line| serde_json::from_str::<Event>(line).ok().map(|e| e.step));
+        let kept = kept_lines(&read_or_empty(&path)?, at, |line| {
+            serde_json::from_str::<Event>(line).ok().map(|e| e.step)
+        });
         let lines = kept.lines().count();
         write_atomic(&path, kept.as_bytes())?;
         let file = OpenOptions::new()
             .append(true)
             .open(&path)
-            .map_err(|source| TrainerError::Io { action: "opening", path: path.clone(), source })?;
+            .map_err(|source| TrainerError::Io {
+                action: "opening",
+                path: path.clone(),
+                source,
+            })?;
         Ok(Self { path, file, lines })
     }
 
@@ -59,7 +69,11 @@ impl EventWriter {
         self.file
             .write_all(line.as_bytes())
             .and_then(|()| self.file.flush())
-            .map_err(|source| TrainerError::Io { action: "writing", path: self.path.clone(), source })?;
+            .map_err(|source| TrainerError::Io {
+                action: "writing",
+                path: self.path.clone(),
+                source,
+            })?;
         self.lines += 1;
         Ok(())
     }
@@ -74,12 +88,20 @@ impl EventWriter {
 /// first N, or those whose step (as `step_of` reads it; lines it cannot read are dropped) is at
 /// most the given step. A last line without its newline is the tail of a write a kill cut short:
 /// it is never kept.
-pub(super) fn kept_lines(text: &str, at: ResumeAt, step_of: impl Fn(&str) -> Option<usize>) -> String {
-    let complete = text.split_inclusive('\n').filter(|line| line.ends_with('\n'));
+pub(super) fn kept_lines(
+    text: &str,
+    at: ResumeAt,
+    step_of: impl Fn(&str) -> Option<usize>,
+) -> String {
+    let complete = text
+        .split_inclusive('\n')
+        .filter(|line| line.ends_with('\n'));
     match at {
         ResumeAt::Fresh => String::new(),
         ResumeAt::Lines(n) => complete.take(n).collect(),
-        ResumeAt::Step(step) => complete.filter(|line| step_of(line.trim_end()).is_some_and(|s| s <= step)).collect(),
+        ResumeAt::Step(step) => complete
+            .filter(|line| step_of(line.trim_end()).is_some_and(|s| s <= step))
+            .collect(),
     }
 }
 
@@ -88,6 +110,10 @@ pub(super) fn read_or_empty(path: &Path) -> Result<String> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(source) => Err(TrainerError::Io { action: "reading", path: path.to_path_buf(), source }),
+        Err(source) => Err(TrainerError::Io {
+            action: "reading",
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }

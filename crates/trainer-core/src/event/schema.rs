@@ -103,7 +103,12 @@ impl Event {
     /// Adds a split's metric values (non-finite ones become `None`, written as `null`).
     pub fn with_metrics(mut self, split: Split, values: &MetricValues) -> Self {
         self.split = Some(split);
-        self.metrics = Some(values.iter().map(|(k, v)| (k.clone(), v.is_finite().then_some(*v))).collect());
+        self.metrics = Some(
+            values
+                .iter()
+                .map(|(k, v)| (k.clone(), v.is_finite().then_some(*v)))
+                .collect(),
+        );
         self
     }
 }

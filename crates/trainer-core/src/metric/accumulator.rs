@@ -61,7 +61,10 @@ impl<B: Backend> MetricAccumulator<B> {
     /// An accumulator that starts from totals read back earlier (used when a run resumes in the
     /// middle of a logging window).
     pub fn from_totals(totals: Totals) -> Self {
-        Self { carried: totals, ..Self::default() }
+        Self {
+            carried: totals,
+            ..Self::default()
+        }
     }
 
     /// Also counts (true, predicted) pairs of classification outputs, on the device, for
@@ -88,14 +91,20 @@ impl<B: Backend> MetricAccumulator<B> {
     /// Adds one batch's output (already detached from any autodiff graph).
     pub fn update(&mut self, output: &StepOutput<B>) {
         for (metric, sum) in self.metrics.iter().zip(&mut self.metric_sums) {
-            let Some(stats) = metric.batch_stats(output) else { continue };
+            let Some(stats) = metric.batch_stats(output) else {
+                continue;
+            };
             *sum = Some(match sum.take() {
                 Some(sum) => sum.add(stats),
                 // Sums carried from a checkpoint go back on the device, as the loss's do.
                 None => match self.carried.metrics.remove(&metric.name()) {
                     Some(carried) => {
                         let len = carried.len();
-                        Tensor::<B, 1>::from_floats(TensorData::new(carried, [len]), &output.loss.device()).add(stats)
+                        Tensor::<B, 1>::from_floats(
+                            TensorData::new(carried, [len]),
+                            &output.loss.device(),
+                        )
+                        .add(stats)
                     }
                     None => stats,
                 },
@@ -115,12 +124,17 @@ impl<B: Backend> MetricAccumulator<B> {
             None => weighted,
         });
         if let Some(classification) = &output.classification {
-            let predicted: Tensor<B, 1, Int> = classification.logits.clone().argmax(1).reshape([-1]);
+            let predicted: Tensor<B, 1, Int> =
+                classification.logits.clone().argmax(1).reshape([-1]);
             if let Some(k) = self.top_k {
                 let [items, classes] = classification.logits.dims();
                 let k = k.min(classes);
                 let (_, top) = classification.logits.clone().topk_with_indices(k, 1);
-                let truth = classification.targets.clone().reshape([items, 1]).repeat_dim(1, k);
+                let truth = classification
+                    .targets
+                    .clone()
+                    .reshape([items, 1])
+                    .repeat_dim(1, k);
                 let hits = top.equal(truth).any_dim(1).int().sum();
                 self.top_k_correct = Some(match self.top_k_correct.take() {
                     Some(sum) => sum.add(hits),
@@ -138,10 +152,7 @@ impl<B: Backend> MetricAccumulator<B> {
                     None => pairs,
                 });
             }
-            let hits = predicted
-                .equal(classification.targets.clone())
-                .int()
-                .sum();
+            let hits = predicted.equal(classification.targets.clone()).int().sum();
             self.correct = Some(match self.correct.take() {
                 Some(sum) => sum.add(hits),
                 None => hits,
@@ -194,7 +205,12 @@ impl<B: Backend> MetricAccumulator<B> {
             .iter()
             .zip(&self.metric_sums)
             .filter_map(|(metric, sum)| {
-                let values = sum.clone()?.into_data().convert::<f64>().into_vec::<f64>().ok()?;
+                let values = sum
+                    .clone()?
+                    .into_data()
+                    .convert::<f64>()
+                    .into_vec::<f64>()
+                    .ok()?;
                 Some((metric.name(), values))
             })
             .collect();
@@ -215,9 +231,16 @@ impl<B: Backend> MetricAccumulator<B> {
     pub fn read_confusion(&self) -> Option<ConfusionMatrix> {
         let confusion = self.confusion.clone()?;
         let [classes, _] = confusion.dims();
-        let values = confusion.into_data().convert::<f32>().into_vec::<f32>().ok()?;
+        let values = confusion
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .ok()?;
         Some(ConfusionMatrix {
-            counts: values.chunks(classes).map(|row| row.iter().map(|&v| v as u64).collect()).collect(),
+            counts: values
+                .chunks(classes)
+                .map(|row| row.iter().map(|&v| v as u64).collect())
+                .collect(),
         })
     }
 
@@ -232,7 +255,11 @@ impl<B: Backend> MetricAccumulator<B> {
         let mut values = totals.means();
         for metric in self.metrics.iter() {
             let name = metric.name();
-            if let Some(value) = totals.metrics.get(&name).and_then(|sums| metric.value(sums)) {
+            if let Some(value) = totals
+                .metrics
+                .get(&name)
+                .and_then(|sums| metric.value(sums))
+            {
                 values.insert(name, value);
             }
         }
@@ -242,7 +269,8 @@ impl<B: Backend> MetricAccumulator<B> {
     /// Empties the accumulator (it keeps counting what it counted: confusion, top-k, user
     /// metrics).
     pub fn reset(&mut self) {
-        let (track_confusion, top_k, metrics) = (self.track_confusion, self.top_k, self.metrics.clone());
+        let (track_confusion, top_k, metrics) =
+            (self.track_confusion, self.top_k, self.metrics.clone());
         *self = Self::default().with_metrics(metrics);
         self.track_confusion = track_confusion;
         self.top_k = top_k;
@@ -304,7 +332,10 @@ impl Totals {
                 self.correct as f64 / self.classified as f64,
             );
             if let Some(k) = self.top_k {
-                values.insert(format!("top{k}_accuracy"), self.top_k_correct as f64 / self.classified as f64);
+                values.insert(
+                    format!("top{k}_accuracy"),
+                    self.top_k_correct as f64 / self.classified as f64,
+                );
             }
         }
         values

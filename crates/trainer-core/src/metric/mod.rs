@@ -15,4 +15,9 @@ pub use split::Split;
 /// The training metrics that measure time and throughput (`elapsed_seconds`, `eta_seconds`,
 /// `samples_per_second`, `steps_per_second`): they differ between any two runs, so comparisons
 /// of runs and default plots leave them out.
-pub const TIMING_METRICS: [&str; 4] = ["elapsed_seconds", "eta_seconds", "samples_per_second", "steps_per_second"];
+pub const TIMING_METRICS: [&str; 4] = [
+    "elapsed_seconds",
+    "eta_seconds",
+    "samples_per_second",
+    "steps_per_second",
+];

@@ -27,12 +27,20 @@ pub struct Monitor {
 impl Monitor {
     /// Watches `split`/`metric`, smaller is better.
     pub fn min(split: Split, metric: impl Into<String>) -> Self {
-        Self { split, metric: metric.into(), mode: Mode::Min }
+        Self {
+            split,
+            metric: metric.into(),
+            mode: Mode::Min,
+        }
     }
 
     /// Watches `split`/`metric`, larger is better.
     pub fn max(split: Split, metric: impl Into<String>) -> Self {
-        Self { split, metric: metric.into(), mode: Mode::Max }
+        Self {
+            split,
+            metric: metric.into(),
+            mode: Mode::Max,
+        }
     }
 
     /// `split/metric`, e.g. `valid/loss`.

@@ -45,10 +45,11 @@ impl<S: ClosedForm> LrSchedule for Counted<S> {
     }
 
     fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
-        let loaded: CounterState = serde_json::from_value(state.clone()).map_err(|e| TrainerError::State {
-            key: "schedule".into(),
-            message: format!("expected {{\"step\": <count>}}, found {state}: {e}"),
-        })?;
+        let loaded: CounterState =
+            serde_json::from_value(state.clone()).map_err(|e| TrainerError::State {
+                key: "schedule".into(),
+                message: format!("expected {{\"step\": <count>}}, found {state}: {e}"),
+            })?;
         self.step = loaded.step;
         Ok(())
     }

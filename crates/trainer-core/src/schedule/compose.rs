@@ -121,7 +121,9 @@ impl LrSchedule for Chained {
     }
 
     fn step_with_metric(&mut self, metric: f64) {
-        self.schedules.iter_mut().for_each(|s| s.step_with_metric(metric));
+        self.schedules
+            .iter_mut()
+            .for_each(|s| s.step_with_metric(metric));
     }
 
     fn needs_metric(&self) -> bool {

@@ -233,7 +233,12 @@ mod defaults {
     }
 }
 
-fn invalid(scheduler: &str, param: &str, value: impl std::fmt::Debug, reason: &str) -> TrainerError {
+fn invalid(
+    scheduler: &str,
+    param: &str,
+    value: impl std::fmt::Debug,
+    reason: &str,
+) -> TrainerError {
     TrainerError::InvalidSchedule {
         scheduler: scheduler.to_string(),
         param: param.to_string(),
@@ -246,7 +251,12 @@ fn positive(scheduler: &str, param: &str, value: f64) -> Result<()> {
     if value.is_finite() && value > 0.0 {
         Ok(())
     } else {
-        Err(invalid(scheduler, param, value, "must be a finite number > 0"))
+        Err(invalid(
+            scheduler,
+            param,
+            value,
+            "must be a finite number > 0",
+        ))
     }
 }
 
@@ -262,7 +272,12 @@ fn non_negative(scheduler: &str, param: &str, value: f64) -> Result<()> {
     if value.is_finite() && value >= 0.0 {
         Ok(())
     } else {
-        Err(invalid(scheduler, param, value, "must be a finite number >= 0"))
+        Err(invalid(
+            scheduler,
+            param,
+            value,
+            "must be a finite number >= 0",
+        ))
     }
 }
 
@@ -298,25 +313,49 @@ impl ScheduleConfig {
             ScheduleConfig::Step { step_size, gamma } => {
                 at_least_one(name, "step_size", *step_size)?;
                 positive(name, "gamma", *gamma)?;
-                Box::new(Counted::new(StepLr { base: base_lr, step_size: *step_size, gamma: *gamma }))
+                Box::new(Counted::new(StepLr {
+                    base: base_lr,
+                    step_size: *step_size,
+                    gamma: *gamma,
+                }))
             }
             ScheduleConfig::MultiStep { milestones, gamma } => {
                 positive(name, "gamma", *gamma)?;
                 if milestones.windows(2).any(|w| w[1] < w[0]) {
-                    return Err(invalid(name, "milestones", milestones, "must be in increasing order"));
+                    return Err(invalid(
+                        name,
+                        "milestones",
+                        milestones,
+                        "must be in increasing order",
+                    ));
                 }
-                Box::new(Counted::new(MultiStepLr { base: base_lr, milestones: milestones.clone(), gamma: *gamma }))
+                Box::new(Counted::new(MultiStepLr {
+                    base: base_lr,
+                    milestones: milestones.clone(),
+                    gamma: *gamma,
+                }))
             }
             ScheduleConfig::Exponential { gamma } => {
                 positive(name, "gamma", *gamma)?;
-                Box::new(Counted::new(ExponentialLr { base: base_lr, gamma: *gamma }))
+                Box::new(Counted::new(ExponentialLr {
+                    base: base_lr,
+                    gamma: *gamma,
+                }))
             }
             ScheduleConfig::CosineAnnealing { t_max, eta_min } => {
                 at_least_one(name, "T_max", *t_max)?;
                 non_negative(name, "eta_min", *eta_min)?;
-                Box::new(Counted::new(CosineAnnealingLr { base: base_lr, t_max: *t_max, eta_min: *eta_min }))
+                Box::new(Counted::new(CosineAnnealingLr {
+                    base: base_lr,
+                    t_max: *t_max,
+                    eta_min: *eta_min,
+                }))
             }
-            ScheduleConfig::CosineAnnealingWarmRestarts { t_0, t_mult, eta_min } => {
+            ScheduleConfig::CosineAnnealingWarmRestarts {
+                t_0,
+                t_mult,
+                eta_min,
+            } => {
                 at_least_one(name, "T_0", *t_0)?;
                 at_least_one(name, "T_mult", *t_mult)?;
                 non_negative(name, "eta_min", *eta_min)?;
@@ -327,9 +366,18 @@ impl ScheduleConfig {
                     eta_min: *eta_min,
                 }))
             }
-            ScheduleConfig::Linear { start_factor, end_factor, total_iters } => {
+            ScheduleConfig::Linear {
+                start_factor,
+                end_factor,
+                total_iters,
+            } => {
                 if !(start_factor.is_finite() && *start_factor > 0.0 && *start_factor <= 1.0) {
-                    return Err(invalid(name, "start_factor", start_factor, "must be in (0, 1]"));
+                    return Err(invalid(
+                        name,
+                        "start_factor",
+                        start_factor,
+                        "must be in (0, 1]",
+                    ));
                 }
                 if !(end_factor.is_finite() && (0.0..=1.0).contains(end_factor)) {
                     return Err(invalid(name, "end_factor", end_factor, "must be in [0, 1]"));
@@ -342,16 +390,27 @@ impl ScheduleConfig {
                     total_iters: *total_iters,
                 }))
             }
-            ScheduleConfig::ConstantFactor { factor, total_iters } => {
+            ScheduleConfig::ConstantFactor {
+                factor,
+                total_iters,
+            } => {
                 if !(factor.is_finite() && (0.0..=1.0).contains(factor)) {
                     return Err(invalid(name, "factor", factor, "must be in [0, 1]"));
                 }
-                Box::new(Counted::new(ConstantFactorLr { base: base_lr, factor: *factor, total_iters: *total_iters }))
+                Box::new(Counted::new(ConstantFactorLr {
+                    base: base_lr,
+                    factor: *factor,
+                    total_iters: *total_iters,
+                }))
             }
             ScheduleConfig::Polynomial { total_iters, power } => {
                 at_least_one(name, "total_iters", *total_iters)?;
                 non_negative(name, "power", *power)?;
-                Box::new(Counted::new(PolynomialLr { base: base_lr, total_iters: *total_iters, power: *power }))
+                Box::new(Counted::new(PolynomialLr {
+                    base: base_lr,
+                    total_iters: *total_iters,
+                    power: *power,
+                }))
             }
             ScheduleConfig::OneCycle {
                 max_lr,
@@ -370,22 +429,49 @@ impl ScheduleConfig {
                 let anneal = match anneal_strategy.as_str() {
                     "cos" => Anneal::Cos,
                     "linear" => Anneal::Linear,
-                    _ => return Err(invalid(name, "anneal_strategy", anneal_strategy, "must be \"cos\" or \"linear\"")),
+                    _ => {
+                        return Err(invalid(
+                            name,
+                            "anneal_strategy",
+                            anneal_strategy,
+                            "must be \"cos\" or \"linear\"",
+                        ))
+                    }
                 };
                 positive(name, "div_factor", *div_factor)?;
                 positive(name, "final_div_factor", *final_div_factor)?;
-                let form = OneCycleLr::new(*max_lr, *total_steps, *pct_start, anneal, *three_phase, *div_factor, *final_div_factor);
+                let form = OneCycleLr::new(
+                    *max_lr,
+                    *total_steps,
+                    *pct_start,
+                    anneal,
+                    *three_phase,
+                    *div_factor,
+                    *final_div_factor,
+                );
                 // Phases of zero length would divide by zero.
                 let mut start = 0.0;
                 for &(end, _, _) in &form.phases {
                     if end <= start {
-                        return Err(invalid(name, "total_steps", total_steps, "too few steps for pct_start: a phase would be empty"));
+                        return Err(invalid(
+                            name,
+                            "total_steps",
+                            total_steps,
+                            "too few steps for pct_start: a phase would be empty",
+                        ));
                     }
                     start = end;
                 }
                 Box::new(Counted::new(form))
             }
-            ScheduleConfig::Cyclic { base_lr: low, max_lr, step_size_up, step_size_down, mode, gamma } => {
+            ScheduleConfig::Cyclic {
+                base_lr: low,
+                max_lr,
+                step_size_up,
+                step_size_down,
+                mode,
+                gamma,
+            } => {
                 positive(name, "base_lr", *low)?;
                 positive(name, "max_lr", *max_lr)?;
                 at_least_one(name, "step_size_up", *step_size_up)?;
@@ -396,7 +482,14 @@ impl ScheduleConfig {
                     "triangular" => CyclicMode::Triangular,
                     "triangular2" => CyclicMode::Triangular2,
                     "exp_range" => CyclicMode::ExpRange(*gamma),
-                    _ => return Err(invalid(name, "mode", mode, "must be \"triangular\", \"triangular2\" or \"exp_range\"")),
+                    _ => {
+                        return Err(invalid(
+                            name,
+                            "mode",
+                            mode,
+                            "must be \"triangular\", \"triangular2\" or \"exp_range\"",
+                        ))
+                    }
                 };
                 Box::new(Counted::new(CyclicLr {
                     base_lr: *low,
@@ -415,34 +508,66 @@ impl ScheduleConfig {
                 non_negative(name, "eps", config.eps)?;
                 Box::new(ReduceLrOnPlateau::new(config.clone(), base_lr))
             }
-            ScheduleConfig::Warmup { warmup_steps, mode, then } => {
+            ScheduleConfig::Warmup {
+                warmup_steps,
+                mode,
+                then,
+            } => {
                 at_least_one(name, "warmup_steps", *warmup_steps)?;
                 let then = then.as_ref().map(|t| t.build(base_lr)).transpose()?;
                 Box::new(Warmup::new(base_lr, *warmup_steps, *mode, then))
             }
-            ScheduleConfig::Sequential { schedulers, milestones } => {
+            ScheduleConfig::Sequential {
+                schedulers,
+                milestones,
+            } => {
                 if schedulers.is_empty() {
-                    return Err(invalid(name, "schedulers", schedulers.len(), "needs at least one schedule"));
+                    return Err(invalid(
+                        name,
+                        "schedulers",
+                        schedulers.len(),
+                        "needs at least one schedule",
+                    ));
                 }
                 if milestones.len() + 1 != schedulers.len() {
                     return Err(invalid(
                         name,
                         "milestones",
                         milestones,
-                        &format!("{} schedules need {} milestones", schedulers.len(), schedulers.len() - 1),
+                        &format!(
+                            "{} schedules need {} milestones",
+                            schedulers.len(),
+                            schedulers.len() - 1
+                        ),
                     ));
                 }
                 if milestones.windows(2).any(|w| w[1] <= w[0]) || milestones.first() == Some(&0) {
-                    return Err(invalid(name, "milestones", milestones, "must be strictly increasing and above 0"));
+                    return Err(invalid(
+                        name,
+                        "milestones",
+                        milestones,
+                        "must be strictly increasing and above 0",
+                    ));
                 }
-                let built = schedulers.iter().map(|s| s.build(base_lr)).collect::<Result<Vec<_>>>()?;
+                let built = schedulers
+                    .iter()
+                    .map(|s| s.build(base_lr))
+                    .collect::<Result<Vec<_>>>()?;
                 Box::new(Sequential::new(built, milestones.clone()))
             }
             ScheduleConfig::Chained { schedulers } => {
                 if schedulers.is_empty() {
-                    return Err(invalid(name, "schedulers", schedulers.len(), "needs at least one schedule"));
+                    return Err(invalid(
+                        name,
+                        "schedulers",
+                        schedulers.len(),
+                        "needs at least one schedule",
+                    ));
                 }
-                let built = schedulers.iter().map(|s| s.build(base_lr)).collect::<Result<Vec<_>>>()?;
+                let built = schedulers
+                    .iter()
+                    .map(|s| s.build(base_lr))
+                    .collect::<Result<Vec<_>>>()?;
                 Box::new(Chained::new(base_lr, built))
             }
         })

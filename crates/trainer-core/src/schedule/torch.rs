@@ -61,7 +61,8 @@ pub struct CosineAnnealingLr {
 impl ClosedForm for CosineAnnealingLr {
     fn lr_at(&self, t: u64) -> f64 {
         let t = t % (2 * self.t_max);
-        self.eta_min + (self.base - self.eta_min) * (1.0 + (PI * t as f64 / self.t_max as f64).cos()) / 2.0
+        self.eta_min
+            + (self.base - self.eta_min) * (1.0 + (PI * t as f64 / self.t_max as f64).cos()) / 2.0
     }
 }
 
@@ -82,7 +83,8 @@ impl ClosedForm for CosineAnnealingWarmRestarts {
             t_cur -= t_i;
             t_i *= self.t_mult;
         }
-        self.eta_min + (self.base - self.eta_min) * (1.0 + (PI * t_cur as f64 / t_i as f64).cos()) / 2.0
+        self.eta_min
+            + (self.base - self.eta_min) * (1.0 + (PI * t_cur as f64 / t_i as f64).cos()) / 2.0
     }
 }
 
@@ -183,7 +185,10 @@ impl OneCycleLr {
                 (total - 1.0, initial, min),
             ]
         } else {
-            vec![(pct_start * total - 1.0, initial, max_lr), (total - 1.0, max_lr, min)]
+            vec![
+                (pct_start * total - 1.0, initial, max_lr),
+                (total - 1.0, max_lr, min),
+            ]
         };
         Self { phases, anneal }
     }

@@ -30,7 +30,12 @@ pub struct Warmup {
 
 impl Warmup {
     /// A warmup to `target` over `warmup_steps` steps, then `then` (a constant `target` if none).
-    pub fn new(target: f64, warmup_steps: u64, mode: WarmupMode, then: Option<Box<dyn LrSchedule>>) -> Self {
+    pub fn new(
+        target: f64,
+        warmup_steps: u64,
+        mode: WarmupMode,
+        then: Option<Box<dyn LrSchedule>>,
+    ) -> Self {
         Self {
             target,
             warmup_steps,
@@ -86,13 +91,19 @@ impl LrSchedule for Warmup {
     }
 
     fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
-        let bad = |message: String| TrainerError::State { key: "schedule".into(), message };
+        let bad = |message: String| TrainerError::State {
+            key: "schedule".into(),
+            message,
+        };
         self.steps = state
             .get("step")
             .and_then(serde_json::Value::as_u64)
             .ok_or_else(|| bad(format!("warmup state has no step count: {state}")))?;
         if let Some(then) = &mut self.then {
-            let inner = state.get("then").cloned().unwrap_or(serde_json::Value::Null);
+            let inner = state
+                .get("then")
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
             then.load_state(inner)?;
         }
         Ok(())

@@ -4,9 +4,15 @@ use std::sync::{Arc, Mutex};
 
 use burn::data::dataset::InMemDataset;
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, Relu, loss::{MseLoss, Reduction}};
+use burn::nn::{
+    loss::{MseLoss, Reduction},
+    Dropout, DropoutConfig, Linear, LinearConfig, Relu,
+};
 use burn::optim::{adaptor::OptimizerAdaptor, Adam, AdamConfig};
-use burn::tensor::{backend::{AutodiffBackend, Backend}, Tensor, TensorData};
+use burn::tensor::{
+    backend::{AutodiffBackend, Backend},
+    Tensor, TensorData,
+};
 use trainer_core::callback::{Callback, Context};
 use trainer_core::prelude::*;
 
@@ -23,10 +29,17 @@ pub struct DropoutNet<B: Backend> {
 /// A linear layer with weights from a fixed host formula (no backend RNG: tests run in parallel).
 fn linear<B: Backend>(d_in: usize, d_out: usize, salt: f32, device: &B::Device) -> Linear<B> {
     let mut layer = LinearConfig::new(d_in, d_out).init(device);
-    let w: Vec<f32> = (0..d_in * d_out).map(|i| ((i as f32 + salt) * 0.731).sin() * 0.5).collect();
-    let b: Vec<f32> = (0..d_out).map(|i| ((i as f32 + salt) * 0.37).cos() * 0.1).collect();
+    let w: Vec<f32> = (0..d_in * d_out)
+        .map(|i| ((i as f32 + salt) * 0.731).sin() * 0.5)
+        .collect();
+    let b: Vec<f32> = (0..d_out)
+        .map(|i| ((i as f32 + salt) * 0.37).cos() * 0.1)
+        .collect();
     layer.weight = Param::from_tensor(Tensor::from_data(TensorData::new(w, [d_in, d_out]), device));
-    layer.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(b, [d_out]), device)));
+    layer.bias = Some(Param::from_tensor(Tensor::from_data(
+        TensorData::new(b, [d_out]),
+        device,
+    )));
     layer
 }
 
@@ -43,7 +56,9 @@ impl<B: Backend> DropoutNet<B> {
 
     fn output(&self, batch: Batch<B>) -> StepOutput<B> {
         let n = batch.x.dims()[0];
-        let h = self.dropout.forward(self.activation.forward(self.hidden.forward(batch.x)));
+        let h = self
+            .dropout
+            .forward(self.activation.forward(self.hidden.forward(batch.x)));
         let loss = MseLoss::new().forward(self.out.forward(h), batch.y, Reduction::Mean);
         StepOutput::loss(loss, n)
     }
@@ -66,12 +81,21 @@ pub type NetTrainer = SupervisedTrainer<B, DropoutNet<B>, AdamOptim, Batch<B>, B
 
 /// A trainer of the net on 100 items (13 batches of 8 per epoch, the last one 4) with Adam and
 /// a step schedule.
-pub fn net_trainer(config: TrainerConfig, salt: f32, callbacks: Vec<Box<dyn Callback>>) -> NetTrainer {
+pub fn net_trainer(
+    config: TrainerConfig,
+    salt: f32,
+    callbacks: Vec<Box<dyn Callback>>,
+) -> NetTrainer {
     let device = Default::default();
-    let mut builder = SupervisedTrainer::builder(DropoutNet::<B>::new(16, salt, &device), AdamConfig::new().init(), config, device)
-        .train_data(InMemDataset::new(items(100)), RowBatcher)
-        .valid_data(InMemDataset::new(items(20)), RowBatcher)
-        .boxed_schedule(step_lr().build(0.01).unwrap());
+    let mut builder = SupervisedTrainer::builder(
+        DropoutNet::<B>::new(16, salt, &device),
+        AdamConfig::new().init(),
+        config,
+        device,
+    )
+    .train_data(InMemDataset::new(items(100)), RowBatcher)
+    .valid_data(InMemDataset::new(items(20)), RowBatcher)
+    .boxed_schedule(step_lr().build(0.01).unwrap());
     for callback in callbacks {
         builder = builder.boxed_callback(callback);
     }
@@ -79,7 +103,10 @@ pub fn net_trainer(config: TrainerConfig, salt: f32, callbacks: Vec<Box<dyn Call
 }
 
 fn step_lr() -> trainer_core::schedule::ScheduleConfig {
-    serde_json::from_value(serde_json::json!({"scheduler": "StepLR", "params": {"step_size": 10, "gamma": 0.5}})).unwrap()
+    serde_json::from_value(
+        serde_json::json!({"scheduler": "StepLR", "params": {"step_size": 10, "gamma": 0.5}}),
+    )
+    .unwrap()
 }
 
 /// Every float parameter's bytes, in visiting order.
@@ -87,7 +114,15 @@ pub fn parameter_bits<B: Backend, M: Module<B>>(module: &M) -> Vec<u32> {
     struct Bits(Vec<u32>);
     impl<B: Backend> ModuleVisitor<B> for Bits {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            self.0.extend(param.val().into_data().to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()));
+            self.0.extend(
+                param
+                    .val()
+                    .into_data()
+                    .to_vec::<f32>()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.to_bits()),
+            );
         }
     }
     let mut bits = Bits(Vec::new());

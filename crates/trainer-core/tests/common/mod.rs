@@ -7,9 +7,15 @@ pub mod dropout_net;
 
 use burn::data::{dataloader::batcher::Batcher, dataset::InMemDataset};
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig, loss::{MseLoss, Reduction}};
-use burn::optim::{Sgd, SgdConfig, adaptor::OptimizerAdaptor};
-use burn::tensor::{backend::{AutodiffBackend, Backend}, Tensor, TensorData};
+use burn::nn::{
+    loss::{MseLoss, Reduction},
+    Linear, LinearConfig,
+};
+use burn::optim::{adaptor::OptimizerAdaptor, Sgd, SgdConfig};
+use burn::tensor::{
+    backend::{AutodiffBackend, Backend},
+    Tensor, TensorData,
+};
 use trainer_core::callback::{Callback, Context, Hook};
 use trainer_core::prelude::*;
 
@@ -44,12 +50,30 @@ impl<B: Backend> Regressor<B> {
     fn output(&self, batch: Batch<B>) -> StepOutput<B> {
         let n = batch.x.dims()[0];
         let prediction = self.linear.forward(batch.x);
-        StepOutput::loss(MseLoss::new().forward(prediction, batch.y, Reduction::Mean), n)
+        StepOutput::loss(
+            MseLoss::new().forward(prediction, batch.y, Reduction::Mean),
+            n,
+        )
     }
 
     pub fn weights(&self) -> Vec<f32> {
-        let mut w = self.linear.weight.val().into_data().to_vec::<f32>().unwrap();
-        w.extend(self.linear.bias.as_ref().unwrap().val().into_data().to_vec::<f32>().unwrap());
+        let mut w = self
+            .linear
+            .weight
+            .val()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        w.extend(
+            self.linear
+                .bias
+                .as_ref()
+                .unwrap()
+                .val()
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap(),
+        );
         w
     }
 }
@@ -100,10 +124,15 @@ pub fn trainer(
     callbacks: Vec<Box<dyn Callback>>,
 ) -> SupervisedTrainer<B, Regressor<B>, Optim, Batch<B>, Batch<Inner>> {
     let device = Default::default();
-    let mut builder = SupervisedTrainer::builder(Regressor::<B>::new(&device), SgdConfig::new().init(), config, device)
-        .train_data(InMemDataset::new(items(n_train)), RowBatcher)
-        .valid_data(InMemDataset::new(items(6)), RowBatcher)
-        .test_data(InMemDataset::new(items(5)), RowBatcher);
+    let mut builder = SupervisedTrainer::builder(
+        Regressor::<B>::new(&device),
+        SgdConfig::new().init(),
+        config,
+        device,
+    )
+    .train_data(InMemDataset::new(items(n_train)), RowBatcher)
+    .valid_data(InMemDataset::new(items(6)), RowBatcher)
+    .test_data(InMemDataset::new(items(5)), RowBatcher);
     for callback in callbacks {
         builder = builder.boxed_callback(callback);
     }
@@ -121,7 +150,10 @@ impl Recorder {
         self.seen.lock().unwrap().iter().map(|(h, _)| *h).collect()
     }
     fn push(&self, hook: Hook, ctx: &Context<'_>) {
-        self.seen.lock().unwrap().push((hook, ctx.state.global_step));
+        self.seen
+            .lock()
+            .unwrap()
+            .push((hook, ctx.state.global_step));
     }
 }
 

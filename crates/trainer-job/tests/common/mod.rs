@@ -18,9 +18,24 @@ pub type B = burn_autodiff::Autodiff<burn_ndarray::NdArray<f32>>;
 /// `label` (Int64, 0..3 from the features) and `name` (Utf8), in row groups of `group` rows.
 pub fn write_table(path: &Path, first_id: i64, rows: usize, group: usize) {
     let ids: Vec<i64> = (0..rows as i64).map(|i| first_id + i).collect();
-    let x0: Vec<f32> = ids.iter().map(|&i| ((i * 37 % 101) as f32) / 101.0).collect();
+    let x0: Vec<f32> = ids
+        .iter()
+        .map(|&i| ((i * 37 % 101) as f32) / 101.0)
+        .collect();
     let x1: Vec<f32> = ids.iter().map(|&i| ((i * 53 % 89) as f32) / 89.0).collect();
-    let label: Vec<i64> = x0.iter().zip(&x1).map(|(a, b)| if a + b < 0.7 { 0 } else if a + b < 1.3 { 1 } else { 2 }).collect();
+    let label: Vec<i64> = x0
+        .iter()
+        .zip(&x1)
+        .map(|(a, b)| {
+            if a + b < 0.7 {
+                0
+            } else if a + b < 1.3 {
+                1
+            } else {
+                2
+            }
+        })
+        .collect();
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int64, false),
         Field::new("x0", DataType::Float32, false),
@@ -33,17 +48,28 @@ pub fn write_table(path: &Path, first_id: i64, rows: usize, group: usize) {
         Arc::new(Float32Array::from(x0)),
         Arc::new(Float32Array::from(x1)),
         Arc::new(Int64Array::from(label)),
-        Arc::new(StringArray::from_iter_values(ids.iter().map(|i| format!("row-{i}")))),
+        Arc::new(StringArray::from_iter_values(
+            ids.iter().map(|i| format!("row-{i}")),
+        )),
     ];
     let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
-    let properties = WriterProperties::builder().set_max_row_group_row_count(Some(group)).build();
-    let mut writer = ArrowWriter::try_new(File::create(path).unwrap(), schema, Some(properties)).unwrap();
+    let properties = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(group))
+        .build();
+    let mut writer =
+        ArrowWriter::try_new(File::create(path).unwrap(), schema, Some(properties)).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
 }
 
 /// A job on `files` with the mlp-classifier, its files under `dir`.
-pub fn job(dir: &Path, files: Vec<PathBuf>, max_steps: usize, metric_every: usize, checkpoint_every: usize) -> ResolvedJob {
+pub fn job(
+    dir: &Path,
+    files: Vec<PathBuf>,
+    max_steps: usize,
+    metric_every: usize,
+    checkpoint_every: usize,
+) -> ResolvedJob {
     let spec = serde_json::json!({
         "trainer_api_version": "v1",
         "run_id": "test-run",
@@ -69,10 +95,18 @@ pub fn job(dir: &Path, files: Vec<PathBuf>, max_steps: usize, metric_every: usiz
 
 /// The events file's lines, parsed.
 pub fn events(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// Steps of the events of `kind`.
 pub fn steps_of(events: &[Value], kind: &str) -> Vec<u64> {
-    events.iter().filter(|e| e["event"] == kind).map(|e| e["step"].as_u64().unwrap()).collect()
+    events
+        .iter()
+        .filter(|e| e["event"] == kind)
+        .map(|e| e["step"].as_u64().unwrap())
+        .collect()
 }
