@@ -32,13 +32,13 @@ use trainer_core::checkpoint::latest_in;
 #[derive(Debug, Clone, Parser)]
 struct Args {
     /// Training epochs.
-    #[arg(long, default_value_t = 30)]
-    epochs: usize,
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    epochs: u32,
     /// Items per batch.
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1 << 20))]
+    batch_size: u32,
     /// Adam's learning rate.
-    #[arg(long, default_value_t = 2e-3)]
+    #[arg(long, default_value_t = 2e-3, value_parser = positive_finite)]
     lr: f64,
     /// Seed for the split, the weights, the data order and dropout.
     #[arg(long, default_value_t = 42)]
@@ -47,10 +47,10 @@ struct Args {
     #[arg(long, default_value = "auto")]
     device: String,
     /// Hidden layer widths, comma-separated.
-    #[arg(long, default_value = "128", value_delimiter = ',')]
-    hidden: Vec<usize>,
+    #[arg(long, default_value = "128", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=1 << 16))]
+    hidden: Vec<u32>,
     /// Dropout after each hidden layer.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = probability)]
     dropout: f64,
     /// Folder for the run's outputs: `events.jsonl`, `metrics.csv`, checkpoints in
     /// `DIR/checkpoints`, the final JSON line in `DIR/result.json`.
@@ -66,8 +66,8 @@ struct Args {
     #[arg(long)]
     resume: bool,
     /// Stop when the validation loss has not improved for N epochs, and keep the best weights.
-    #[arg(long)]
-    patience: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    patience: Option<u32>,
     /// Data file (`.csv` or `.csv.gz`); the bundled digits by default.
     #[arg(long)]
     data: Option<PathBuf>,
@@ -84,12 +84,13 @@ impl Launch for MlpJob {
     fn launch<B: AutodiffBackend>(self, device: B::Device, selection: &Selection) -> Self::Output {
         let started = Instant::now();
         let args = self.args;
-        let model = MlpConfig::new(digits::PIXELS, args.hidden.clone(), digits::CLASSES)
+        let hidden = args.hidden.iter().map(|&w| w as usize).collect();
+        let model = MlpConfig::new(digits::PIXELS, hidden, digits::CLASSES)
             .with_dropout(args.dropout)
             .init::<B>(args.seed, &device);
         let config = TrainerConfig::new(args.lr)
-            .with_epochs(Some(args.epochs))
-            .with_batch_size(args.batch_size)
+            .with_epochs(Some(args.epochs as usize))
+            .with_batch_size(args.batch_size as usize)
             .with_seed(args.seed)
             .with_validation(Some(Frequency::Epochs(1)));
         let mut builder =
@@ -101,7 +102,7 @@ impl Launch for MlpJob {
         if let Some(patience) = args.patience {
             builder = builder.callback(
                 EarlyStopping::new(Monitor::min(Split::Valid, "loss"))
-                    .patience(patience)
+                    .patience(patience as usize)
                     .restore_best_weights(true),
             );
         }
@@ -152,6 +153,24 @@ impl Launch for MlpJob {
             "seconds": started.elapsed().as_secs_f64(),
             "weights_sha256": format!("{weights:x}"),
         }))
+    }
+}
+
+/// A learning rate: a finite number above 0.
+fn positive_finite(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
+        Ok(value) => Err(format!("{value} is not a finite number above 0")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A dropout probability: in [0, 1).
+fn probability(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if (0.0..1.0).contains(&value) => Ok(value),
+        Ok(value) => Err(format!("{value} is not a probability in [0, 1)")),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -18,10 +18,24 @@ pub enum PlotError {
         /// Its index.
         index: usize,
     },
+    /// A value is finite but too large for an axis (its span would overflow).
+    #[error("cannot plot {what}: value {value:e} at point {index} is beyond ±{MAX_MAGNITUDE:e}, the largest an axis can span")]
+    TooLarge {
+        /// What was plotted.
+        what: String,
+        /// The value.
+        value: f64,
+        /// Its index.
+        index: usize,
+    },
     /// The drawing backend failed.
     #[error("drawing failed: {0}")]
     Draw(String),
 }
+
+/// The largest magnitude drawn: an axis from `-MAX` to `MAX` still has a finite span with room
+/// for its padding, and its tick arithmetic stays exact enough to end.
+pub const MAX_MAGNITUDE: f64 = 1e150;
 
 /// One curve of `(x, y)` points with a name for the legend.
 #[derive(Debug, Clone)]
@@ -84,6 +98,14 @@ pub fn panels_svg(x_label: &str, panels: &[Panel]) -> Result<String, PlotError> 
                 if !x.is_finite() || !y.is_finite() {
                     let value = if x.is_finite() { *y } else { *x };
                     return Err(PlotError::NotFinite {
+                        what: s.name.clone(),
+                        value,
+                        index,
+                    });
+                }
+                if x.abs() > MAX_MAGNITUDE || y.abs() > MAX_MAGNITUDE {
+                    let value = if x.abs() > MAX_MAGNITUDE { *x } else { *y };
+                    return Err(PlotError::TooLarge {
                         what: s.name.clone(),
                         value,
                         index,

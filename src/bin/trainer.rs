@@ -187,7 +187,7 @@ fn inspect(path: &std::path::Path, json: bool) -> Result<(), String> {
         println!("{value}");
         return Ok(());
     }
-    let created = std::time::UNIX_EPOCH + std::time::Duration::from_millis(summary.created_unix_ms);
+    let created = describe_time(summary.created_unix_ms);
     println!("file            {}", file.display());
     println!(
         "format          {} ({} payload bytes, CRC-32 {:08x} verified)",
@@ -195,9 +195,7 @@ fn inspect(path: &std::path::Path, json: bool) -> Result<(), String> {
     );
     println!(
         "written by      trainer {} on burn {}, {}",
-        summary.trainer_version,
-        summary.burn_version,
-        humantime::format_rfc3339_seconds(created)
+        summary.trainer_version, summary.burn_version, created
     );
     println!(
         "position        epoch {} done, step {}, batch {} of the next epoch, {} samples seen",
@@ -223,6 +221,18 @@ fn inspect(path: &std::path::Path, json: bool) -> Result<(), String> {
         println!("callback states {}", summary.callbacks.join(", "));
     }
     Ok(())
+}
+
+/// A time in milliseconds since the Unix epoch as RFC 3339 text, or the raw number when it is
+/// past what RFC 3339 can write (the year 9999): a file may hold any number.
+fn describe_time(unix_ms: u64) -> String {
+    // 9999-12-31T23:59:59Z.
+    const LAST_RFC3339_SECOND: u64 = 253_402_300_799;
+    if unix_ms / 1000 > LAST_RFC3339_SECOND {
+        return format!("{unix_ms} ms after 1970 (past the year 9999)");
+    }
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(unix_ms);
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 fn devices(json: bool) -> ExitCode {

@@ -146,6 +146,9 @@ mod defaults {
     }
 }
 
+/// The most batches a data loader builds ahead (each is held in memory).
+pub const MAX_PREFETCH_BATCHES: usize = 1024;
+
 impl TrainerConfig {
     /// A config with the given learning rate, one epoch and the documented defaults.
     pub fn new(learning_rate: f64) -> Self {
@@ -244,7 +247,7 @@ impl TrainerConfig {
         self
     }
 
-    /// Checks every field; the first bad one is returned as
+    /// Checks every field (numbers that size memory are bounded); the first bad one is returned as
     /// [`TrainerError::InvalidConfig`] naming the field and its value.
     pub fn validate(&self) -> Result<()> {
         fn bad(field: &'static str, value: impl std::fmt::Debug, reason: &str) -> Result<()> {
@@ -323,11 +326,13 @@ impl TrainerConfig {
         if let Some(schedule) = &self.lr_schedule {
             schedule.build(self.learning_rate)?;
         }
-        if self.prefetch_batches == 0 {
+        if self.prefetch_batches == 0 || self.prefetch_batches > MAX_PREFETCH_BATCHES {
             return bad(
                 "prefetch_batches",
                 self.prefetch_batches,
-                "must be at least 1",
+                &format!(
+                    "must be between 1 and {MAX_PREFETCH_BATCHES} (each batch is held in memory)"
+                ),
             );
         }
         Ok(())

@@ -130,6 +130,15 @@ pub enum TrainerError {
         /// What differs.
         detail: String,
     },
+    /// Code the engine called panicked (a user step, a callback, a hook, a batcher); the run
+    /// ended as a failure instead of taking the process down.
+    #[error("a panic during {during}: {message}")]
+    Panicked {
+        /// What was running (`training`, `validation`, `callback EarlyStopping`, ...).
+        during: String,
+        /// The panic's message.
+        message: String,
+    },
     /// A folder that should hold checkpoints holds none.
     #[error("no checkpoint in {dir}: it has no `latest` pointer file")]
     NoCheckpoint {
@@ -140,3 +149,12 @@ pub enum TrainerError {
 
 /// `Result` with [`TrainerError`].
 pub type Result<T, E = TrainerError> = std::result::Result<T, E>;
+
+/// The text of a panic's payload (`panic!("...")` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}

@@ -18,9 +18,11 @@ pub mod schedule;
 mod state;
 mod step;
 
-pub use config::{Frequency, GradientClipping, ScheduleInterval, TrainerConfig};
+pub use config::{
+    Frequency, GradientClipping, ScheduleInterval, TrainerConfig, MAX_PREFETCH_BATCHES,
+};
 pub use engine::{FitReport, SupervisedTrainer, SupervisedTrainerBuilder, Trainer};
-pub use error::{Result, TrainerError};
+pub use error::{panic_message, Result, TrainerError};
 pub use state::{BestMetric, EpochSummary, MetricValues, StopReason, TrainingState};
 pub use step::{Classification, Regression, StepOutput, TrainStep, ValidStep};
 

@@ -88,4 +88,8 @@ pub struct TrainingState {
     pub schedule: Option<serde_json::Value>,
     /// Why the run stopped; `None` while it runs.
     pub stop_reason: Option<StopReason>,
+    /// Checkpoint saves that failed, over the whole run (each is also a `checkpoint_failed`
+    /// event). Absent in older checkpoints (read as 0).
+    #[serde(default)]
+    pub checkpoint_failures: usize,
 }

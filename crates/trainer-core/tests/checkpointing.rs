@@ -390,3 +390,68 @@ fn a_resume_from_an_older_checkpoint_forgets_the_abandoned_entries() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn names_from_the_folder_never_reach_outside_it() {
+    let dir = temp_dir("foreign-names");
+    let outside = temp_dir("foreign-names-outside");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    let victim = outside.join("victim.ckpt");
+    std::fs::write(&victim, b"not yours").unwrap();
+    let linked = outside.join("linked.ckpt");
+    std::fs::write(&linked, b"not yours either").unwrap();
+    // A link inside the folder with a name of our form, pointing out of it.
+    let link = dir.join("epoch-0000-step-000000.ckpt");
+    std::os::unix::fs::symlink(&linked, &link).unwrap();
+    let entry = |file: &str| {
+        serde_json::json!({"file": file, "epoch": 0, "step": 0, "batch_in_epoch": 0,
+            "reasons": ["requested"], "monitored": null, "created_unix_ms": 0})
+    };
+    let index = serde_json::json!({
+        "monitor": null, "retention": "all", "latest": "../victim.ckpt", "best": null,
+        "checkpoints": [entry(victim.to_str().unwrap()), entry("../victim.ckpt"),
+                        entry("epoch-0000-step-000000.ckpt")],
+    });
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    // Retention keeps one: every foreign entry would be deleted if it were trusted.
+    let checkpointing = Checkpointing::new(&dir)
+        .every_n_steps(5)
+        .retention(Retention::LastN(1));
+    let mut t = net_trainer(config(), 0.0, vec![Box::new(checkpointing)]);
+    t.fit().unwrap();
+    assert_eq!(std::fs::read(&victim).unwrap(), b"not yours");
+    assert_eq!(std::fs::read(&linked).unwrap(), b"not yours either");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link was removed"
+    );
+    let kept = index_files(&dir);
+    assert!(
+        kept.iter()
+            .all(|f| f.starts_with("epoch-") && !f.contains('/')),
+        "{kept:?}"
+    );
+    assert_eq!(
+        latest_in(&dir).unwrap().unwrap(),
+        dir.join("epoch-0003-step-000039.ckpt")
+    );
+    // A `latest` that names a path is an error, not a read outside the folder.
+    std::fs::write(dir.join("latest"), victim.to_str().unwrap()).unwrap();
+    let message = latest_in(&dir).unwrap_err().to_string();
+    assert!(
+        message.contains("should name a checkpoint file of this folder"),
+        "{message}"
+    );
+    let mut t = net_trainer(config(), 0.0, vec![]);
+    assert!(t.resume_from(&dir).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&outside).unwrap();
+}
+
+fn index_files(dir: &Path) -> Vec<String> {
+    index(dir).checkpoints.into_iter().map(|e| e.file).collect()
+}

@@ -50,6 +50,10 @@ fn events(dir: &Path) -> Vec<Event> {
                 }
                 EventKind::Checkpoint | EventKind::Sample => has(event.file.is_some(), "file"),
                 EventKind::EarlyStop => has(event.reason.is_some(), "reason"),
+                EventKind::CheckpointFailed => {
+                    has(event.file.is_some(), "file");
+                    has(event.reason.is_some(), "reason");
+                }
                 EventKind::RunEnded => has(event.status.is_some(), "status"),
             }
             event

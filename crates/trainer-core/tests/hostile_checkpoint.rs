@@ -14,7 +14,10 @@ use trainer_core::checkpoint::{encode, CheckpointSummary, HEADER_LEN};
 use trainer_core::prelude::*;
 
 fn config() -> TrainerConfig {
-    TrainerConfig::new(0.01).with_epochs(Some(1)).with_batch_size(8).with_seed(5)
+    TrainerConfig::new(0.01)
+        .with_epochs(Some(1))
+        .with_batch_size(8)
+        .with_seed(5)
 }
 
 /// A real checkpoint's payload, as a MessagePack value to tamper with.
@@ -34,7 +37,13 @@ fn saved_payload(name: &str) -> (PathBuf, Value) {
 /// The field `name` of a map value.
 fn field<'a>(value: &'a mut Value, name: &str) -> &'a mut Value {
     match value {
-        Value::Map(entries) => &mut entries.iter_mut().find(|(k, _)| k.as_str() == Some(name)).unwrap_or_else(|| panic!("no field {name}")).1,
+        Value::Map(entries) => {
+            &mut entries
+                .iter_mut()
+                .find(|(k, _)| k.as_str() == Some(name))
+                .unwrap_or_else(|| panic!("no field {name}"))
+                .1
+        }
         other => panic!("not a map: {other}"),
     }
 }
@@ -66,8 +75,14 @@ fn load_error(dir: &Path, payload: &Value) -> String {
     let mut t = net_trainer(config(), 1.0, vec![]);
     let before = parameter_bits(t.model());
     let lr = t.learning_rate();
-    let error = t.load_checkpoint(&path).expect_err("crafted bytes were accepted").to_string();
-    assert!(parameter_bits(t.model()) == before, "a failed load changed the model");
+    let error = t
+        .load_checkpoint(&path)
+        .expect_err("crafted bytes were accepted")
+        .to_string();
+    assert!(
+        parameter_bits(t.model()) == before,
+        "a failed load changed the model"
+    );
     assert_eq!(t.state().global_step, 0, "a failed load changed the state");
     assert_eq!(t.learning_rate(), lr, "a failed load changed the schedule");
     // The summary (`trainer inspect`) reads the same bytes without the model: no panic either.
@@ -85,7 +100,11 @@ fn a_tensor_with_fewer_bytes_than_its_shape_is_refused() {
     }
     *field(&mut payload, "module") = module;
     let message = load_error(&dir, &payload);
-    assert!(message.contains("module.hidden.weight") && message.contains("needs 128 bytes, the record holds 124"), "{message}");
+    assert!(
+        message.contains("module.hidden.weight")
+            && message.contains("needs 128 bytes, the record holds 124"),
+        "{message}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -93,10 +112,26 @@ fn a_tensor_with_fewer_bytes_than_its_shape_is_refused() {
 fn a_dtype_that_disagrees_with_the_bytes_is_refused() {
     let (dir, payload) = saved_payload("dtype");
     let cases: [(&str, Value, &str); 4] = [
-        ("F64", Value::from("F64"), "needs 256 bytes, the record holds 128"),
-        ("I32 with 3 bytes", Value::from("I32"), "needs 4 bytes, the record holds 3"),
-        ("an unknown dtype", Value::from("F128"), "unknown tensor dtype \"F128\""),
-        ("quantized", Value::Map(vec![(Value::from("QFloat"), Value::Map(vec![]))]), "quantized"),
+        (
+            "F64",
+            Value::from("F64"),
+            "needs 256 bytes, the record holds 128",
+        ),
+        (
+            "I32 with 3 bytes",
+            Value::from("I32"),
+            "needs 4 bytes, the record holds 3",
+        ),
+        (
+            "an unknown dtype",
+            Value::from("F128"),
+            "unknown tensor dtype \"F128\"",
+        ),
+        (
+            "quantized",
+            Value::Map(vec![(Value::from("QFloat"), Value::Map(vec![]))]),
+            "quantized",
+        ),
     ];
     for (what, dtype, expected) in cases {
         let mut crafted = payload.clone();
@@ -113,7 +148,10 @@ fn a_dtype_that_disagrees_with_the_bytes_is_refused() {
         *field(tensor, "dtype") = dtype;
         *field(&mut crafted, "module") = module;
         let message = load_error(&dir, &crafted);
-        assert!(message.contains("module.hidden") && message.contains(expected), "{what}: {message}");
+        assert!(
+            message.contains("module.hidden") && message.contains(expected),
+            "{what}: {message}"
+        );
     }
     // A bool byte of 2 in the optimizer's record (bool tensors are 0 or 1).
     let mut crafted = payload.clone();
@@ -124,7 +162,10 @@ fn a_dtype_that_disagrees_with_the_bytes_is_refused() {
     *field(moment, "shape") = Value::Array(vec![Value::from(32)]);
     *field(&mut crafted, "optimizer") = optimizer;
     let message = load_error(&dir, &crafted);
-    assert!(message.contains("boolean element 0 is stored as 2"), "{message}");
+    assert!(
+        message.contains("boolean element 0 is stored as 2"),
+        "{message}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -139,7 +180,13 @@ fn an_enormous_shape_with_no_bytes_is_refused_without_allocating_it() {
         *field(weight, "bytes") = Value::Binary(Vec::new());
         *field(&mut crafted, "module") = module;
         let message = load_error(&dir, &crafted);
-        assert!(message.contains("module.hidden.weight") && (message.contains("elements") || message.contains("dimensions") || message.contains("needs")), "{shape:?}: {message}");
+        assert!(
+            message.contains("module.hidden.weight")
+                && (message.contains("elements")
+                    || message.contains("dimensions")
+                    || message.contains("needs")),
+            "{shape:?}: {message}"
+        );
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -157,7 +204,10 @@ fn an_optimizer_moment_of_a_consistent_but_wrong_shape_is_refused() {
     *field(moment, "shape") = Value::Array(vec![Value::from(4), Value::from(8)]);
     *field(&mut crafted, "optimizer") = optimizer;
     let message = load_error(&dir, &crafted);
-    assert!(message.contains("optimizer state") && message.contains("has shape [4, 8], the parameter"), "{message}");
+    assert!(
+        message.contains("optimizer state") && message.contains("has shape [4, 8], the parameter"),
+        "{message}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -170,7 +220,10 @@ fn parameter_ids_that_burn_cannot_read_or_that_do_not_match_are_refused() {
     let hidden = field(module, "hidden");
     *field(field(hidden, "weight"), "id") = Value::from("aaaaaaaaaaaaaaaaaaaaaaaa");
     let message = load_error(&dir, &crafted);
-    assert!(message.contains("parameter id") && message.contains("module.hidden.weight"), "{message}");
+    assert!(
+        message.contains("parameter id") && message.contains("module.hidden.weight"),
+        "{message}"
+    );
     // Two parameters with one id.
     let mut crafted = payload.clone();
     let module = field(&mut crafted, "module");
@@ -184,7 +237,10 @@ fn parameter_ids_that_burn_cannot_read_or_that_do_not_match_are_refused() {
         entries[0].0 = Value::from("7777777777777");
     }
     let message = load_error(&dir, &crafted);
-    assert!(message.contains("7777777777777") && message.contains("does not have"), "{message}");
+    assert!(
+        message.contains("7777777777777") && message.contains("does not have"),
+        "{message}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

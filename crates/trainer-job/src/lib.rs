@@ -34,7 +34,10 @@ pub use settings::{
     JobPaths, ResolvedJob, RunOptions, ENV_CANCEL_PATH, ENV_CHECKPOINTS_DIR, ENV_EVENTS_PATH,
     ENV_PLUGIN, ENV_SAMPLES_DIR, ENV_SPEC_PATH,
 };
-pub use spec::{DatasetSpec, JobSpec, DEFAULT_LEARNING_RATE, SUPPORTED_API_VERSIONS};
+pub use spec::{
+    DatasetSpec, JobSpec, DEFAULT_LEARNING_RATE, MAX_BATCH_SIZE, MAX_READAHEAD,
+    SUPPORTED_API_VERSIONS,
+};
 pub use state_dict::StateDict;
 pub use window::{JobPayload, JobRecord, WindowTotals};
 

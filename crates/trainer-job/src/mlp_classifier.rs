@@ -43,6 +43,13 @@ pub struct MlpHyperparams {
     pub num_classes: Option<usize>,
 }
 
+/// The most units in one layer (inputs and hidden layers).
+pub const MAX_WIDTH: usize = 1 << 16;
+/// The most hidden layers.
+pub const MAX_LAYERS: usize = 64;
+/// The most classes (the output layer's width).
+pub const MAX_CLASSES: usize = 1 << 20;
+
 fn default_label() -> String {
     "label".into()
 }
@@ -147,8 +154,23 @@ impl MlpClassifier {
         if params.hidden_sizes.contains(&0) {
             return Err("hidden_sizes: a layer needs at least one unit".into());
         }
+        if let Some(width) = params.hidden_sizes.iter().find(|&&w| w > MAX_WIDTH) {
+            return Err(
+                format!("hidden_sizes: {width} units, at most {MAX_WIDTH} per layer").into(),
+            );
+        }
+        if params.hidden_sizes.len() > MAX_LAYERS {
+            return Err(format!(
+                "hidden_sizes: {} layers, at most {MAX_LAYERS}",
+                params.hidden_sizes.len()
+            )
+            .into());
+        }
         if params.num_classes.is_some_and(|n| n < 2) {
             return Err("num_classes: a classifier needs at least 2 classes".into());
+        }
+        if let Some(n) = params.num_classes.filter(|&n| n > MAX_CLASSES) {
+            return Err(format!("num_classes: {n}, at most {MAX_CLASSES}").into());
         }
         Ok(Self {
             params,
@@ -232,9 +254,24 @@ impl<B: AutodiffBackend> StepHooks<B> for MlpClassifier {
                     }
                     max = max.max(labels.values().iter().copied().max().unwrap_or(-1));
                 }
+                if max >= MAX_CLASSES as i64 {
+                    return Err(format!(
+                        "the label column {:?} holds {max}: at most {MAX_CLASSES} classes (labels 0..{})",
+                        self.label(),
+                        MAX_CLASSES - 1
+                    )
+                    .into());
+                }
                 (max + 1).max(2) as usize
             }
         };
+        if self.features.len() > MAX_WIDTH {
+            return Err(format!(
+                "{} feature columns: at most {MAX_WIDTH}",
+                self.features.len()
+            )
+            .into());
+        }
         Ok(())
     }
 

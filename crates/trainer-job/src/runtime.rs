@@ -9,7 +9,7 @@ use trainer_core::callback::{
 };
 use trainer_core::checkpoint::{latest_in, read, EpochProgress, Retention, Snapshot};
 use trainer_core::data::{mix_seed, DataCursor};
-use trainer_core::engine::{run_loop, Engine, StepDone, StepProgram};
+use trainer_core::engine::{contain, run_loop, Engine, StepDone, StepProgram};
 use trainer_core::event::{Event, EventKind, EventWriter, ResumeAt, RunStatus};
 use trainer_core::metric::Split;
 use trainer_core::schedule::ConstantLr;
@@ -80,7 +80,18 @@ where
     B: AutodiffBackend,
     H: StepHooks<B>,
 {
-    let mut run = match JobRun::<B, H>::prepare(hooks, job, device, callbacks) {
+    // The trainer's `setup`, `configure` and `load_state_dict` run here: a panic in them is a
+    // failed job like an error.
+    let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        JobRun::<B, H>::prepare(hooks, job, device, callbacks)
+    }))
+    .unwrap_or_else(|payload| {
+        Err(JobError::Trainer(TrainerError::Panicked {
+            during: "the job's preparation (setup, configure, resume)".into(),
+            message: trainer_core::panic_message(payload.as_ref()),
+        }))
+    });
+    let mut run = match prepared {
         Ok(run) => run,
         Err(error) => {
             report_unstarted(&job.paths.events_path, &error)?;
@@ -232,6 +243,7 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
         let checkpointing = Checkpointing::new(&job.paths.checkpoints_dir)
             .every_n_steps(spec.checkpoint_every)
             .save_on_error(false)
+            .require_final_save(true)
             .retention(match spec.keep_checkpoints {
                 Some(n) => Retention::LastN(n),
                 None => Retention::All,
@@ -416,7 +428,7 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
     fn run(&mut self, cancel: &CancelToken) -> Result<JobOutcome> {
         self.cancel = cancel.clone();
         self.engine.start_clock();
-        let result = run_loop(self);
+        let result = contain("the job's steps", || run_loop(self));
         self.engine.stop_clock();
         if let Err(error) = result {
             let error = self.fail(error);

@@ -84,6 +84,11 @@ fn empty_object() -> serde_json::Value {
     serde_json::Value::Object(Default::default())
 }
 
+/// The most batches a feed reads ahead (each is held in memory).
+pub const MAX_READAHEAD: usize = 1024;
+/// The most rows in one batch.
+pub const MAX_BATCH_SIZE: usize = 1 << 24;
+
 fn default_readahead() -> usize {
     4
 }
@@ -198,6 +203,23 @@ impl JobSpec {
         }
         positive("dataset.batch_size", self.dataset.batch_size)?;
         positive("dataset.readahead", self.dataset.readahead)?;
+        if self.dataset.readahead > MAX_READAHEAD {
+            return Err(JobError::spec(
+                origin,
+                "dataset.readahead",
+                format!(
+                    "{} batches: at most {MAX_READAHEAD} (each is held in memory)",
+                    self.dataset.readahead
+                ),
+            ));
+        }
+        if self.dataset.batch_size > MAX_BATCH_SIZE {
+            return Err(JobError::spec(
+                origin,
+                "dataset.batch_size",
+                format!("{} rows: at most {MAX_BATCH_SIZE}", self.dataset.batch_size),
+            ));
+        }
         if let Some(columns) = &self.dataset.columns {
             if columns.is_empty() {
                 return Err(JobError::spec(

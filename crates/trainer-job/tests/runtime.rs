@@ -25,6 +25,9 @@ struct Scripted {
     fail_at: Option<usize>,
     cancel_at: Option<(usize, CancelToken)>,
     skip_at: Option<usize>,
+    panic_at: Option<usize>,
+    /// At this step, the checkpoints folder becomes a plain file: saves after it fail.
+    break_checkpoints_at: Option<(usize, PathBuf)>,
 }
 
 impl Scripted {
@@ -34,6 +37,8 @@ impl Scripted {
             fail_at: None,
             cancel_at: None,
             skip_at: None,
+            panic_at: None,
+            break_checkpoints_at: None,
         }
     }
 }
@@ -67,6 +72,15 @@ impl<Bk: AutodiffBackend> StepHooks<Bk> for Scripted {
     ) -> HookResult<StepResult<Bk>> {
         if self.fail_at == Some(ctx.step) {
             return Err(format!("scripted failure at step {}", ctx.step).into());
+        }
+        if self.panic_at == Some(ctx.step) {
+            panic!("scripted panic at step {}", ctx.step);
+        }
+        if let Some((at, folder)) = &self.break_checkpoints_at {
+            if *at == ctx.step {
+                std::fs::remove_dir_all(folder).unwrap();
+                std::fs::write(folder, b"not a folder").unwrap();
+            }
         }
         if let Some((at, token)) = &self.cancel_at {
             if *at == ctx.step {
@@ -416,4 +430,76 @@ fn user_callbacks_run_on_the_engine_loop_and_can_stop_a_job() {
         (last["status"].as_str(), last["reason"].as_str()),
         (Some("completed"), Some("enough steps"))
     );
+}
+
+#[test]
+fn a_panicking_step_ends_the_job_failed_with_the_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = job(dir.path(), data(dir.path()), 30, 4, 5);
+    let mut hooks = Scripted::new(&job);
+    hooks.panic_at = Some(7);
+    let outcome = run(hooks, &job, &CancelToken::new());
+    assert_eq!(
+        (outcome.status, outcome.step, outcome.exit_code()),
+        (RunStatus::Failed, 7, 1)
+    );
+    let reason = outcome.reason.unwrap();
+    assert!(
+        reason.contains("a panic during") && reason.contains("scripted panic at step 7"),
+        "{reason}"
+    );
+    let log = events(&job.paths.events_path);
+    let last = log.last().unwrap();
+    assert_eq!(
+        (last["event"].as_str(), last["status"].as_str()),
+        (Some("run_ended"), Some("failed"))
+    );
+    assert!(
+        last["reason"]
+            .as_str()
+            .unwrap()
+            .contains("scripted panic at step 7"),
+        "{last}"
+    );
+    // The checkpoint before the panic stands and resumes.
+    assert_eq!(latest_state(&job).0, 5);
+    let outcome = run(Scripted::new(&job), &job, &CancelToken::new());
+    assert_eq!((outcome.status, outcome.step), (RunStatus::Completed, 30));
+}
+
+#[test]
+fn a_final_checkpoint_that_cannot_be_written_fails_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    // Checkpoints every 5 steps; from step 12 on the folder is gone (a file in its place).
+    let job = job(dir.path(), data(dir.path()), 14, 4, 5);
+    let mut hooks = Scripted::new(&job);
+    hooks.break_checkpoints_at = Some((12, job.paths.checkpoints_dir.clone()));
+    let outcome = run(hooks, &job, &CancelToken::new());
+    assert_eq!(
+        (outcome.status, outcome.step, outcome.exit_code()),
+        (RunStatus::Failed, 14, 1)
+    );
+    let reason = outcome.reason.unwrap();
+    assert!(
+        reason.contains("final checkpoint") && reason.contains("-step-000014.ckpt"),
+        "{reason}"
+    );
+    let log = events(&job.paths.events_path);
+    let failed: Vec<&serde_json::Value> = log
+        .iter()
+        .filter(|e| e["event"] == "checkpoint_failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{log:?}");
+    assert!(
+        failed[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("-step-000014.ckpt"),
+        "{}",
+        failed[0]
+    );
+    assert!(failed[0]["reason"].as_str().is_some_and(|r| !r.is_empty()));
+    let ends: Vec<&serde_json::Value> = log.iter().filter(|e| e["event"] == "run_ended").collect();
+    assert_eq!(ends.len(), 1, "one run_ended: {ends:?}");
+    assert_eq!(ends[0]["status"], "failed");
 }

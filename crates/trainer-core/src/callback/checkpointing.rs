@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Callback, Context};
 use crate::checkpoint::{
-    best_file_name, is_step_file_name, step_file_name, write_atomic, write_latest, BestEntry,
-    CheckpointIndex, CheckpointWriter, IndexEntry, Retention, SaveReason, Snapshot,
+    best_file_name, is_step_file_name, read_checkpoint_bytes, step_file_name, write_atomic,
+    write_latest, BestEntry, CheckpointIndex, CheckpointWriter, IndexEntry, Retention, SaveReason,
+    Snapshot,
 };
 use crate::config::Frequency;
 use crate::error::{Result, TrainerError};
@@ -56,6 +57,7 @@ pub struct Checkpointing {
     asynchronous: bool,
     max_in_flight: usize,
     stop_on_failure: bool,
+    require_final_save: bool,
     shared: Arc<Shared>,
     writer: Option<CheckpointWriter>,
     pending: Vec<SaveReason>,
@@ -90,7 +92,7 @@ struct Book {
     index: CheckpointIndex,
     /// Every file written, in order (retention may drop them from the index later).
     log: Vec<IndexEntry>,
-    failures: Vec<String>,
+    failures: Vec<SaveFailure>,
     unreported: usize,
 }
 
@@ -98,6 +100,21 @@ impl Shared {
     fn book(&self) -> std::sync::MutexGuard<'_, Book> {
         self.book.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// A checkpoint save that failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SaveFailure {
+    /// The file it would have written.
+    pub file: String,
+    /// Optimizer steps done at the snapshot.
+    pub step: usize,
+    /// Epochs finished at the snapshot.
+    pub epoch: usize,
+    /// Why it failed.
+    pub reason: String,
+    /// Whether it was the save at the end of training.
+    pub last: bool,
 }
 
 /// A handle on a [`Checkpointing`] callback that the trainer owns: ask for a save from any
@@ -125,7 +142,23 @@ impl CheckpointHandle {
 
     /// The messages of the saves that failed.
     pub fn failures(&self) -> Vec<String> {
-        self.shared.book().failures.clone()
+        self.shared
+            .book()
+            .failures
+            .iter()
+            .map(|f| f.reason.clone())
+            .collect()
+    }
+
+    /// The saves that failed after the first `seen` ones, in order.
+    pub fn failures_since(&self, seen: usize) -> Vec<SaveFailure> {
+        self.shared
+            .book()
+            .failures
+            .iter()
+            .skip(seen)
+            .cloned()
+            .collect()
     }
 
     /// The folder's index as of the last finished save.
@@ -149,6 +182,7 @@ impl Checkpointing {
             asynchronous: true,
             max_in_flight: 1,
             stop_on_failure: false,
+            require_final_save: false,
             shared: Arc::new(Shared::default()),
             writer: None,
             pending: Vec::new(),
@@ -221,6 +255,14 @@ impl Checkpointing {
         self
     }
 
+    /// Whether a failed save at the end of training ends the run with an error (default false:
+    /// counted and reported like any failed save). A job sets it: its last checkpoint is what
+    /// an orchestrator collects.
+    pub fn require_final_save(mut self, require: bool) -> Self {
+        self.require_final_save = require;
+        self
+    }
+
     /// A handle to ask for saves and read results while the trainer owns the callback.
     pub fn handle(&self) -> CheckpointHandle {
         CheckpointHandle {
@@ -240,14 +282,30 @@ impl Checkpointing {
         ctx.control.save_checkpoint();
     }
 
-    /// Fails the run for a failed save when so configured; otherwise failures were logged.
-    fn check_failures(&mut self) -> Result<()> {
+    /// Reports the failed saves not yet reported to the engine (counted in the run's report),
+    /// and fails the run for one when so configured: any failure with `stop_on_failure`, the
+    /// end-of-training save with `require_final_save`.
+    fn check_failures(&mut self, ctx: &mut Context<'_>) -> Result<()> {
         let mut book = self.shared.book();
         if book.unreported == 0 {
             return Ok(());
         }
+        let new = &book.failures[book.failures.len() - book.unreported..];
+        let final_failed = new.iter().find(|f| f.last).cloned();
+        let message = new.last().map(|f| f.reason.clone()).unwrap_or_default();
+        for _ in 0..book.unreported {
+            ctx.control.report_checkpoint_failure();
+        }
         book.unreported = 0;
-        let message = book.failures.last().cloned().unwrap_or_default();
+        if let (true, Some(failure)) = (self.require_final_save, final_failed) {
+            return Err(TrainerError::Callback {
+                callback: KEY.into(),
+                message: format!(
+                    "the final checkpoint {} was not saved: {}",
+                    failure.file, failure.reason
+                ),
+            });
+        }
         if self.stop_on_failure {
             return Err(TrainerError::Callback {
                 callback: KEY.into(),
@@ -350,7 +408,7 @@ impl Callback for Checkpointing {
     }
 
     fn on_batch_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
-        self.check_failures()?;
+        self.check_failures(ctx)?;
         if self.shared.save_now.swap(false, Ordering::SeqCst) {
             self.request(ctx, SaveReason::Requested);
         }
@@ -371,7 +429,7 @@ impl Callback for Checkpointing {
     }
 
     fn on_epoch_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
-        self.check_failures()?;
+        self.check_failures(ctx)?;
         if let Some(monitor) = &self.monitor {
             if let Some(values) = ctx.metrics.get(monitor.split) {
                 if !values.contains_key(&monitor.metric) {
@@ -399,7 +457,7 @@ impl Callback for Checkpointing {
 
     fn on_train_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
         self.wait();
-        self.check_failures()?;
+        self.check_failures(ctx)?;
         if !self.save_on_end {
             return Ok(());
         }
@@ -485,7 +543,7 @@ impl Callback for Checkpointing {
         }
         if std::mem::take(&mut self.wait_after_snapshot) {
             self.wait();
-            self.check_failures()?;
+            self.check_failures(ctx)?;
         }
         Ok(())
     }
@@ -564,20 +622,46 @@ struct SaveJob {
 
 impl SaveJob {
     fn run(self) {
-        if let Err(error) = self.write() {
+        // A panic in the encoding or the file system code is a failed save like any other.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write()))
+            .unwrap_or_else(|payload| {
+                Err(TrainerError::Panicked {
+                    during: "a checkpoint save".into(),
+                    message: crate::error::panic_message(payload.as_ref()),
+                })
+            });
+        if let Err(error) = outcome {
             log::warn!(
                 "checkpoint {} not saved: {error}; earlier checkpoints are intact",
                 self.file
             );
             let mut book = self.shared.book();
-            book.failures.push(error.to_string());
+            book.failures.push(SaveFailure {
+                file: self.file.clone(),
+                step: self.snapshot.step(),
+                epoch: self.snapshot.epoch(),
+                reason: error.to_string(),
+                last: self.reasons.contains(&SaveReason::End),
+            });
             book.unreported += 1;
         }
     }
 
     fn write(&self) -> Result<()> {
         let bytes = self.snapshot.encode()?;
-        write_atomic(&self.dir.join(&self.file), &bytes)?;
+        let path = self.dir.join(&self.file);
+        write_atomic(&path, &bytes)?;
+        if self.reasons.contains(&SaveReason::End) {
+            // The last checkpoint of a run is what gets collected and resumed: read it back
+            // from the disk and check it whole before `latest` names it.
+            let written = read_checkpoint_bytes(&path)?;
+            if written != bytes {
+                return Err(TrainerError::CheckpointDamaged {
+                    path: path.display().to_string(),
+                    detail: "the bytes read back differ from the bytes written".into(),
+                });
+            }
+        }
         if let Some(best_file) = &self.best_file {
             write_atomic(&self.dir.join(best_file), &bytes)?;
         }

@@ -10,6 +10,7 @@ pub struct Control {
     save_checkpoint: bool,
     keep_weights: bool,
     restore_kept_weights: bool,
+    checkpoint_failures: usize,
 }
 
 impl Control {
@@ -32,6 +33,17 @@ impl Control {
     /// Asks the trainer to put the kept weights back (if it kept any).
     pub fn restore_kept_weights(&mut self) {
         self.restore_kept_weights = true;
+    }
+
+    /// Reports a checkpoint save that failed; the engine counts it in the state (and so in the
+    /// run's report).
+    pub fn report_checkpoint_failure(&mut self) {
+        self.checkpoint_failures += 1;
+    }
+
+    /// Takes the failures reported since the last call.
+    pub fn take_checkpoint_failures(&mut self) -> usize {
+        std::mem::take(&mut self.checkpoint_failures)
     }
 
     /// Takes the keep-weights request, clearing it.

@@ -26,6 +26,7 @@ pub struct EventLog {
     csv: Option<MetricsCsv>,
     last_reading: Option<(Split, usize)>,
     checkpoints_seen: usize,
+    failures_seen: usize,
     pending_end: Option<Event>,
     /// Lines and rows the files held when the checkpoint being resumed from was taken.
     resume_at: Option<(usize, usize)>,
@@ -44,6 +45,7 @@ impl EventLog {
             csv: None,
             last_reading: None,
             checkpoints_seen: 0,
+            failures_seen: 0,
             pending_end: None,
             resume_at: None,
         }
@@ -118,9 +120,17 @@ impl EventLog {
         };
         let written = handle.written_since(self.checkpoints_seen);
         self.checkpoints_seen += written.len();
+        let failed = handle.failures_since(self.failures_seen);
+        self.failures_seen += failed.len();
         for entry in written {
             let mut event = Event::new(EventKind::Checkpoint, entry.step, entry.epoch);
             event.file = Some(entry.file);
+            self.emit(&event)?;
+        }
+        for failure in failed {
+            let mut event = Event::new(EventKind::CheckpointFailed, failure.step, failure.epoch);
+            event.file = Some(failure.file);
+            event.reason = Some(failure.reason);
             self.emit(&event)?;
         }
         Ok(())
@@ -208,6 +218,7 @@ impl Callback for EventLog {
             .checkpoints
             .as_ref()
             .map_or(0, CheckpointHandle::written);
+        self.failures_seen = self.checkpoints.as_ref().map_or(0, |h| h.failures().len());
         let mut event = Event::new(EventKind::RunStarted, step, ctx.state.epoch);
         event.schema_version = Some(crate::event::EVENT_SCHEMA_VERSION);
         event.config = Some(match &self.run_config {
@@ -284,6 +295,9 @@ impl Callback for EventLog {
 
     fn on_exception(&mut self, ctx: &mut Context<'_>, error: &TrainerError) {
         let _ = self.written_checkpoints();
+        // A `completed` end that waited for the final checkpoint: the run failed after all
+        // (the final save failed, or an error came after `TrainEnd`).
+        self.pending_end = None;
         if let Err(e) = self.end(ctx, RunStatus::Failed, Some(error.to_string())) {
             log::warn!("event log: {e}");
         }

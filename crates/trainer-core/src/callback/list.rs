@@ -83,9 +83,19 @@ impl CallbackList {
     }
 
     /// Calls `on_exception` on every callback.
+    /// A callback that panics here is logged and skipped: the others still hear of the error.
     pub fn run_exception(&mut self, ctx: &mut Context<'_>, error: &TrainerError) {
         for callback in &mut self.callbacks {
-            callback.on_exception(ctx, error);
+            let heard = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                callback.on_exception(ctx, error)
+            }));
+            if let Err(payload) = heard {
+                log::error!(
+                    "callback `{}` panicked in on_exception: {}",
+                    callback.key().unwrap_or_else(|| "(no key)".into()),
+                    crate::error::panic_message(payload.as_ref())
+                );
+            }
         }
     }
 

@@ -9,7 +9,7 @@ mod list;
 mod progress;
 mod terminate_on_non_finite;
 
-pub use checkpointing::{CheckpointHandle, Checkpointing};
+pub use checkpointing::{CheckpointHandle, Checkpointing, SaveFailure};
 pub use context::{AvailableMetrics, Context, Control, LatestMetrics};
 pub use early_stopping::EarlyStopping;
 pub use event_log::EventLog;

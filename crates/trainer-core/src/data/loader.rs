@@ -1,4 +1,3 @@
-use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
@@ -8,7 +7,7 @@ use burn::data::{dataloader::batcher::Batcher, dataset::Dataset};
 use burn::tensor::backend::Backend;
 
 use super::{epoch_order, BatchSource, DataCursor, DatasetBatches, PreparedBatch};
-use crate::error::{Result, TrainerError};
+use crate::error::{panic_message, Result, TrainerError};
 use crate::metric::Split;
 
 /// Delivers the batches of a data set, epoch by epoch, in an order that depends only on
@@ -81,9 +80,10 @@ impl<B: Backend, O> DataLoaderBuilder<B, O> {
         self.loader.drop_last = drop_last;
         self
     }
-    /// Batches built ahead on the background thread (at least 1).
+    /// Batches built ahead on the background thread (1 to
+    /// [`MAX_PREFETCH_BATCHES`](crate::MAX_PREFETCH_BATCHES)).
     pub fn prefetch(mut self, batches: usize) -> Self {
-        self.loader.prefetch = batches.max(1);
+        self.loader.prefetch = batches.clamp(1, crate::config::MAX_PREFETCH_BATCHES);
         self
     }
     /// Which split the loader serves; it names the data in errors.
@@ -290,12 +290,4 @@ impl<B: Backend, O> Iterator for Batches<B, O> {
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.remaining, Some(self.remaining))
     }
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "no message".to_string())
 }

@@ -3,12 +3,14 @@
 
 mod builder;
 mod clip;
+mod contain;
 mod report;
 mod run_loop;
 mod supervised;
 
 pub use builder::SupervisedTrainerBuilder;
 pub use clip::clip_gradients;
+pub use contain::{contain, panic_message};
 pub use report::FitReport;
 pub use run_loop::{run_loop, Engine, Flow, StepDone, StepProgram};
 pub use supervised::SupervisedTrainer;

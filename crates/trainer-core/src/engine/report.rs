@@ -17,6 +17,8 @@ pub struct FitReport {
     pub train: Option<MetricValues>,
     /// Metrics of the last validation.
     pub valid: Option<MetricValues>,
+    /// Checkpoint saves that failed over the run (each logged, and a `checkpoint_failed` event).
+    pub checkpoint_failures: usize,
 }
 
 impl FitReport {
@@ -31,6 +33,7 @@ impl FitReport {
             seconds: state.elapsed_seconds,
             train: state.history.last().map(|e| e.train.clone()),
             valid,
+            checkpoint_failures: state.checkpoint_failures,
         }
     }
 }

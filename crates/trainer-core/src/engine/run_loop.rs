@@ -1,6 +1,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::contain;
 use crate::callback::{AvailableMetrics, CallbackList, Context, Control, Hook, LatestMetrics};
 use crate::checkpoint::{
     CheckpointPayload, EpochProgress, RngState, Snapshot, BURN_VERSION, FORMAT_MAJOR, FORMAT_MINOR,
@@ -72,7 +73,9 @@ impl Engine {
             config: &self.config,
             batches_per_epoch: self.batches_per_epoch,
         };
-        f(&mut self.callbacks, &mut ctx)
+        let result = f(&mut self.callbacks, &mut ctx);
+        self.state.checkpoint_failures += self.control.take_checkpoint_failures();
+        result
     }
 
     /// Starts the clock of a run (training time goes on from the state's `elapsed_seconds`).
@@ -301,10 +304,13 @@ pub trait StepProgram {
         engine.with_callbacks(|callbacks, ctx| callbacks.run_exception(ctx, &error));
         if self.engine().control.checkpoint_requested() && !self.can_snapshot() {
             log::warn!(
-                "no emergency checkpoint: the error came between micro-batches of an accumulated step; the last checkpoint stands"
+                "no emergency checkpoint: the error came inside an optimizer step or between the micro-batches of an accumulated one; the last checkpoint stands"
             );
         }
-        if let Err(save_error) = self.serve_checkpoint_request() {
+        // The program's own snapshot code may panic too after a panic elsewhere.
+        if let Err(save_error) = contain("the emergency checkpoint", || {
+            self.serve_checkpoint_request()
+        }) {
             log::error!("the emergency checkpoint failed: {save_error}");
         }
         error

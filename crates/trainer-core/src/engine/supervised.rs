@@ -8,7 +8,7 @@ use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 
 use super::run_loop::{run_loop, Engine, StepDone, StepProgram};
-use super::{clip_gradients, FitReport, Trainer};
+use super::{clip_gradients, contain, FitReport, Trainer};
 use crate::callback::{Hook, LatestMetrics};
 use crate::checkpoint::{
     check_optimizer_host, latest_in, load_module_host, read_checkpoint_bytes, scan_payload, verify,
@@ -488,7 +488,9 @@ where
     }
 
     fn can_snapshot(&self) -> bool {
-        self.progress.pending == 0
+        // The model is out of its slot only inside an optimizer step (a panic there leaves it
+        // out: no snapshot of a half-stepped run).
+        self.progress.pending == 0 && self.model.is_some()
     }
 
     fn begin(&mut self) -> Result<()> {
@@ -705,7 +707,7 @@ where
 {
     fn fit(&mut self) -> Result<FitReport> {
         self.engine.start_clock();
-        let result = run_loop(self);
+        let result = contain("training", || run_loop(self));
         let result = match result {
             Ok(()) => Ok(FitReport::from_state(
                 &self.engine.state,
@@ -718,11 +720,11 @@ where
     }
 
     fn validate(&mut self) -> Result<MetricValues> {
-        self.run_eval(Split::Valid).map_err(|e| self.fail(e))
+        contain("validation", || self.run_eval(Split::Valid)).map_err(|e| self.fail(e))
     }
 
     fn test(&mut self) -> Result<MetricValues> {
-        self.run_eval(Split::Test).map_err(|e| self.fail(e))
+        contain("testing", || self.run_eval(Split::Test)).map_err(|e| self.fail(e))
     }
 
     fn state(&self) -> &TrainingState {

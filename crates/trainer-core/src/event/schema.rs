@@ -20,6 +20,9 @@ pub enum EventKind {
     Epoch,
     /// A checkpoint file was written.
     Checkpoint,
+    /// A checkpoint could not be written (the earlier ones are intact); carries the file it
+    /// would have been and the reason.
+    CheckpointFailed,
     /// A sample was produced (job runtime).
     Sample,
     /// A callback stopped the run early (early stopping, a non-finite loss); carries the reason.
@@ -68,13 +71,13 @@ pub struct Event {
     /// `metrics`, `validation`: the values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<std::collections::BTreeMap<String, Option<f64>>>,
-    /// `checkpoint`, `sample`: the file written.
+    /// `checkpoint`, `sample`: the file written; `checkpoint_failed`: the file not written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
     /// `run_ended`: how it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<RunStatus>,
-    /// `early_stop`, `run_ended`: why.
+    /// `early_stop`, `checkpoint_failed`, `run_ended`: why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }

@@ -37,7 +37,7 @@ impl<S: ClosedForm> LrSchedule for Counted<S> {
     }
 
     fn step(&mut self) {
-        self.step += 1;
+        self.step = self.step.saturating_add(1);
     }
 
     fn state(&self) -> serde_json::Value {

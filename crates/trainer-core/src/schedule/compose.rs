@@ -86,7 +86,7 @@ impl LrSchedule for Sequential {
 impl Sequential {
     fn step_inner(&mut self, metric: Option<f64>) {
         let before = self.active();
-        self.steps += 1;
+        self.steps = self.steps.saturating_add(1);
         // Crossing a milestone hands over to the next schedule at its step 0: the one that ran
         // does not step again.
         if self.active() == before {

@@ -135,12 +135,12 @@ impl LrSchedule for ReduceLrOnPlateau {
     }
 
     fn step_with_metric(&mut self, metric: f64) {
-        self.state.steps += 1;
+        self.state.steps = self.state.steps.saturating_add(1);
         if self.is_better(metric) {
             self.state.best = Some(metric);
             self.state.bad_steps = 0;
         } else {
-            self.state.bad_steps += 1;
+            self.state.bad_steps = self.state.bad_steps.saturating_add(1);
         }
         if self.state.cooldown_left > 0 {
             self.state.cooldown_left -= 1;
@@ -166,10 +166,21 @@ impl LrSchedule for ReduceLrOnPlateau {
     }
 
     fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
-        self.state = serde_json::from_value(state).map_err(|e| TrainerError::State {
-            key: "schedule".into(),
-            message: format!("ReduceLROnPlateau state: {e}"),
-        })?;
+        let loaded: PlateauState =
+            serde_json::from_value(state).map_err(|e| TrainerError::State {
+                key: "schedule".into(),
+                message: format!("ReduceLROnPlateau state: {e}"),
+            })?;
+        if !loaded.lr.is_finite() || loaded.lr < 0.0 {
+            return Err(TrainerError::State {
+                key: "schedule".into(),
+                message: format!(
+                    "ReduceLROnPlateau state: learning rate {} is not a finite number >= 0",
+                    loaded.lr
+                ),
+            });
+        }
+        self.state = loaded;
         Ok(())
     }
 }

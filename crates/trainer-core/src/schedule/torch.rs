@@ -16,7 +16,16 @@ pub struct StepLr {
 
 impl ClosedForm for StepLr {
     fn lr_at(&self, t: u64) -> f64 {
-        self.base * self.gamma.powi((t / self.step_size) as i32)
+        self.base * power(self.gamma, t / self.step_size)
+    }
+}
+
+/// `gamma^n`: `powi` (as the PyTorch curves were matched with) while `n` fits its `i32`, else
+/// `powf`; a huge `n`, from a restored step counter, never wraps around.
+fn power(gamma: f64, n: u64) -> f64 {
+    match i32::try_from(n) {
+        Ok(n) => gamma.powi(n),
+        Err(_) => gamma.powf(n as f64),
     }
 }
 
@@ -32,7 +41,7 @@ pub struct MultiStepLr {
 impl ClosedForm for MultiStepLr {
     fn lr_at(&self, t: u64) -> f64 {
         let passed = self.milestones.iter().filter(|&&m| m <= t).count();
-        self.base * self.gamma.powi(passed as i32)
+        self.base * power(self.gamma, passed as u64)
     }
 }
 
@@ -45,7 +54,7 @@ pub struct ExponentialLr {
 
 impl ClosedForm for ExponentialLr {
     fn lr_at(&self, t: u64) -> f64 {
-        self.base * self.gamma.powi(t as i32)
+        self.base * power(self.gamma, t)
     }
 }
 
@@ -60,7 +69,8 @@ pub struct CosineAnnealingLr {
 
 impl ClosedForm for CosineAnnealingLr {
     fn lr_at(&self, t: u64) -> f64 {
-        let t = t % (2 * self.t_max);
+        // Past `u64::MAX / 2`, the period is longer than any step count.
+        let t = self.t_max.checked_mul(2).map_or(t, |period| t % period);
         self.eta_min
             + (self.base - self.eta_min) * (1.0 + (PI * t as f64 / self.t_max as f64).cos()) / 2.0
     }
@@ -78,10 +88,15 @@ pub struct CosineAnnealingWarmRestarts {
 
 impl ClosedForm for CosineAnnealingWarmRestarts {
     fn lr_at(&self, t: u64) -> f64 {
+        // With T_mult = 1 the periods repeat: one remainder. Otherwise the periods grow
+        // geometrically, so the loop runs at most 64 times (saturating: no overflow).
         let (mut t_cur, mut t_i) = (t, self.t_0);
+        if self.t_mult == 1 {
+            t_cur = t % self.t_0;
+        }
         while t_cur >= t_i {
             t_cur -= t_i;
-            t_i *= self.t_mult;
+            t_i = t_i.saturating_mul(self.t_mult);
         }
         self.eta_min
             + (self.base - self.eta_min) * (1.0 + (PI * t_cur as f64 / t_i as f64).cos()) / 2.0
@@ -235,7 +250,7 @@ pub struct CyclicLr {
 
 impl ClosedForm for CyclicLr {
     fn lr_at(&self, t: u64) -> f64 {
-        let total = (self.step_size_up + self.step_size_down) as f64;
+        let total = self.step_size_up as f64 + self.step_size_down as f64;
         let step_ratio = self.step_size_up as f64 / total;
         let t = t as f64;
         let cycle = (1.0 + t / total).floor();

@@ -54,14 +54,14 @@ impl Warmup {
                 step_schedule(then.as_mut(), metric);
             }
         }
-        self.steps += 1;
+        self.steps = self.steps.saturating_add(1);
     }
 }
 
 impl LrSchedule for Warmup {
     fn lr(&self) -> f64 {
         if self.steps < self.warmup_steps {
-            let fraction = (self.steps + 1) as f64 / self.warmup_steps as f64;
+            let fraction = (self.steps as f64 + 1.0) / self.warmup_steps as f64;
             match self.mode {
                 WarmupMode::Linear => self.target * fraction,
                 WarmupMode::Exponential => self.target * fraction * fraction,

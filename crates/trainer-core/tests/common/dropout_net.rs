@@ -64,8 +64,28 @@ impl<B: Backend> DropoutNet<B> {
     }
 }
 
+thread_local! {
+    /// Training steps left before the net's step panics (tests of panic containment; training
+    /// runs on the test's own thread).
+    static STEPS_BEFORE_PANIC: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Makes the net's training step panic after `steps` more steps on this thread.
+#[allow(dead_code)]
+pub fn panic_in_step_after(steps: usize) {
+    STEPS_BEFORE_PANIC.with(|left| left.set(Some(steps)));
+}
+
 impl<B: AutodiffBackend> TrainStep<B, Batch<B>> for DropoutNet<B> {
     fn step(&self, batch: Batch<B>) -> StepOutput<B> {
+        STEPS_BEFORE_PANIC.with(|left| match left.get() {
+            Some(0) => {
+                left.set(None);
+                panic!("the user's step panicked");
+            }
+            Some(n) => left.set(Some(n - 1)),
+            None => {}
+        });
         self.output(batch)
     }
 }
