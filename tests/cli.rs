@@ -417,3 +417,156 @@ fn plot_names_what_is_wrong() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Runs `command`, killing it after `seconds`: a hang is a failure, not a stuck test.
+fn output_within(command: &mut Command, seconds: u64) -> std::process::Output {
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("{command:?} did not end within {seconds} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn extreme_values_in_plots_and_previews_end_with_a_message() {
+    let dir = std::env::temp_dir().join(format!("trainer-cli-extreme-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let line = |step: u32, loss: &str| {
+        format!(
+            r#"{{"event":"metrics","time_unix_ms":0,"step":{step},"epoch":0,"split":"train","metrics":{{"loss":{loss}}}}}"#
+        )
+    };
+    std::fs::write(
+        dir.join("events.jsonl"),
+        format!("{}\n{}\n", line(1, "1.7e308"), line(2, "0.5")),
+    )
+    .unwrap();
+    let output = output_within(
+        trainer()
+            .arg("plot")
+            .arg(&dir)
+            .arg("-o")
+            .arg(dir.join("x.svg")),
+        60,
+    );
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("1.7e308") && err.contains("beyond"), "{err}");
+    // Large but drawable values draw.
+    std::fs::write(
+        dir.join("events.jsonl"),
+        format!("{}\n{}\n", line(1, "1e100"), line(2, "-1e100")),
+    )
+    .unwrap();
+    let output = output_within(
+        trainer()
+            .arg("plot")
+            .arg(&dir)
+            .arg("-o")
+            .arg(dir.join("x.svg")),
+        60,
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = output_within(
+        trainer()
+            .args([
+                "schedule",
+                "--config",
+                r#"{"scheduler":"ExponentialLR","params":{"gamma":2.0}}"#,
+            ])
+            .args(["--base-lr", "1e300", "--steps", "10", "--svg"])
+            .arg(dir.join("lr.svg")),
+        60,
+    );
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot plot lr"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The field `name` of a MessagePack map.
+fn field<'a>(value: &'a mut rmpv::Value, name: &str) -> &'a mut rmpv::Value {
+    match value {
+        rmpv::Value::Map(entries) => {
+            &mut entries
+                .iter_mut()
+                .find(|(k, _)| k.as_str() == Some(name))
+                .unwrap()
+                .1
+        }
+        _ => panic!("not a map"),
+    }
+}
+
+#[test]
+fn inspect_survives_crafted_checkpoints() {
+    let path = checkpoint_file("crafted");
+    let bytes = std::fs::read(&path).unwrap();
+    let mut payload =
+        rmpv::decode::read_value(&mut &bytes[trainer_core::checkpoint::HEADER_LEN..]).unwrap();
+    // Created "after the year 9999": printed as a number, not a panic.
+    let mut far = payload.clone();
+    *field(&mut far, "created_unix_ms") = rmpv::Value::from(u64::MAX);
+    std::fs::write(&path, trainer_core::checkpoint::encode(&far).unwrap()).unwrap();
+    let output = output_within(trainer().arg("inspect").arg(&path), 60);
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(out.contains("past the year 9999"), "{out}");
+    // A tensor with fewer bytes than its shape: exit 1 naming it.
+    let weight = match field(field(&mut payload, "module"), "layers") {
+        rmpv::Value::Array(items) => field(field(&mut items[0], "weight"), "param"),
+        _ => panic!("layers is not an array"),
+    };
+    *field(weight, "bytes") = rmpv::Value::Binary(vec![0; 12]);
+    std::fs::write(&path, trainer_core::checkpoint::encode(&payload).unwrap()).unwrap();
+    let output = output_within(trainer().arg("inspect").arg(&path), 60);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("module.layers.0.weight") && err.contains("the record holds 12"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn example_flags_out_of_range_are_errors_that_name_the_flag() {
+    let exe = std::env::current_exe().unwrap();
+    let example = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap()
+        .join("examples")
+        .join(format!("mlp{}", std::env::consts::EXE_SUFFIX));
+    for (flag, value) in [
+        ("--dropout", "2"),
+        ("--hidden", "0"),
+        ("--hidden", "64,100000000"),
+        ("--lr", "nan"),
+        ("--batch-size", "0"),
+        ("--epochs", "0"),
+    ] {
+        let output = output_within(Command::new(&example).args([flag, value]), 60);
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}: {err}");
+        assert!(err.contains(flag), "{flag} {value}: {err}");
+    }
+}

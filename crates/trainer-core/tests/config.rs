@@ -83,6 +83,11 @@ fn every_bad_field_is_named_with_its_value() {
     );
     rejects(base().with_log_every(0), "log_every", "0");
     rejects(base().with_prefetch_batches(0), "prefetch_batches", "0");
+    rejects(
+        base().with_prefetch_batches(1_000_000_000_000),
+        "prefetch_batches",
+        "1000000000000",
+    );
 }
 
 #[test]

@@ -384,3 +384,58 @@ fn plateau_counts_nan_as_no_improvement() {
     // 1.0 is the best; two NaNs are two bad steps > patience 1: halved.
     assert_eq!(s.lr(), 0.5);
 }
+
+/// A schedule restored at `step` (as a checkpoint from anyone may say), then stepped once.
+fn restored(config: &str, base: f64, step: u64) -> (f64, f64) {
+    let config: ScheduleConfig = serde_json::from_str(config).unwrap();
+    let mut schedule = config.build(base).unwrap();
+    let mut state = schedule.state();
+    state["step"] = serde_json::json!(step);
+    schedule.load_state(state).unwrap();
+    let before = schedule.lr();
+    schedule.step();
+    (before, schedule.lr())
+}
+
+#[test]
+fn huge_parameters_and_restored_counters_neither_overflow_nor_loop() {
+    let huge = u64::MAX - 1;
+    let cases = [
+        format!(r#"{{"scheduler": "CosineAnnealingLR", "params": {{"T_max": {huge}}}}}"#),
+        r#"{"scheduler": "CosineAnnealingWarmRestarts", "params": {"T_0": 1, "T_mult": 1}}"#
+            .to_string(),
+        r#"{"scheduler": "CosineAnnealingWarmRestarts", "params": {"T_0": 3, "T_mult": 2}}"#
+            .to_string(),
+        format!(
+            r#"{{"scheduler": "CyclicLR", "params": {{"base_lr": 0.01, "max_lr": 0.1, "step_size_up": {huge}, "step_size_down": {huge}}}}}"#
+        ),
+        r#"{"scheduler": "StepLR", "params": {"step_size": 1, "gamma": 0.5}}"#.to_string(),
+        r#"{"scheduler": "ExponentialLR", "params": {"gamma": 0.9}}"#.to_string(),
+        format!(r#"{{"scheduler": "LinearLR", "params": {{"total_iters": {huge}}}}}"#),
+        format!(
+            r#"{{"scheduler": "OneCycleLR", "params": {{"max_lr": 0.1, "total_steps": {huge}}}}}"#
+        ),
+    ];
+    for config in &cases {
+        for step in [0, 1 << 40, u64::MAX / 2 + 7, u64::MAX] {
+            let (before, after) = restored(config, 0.1, step);
+            assert!(
+                before.is_finite() && after.is_finite() && before >= 0.0,
+                "{config} at {step}: {before}, {after}"
+            );
+        }
+    }
+    // A decay past 2^31 steps keeps decaying (an `i32` exponent would wrap and grow it).
+    let (lr, _) = restored(
+        r#"{"scheduler": "StepLR", "params": {"step_size": 1, "gamma": 0.5}}"#,
+        0.1,
+        1 << 33,
+    );
+    assert_eq!(lr, 0.0);
+    let (lr, _) = restored(
+        r#"{"scheduler": "ExponentialLR", "params": {"gamma": 1.0000001}}"#,
+        0.1,
+        1 << 33,
+    );
+    assert!(lr > 0.1, "{lr}");
+}

@@ -109,6 +109,16 @@ fn each_bad_field_is_named() {
             "at least 1",
         ),
         (
+            Box::new(|s| s["dataset"]["readahead"] = json!(1_000_000_000_000u64)),
+            "dataset.readahead",
+            "at most 1024",
+        ),
+        (
+            Box::new(|s| s["dataset"]["batch_size"] = json!(1u64 << 40)),
+            "dataset.batch_size",
+            "at most",
+        ),
+        (
             Box::new(|s| s["dataset"]["columns"] = json!([])),
             "dataset.columns",
             "at least one",
