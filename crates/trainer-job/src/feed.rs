@@ -64,6 +64,50 @@ fn open_reader(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
         .map_err(|e| JobError::data(path, format!("not a readable parquet file: {e}")))
 }
 
+/// The most rows one row group may claim: a row group is read whole, so its claim sizes memory.
+pub const MAX_ROW_GROUP_ROWS: usize = 1 << 27;
+
+/// The row counts of a file's row groups, after checking what the footer claims against the
+/// file (the parquet reader trusts it, and panics on negative offsets or sizes): non-negative
+/// counts of at most [`MAX_ROW_GROUP_ROWS`], and every column chunk inside the file.
+fn checked_row_groups(
+    path: &Path,
+    metadata: &parquet::file::metadata::ParquetMetaData,
+) -> Result<Vec<usize>> {
+    let file_len = std::fs::metadata(path)
+        .map_err(|e| JobError::data(path, format!("cannot read its size: {e}")))?
+        .len();
+    let mut rows = Vec::new();
+    for (index, group) in metadata.row_groups().iter().enumerate() {
+        let claimed = group.num_rows();
+        let count = usize::try_from(claimed).ok().filter(|&n| n <= MAX_ROW_GROUP_ROWS).ok_or_else(|| {
+            JobError::data(path, format!("row group {index} claims {claimed} rows; a row group holds 0 to {MAX_ROW_GROUP_ROWS}"))
+        })?;
+        for column in group.columns() {
+            let start = column
+                .dictionary_page_offset()
+                .unwrap_or_else(|| column.data_page_offset());
+            let length = column.compressed_size();
+            let inside = start >= 0
+                && length >= 0
+                && (start as u64)
+                    .checked_add(length as u64)
+                    .is_some_and(|end| end <= file_len);
+            if !inside {
+                return Err(JobError::data(
+                    path,
+                    format!(
+                        "row group {index}, column {:?}: its footer places it at bytes {start}..+{length}, outside the {file_len}-byte file",
+                        column.column_path().string()
+                    ),
+                ));
+            }
+        }
+        rows.push(count);
+    }
+    Ok(rows)
+}
+
 impl ParquetSource {
     /// Opens `paths` and checks them: each is a parquet file with every one of `columns` (all
     /// of the first file's when `None`), of a numeric or boolean type, the same in every file.
@@ -128,12 +172,7 @@ impl ParquetSource {
                 .map(|i| sorted.binary_search(i).expect("index present"))
                 .collect();
             let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
-            let row_groups: Vec<usize> = builder
-                .metadata()
-                .row_groups()
-                .iter()
-                .map(|g| g.num_rows() as usize)
-                .collect();
+            let row_groups = checked_row_groups(path, builder.metadata())?;
             rows += row_groups.iter().sum::<usize>();
             if schema.is_none() {
                 let fields: Vec<_> = indices
