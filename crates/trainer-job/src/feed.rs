@@ -450,9 +450,20 @@ impl Feed {
     /// The next batch; waits when the thread is behind.
     pub fn next_batch(&mut self) -> Result<FeedItem> {
         let receiver = self.receiver.as_ref().expect("present until drop");
-        receiver
-            .recv()
-            .unwrap_or_else(|_| Err(JobError::data("(feed)", "the feed thread stopped")))
+        match receiver.recv() {
+            Ok(item) => item,
+            Err(_) => {
+                // The thread is gone without an error: it panicked (reading the data).
+                let why = match self.thread.take().map(JoinHandle::join) {
+                    Some(Err(payload)) => format!(
+                        "the feed thread panicked: {}",
+                        trainer_core::panic_message(payload.as_ref())
+                    ),
+                    _ => "the feed thread stopped".to_string(),
+                };
+                Err(JobError::data("(feed)", why))
+            }
+        }
     }
 }
 
