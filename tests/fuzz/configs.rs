@@ -77,7 +77,7 @@ fn replace_some(value: &mut Value, pick: usize, with: Value) {
 }
 
 fn schedule_seeds() -> Vec<Value> {
-    let text = include_str!("../../crates/trainer-core/tests/fixtures/lr_schedules_torch.json");
+    let text = include_str!("../../crates/trainer-core/tests/it/fixtures/lr_schedules_torch.json");
     let file: Value = serde_json::from_str(text).unwrap();
     let mut seeds: Vec<Value> = file["cases"]
         .as_array()

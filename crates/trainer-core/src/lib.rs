@@ -13,8 +13,10 @@ pub mod data;
 pub mod engine;
 mod error;
 pub mod event;
+pub mod fs;
 pub mod metric;
 pub mod schedule;
+mod split;
 mod state;
 mod step;
 
@@ -23,6 +25,7 @@ pub use config::{
 };
 pub use engine::{FitReport, SupervisedTrainer, SupervisedTrainerBuilder, Trainer};
 pub use error::{panic_message, Result, TrainerError};
+pub use split::Split;
 pub use state::{BestMetric, EpochSummary, MetricValues, StopReason, TrainingState};
 pub use step::{Classification, Regression, StepOutput, TrainStep, ValidStep};
 

@@ -4,6 +4,7 @@
 //! the limit is process-wide, so this file holds a single test.
 #![cfg(unix)]
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -1,7 +1,8 @@
 /// The burn backends this crate can run a job on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
-    /// burn-ndarray on the CPU (multi-threaded, SIMD).
+    /// burn-ndarray on the CPU (multi-threaded; built without its `simd` feature, which breaks
+    /// run-to-run determinism).
     NdArray,
     /// burn-wgpu: Vulkan, Metal or DX12, by platform.
     Wgpu,

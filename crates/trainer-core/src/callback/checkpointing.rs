@@ -593,7 +593,7 @@ fn remove_stale_temporaries(dir: &Path) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(crate::checkpoint::TEMPORARY_PREFIX) && name.ends_with(".tmp") {
+        if name.starts_with(crate::fs::TEMPORARY_PREFIX) && name.ends_with(".tmp") {
             let _ = std::fs::remove_file(entry.path());
         }
     }

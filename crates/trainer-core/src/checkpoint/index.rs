@@ -3,8 +3,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::names::{is_best_file_name, is_checkpoint_file_name, is_step_file_name};
-use super::{read_regular_file, write_atomic};
 use crate::error::{Result, TrainerError};
+use crate::fs::{read_regular_file, write_atomic};
 use crate::metric::Monitor;
 
 /// The index file of a checkpoint folder.

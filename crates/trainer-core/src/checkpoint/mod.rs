@@ -22,9 +22,9 @@ mod snapshot;
 mod summary;
 mod writer;
 
+pub use crate::fs::{read_regular_file, write_atomic, TEMPORARY_PREFIX};
 pub use file::{
-    decode, decode_checked, encode, read, read_checkpoint_bytes, read_regular_file, verify,
-    write_atomic, MAX_CHECKPOINT_BYTES, TEMPORARY_PREFIX,
+    decode, decode_checked, encode, read, read_checkpoint_bytes, verify, MAX_CHECKPOINT_BYTES,
 };
 pub use header::{Header, FORMAT_MAJOR, FORMAT_MINOR, HEADER_LEN, MAGIC};
 pub(crate) use index::write_latest;

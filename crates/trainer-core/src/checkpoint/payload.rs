@@ -2,9 +2,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::callback::LatestMetrics;
 use crate::config::TrainerConfig;
 use crate::data::DataCursor;
+use crate::metric::LatestMetrics;
 use crate::metric::Totals;
 use crate::state::TrainingState;
 

@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 
 use super::{epoch_order, BatchSource, DataCursor, DatasetBatches, PreparedBatch};
 use crate::error::{panic_message, Result, TrainerError};
-use crate::metric::Split;
+use crate::split::Split;
 
 /// Delivers the batches of a data set, epoch by epoch, in an order that depends only on
 /// `(seed, epoch)`.

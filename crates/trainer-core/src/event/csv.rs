@@ -3,8 +3,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::jsonl::{kept_lines, read_or_empty, ResumeAt};
-use crate::checkpoint::write_atomic;
 use crate::error::{Result, TrainerError};
+use crate::fs::write_atomic;
 use crate::metric::Split;
 use crate::state::MetricValues;
 

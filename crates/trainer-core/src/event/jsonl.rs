@@ -3,8 +3,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::Event;
-use crate::checkpoint::write_atomic;
 use crate::error::{Result, TrainerError};
+use crate::fs::write_atomic;
 
 /// Where a session's writing starts in an existing file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,14 +3,15 @@
 mod accumulator;
 mod confusion;
 mod custom;
+mod latest;
 mod monitor;
-mod split;
 
+pub use crate::split::Split;
 pub use accumulator::{MetricAccumulator, Totals};
 pub use confusion::ConfusionMatrix;
 pub use custom::{Metric, Metrics};
+pub use latest::{AvailableMetrics, LatestMetrics};
 pub use monitor::{Mode, Monitor};
-pub use split::Split;
 
 /// The training metrics that measure time and throughput (`elapsed_seconds`, `eta_seconds`,
 /// `samples_per_second`, `steps_per_second`): they differ between any two runs, so comparisons

@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use super::LatestMetrics;
 use super::Split;
-use crate::callback::LatestMetrics;
 
 /// Whether a smaller or a larger value of a monitored metric is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

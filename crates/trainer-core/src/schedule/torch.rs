@@ -1,6 +1,6 @@
 //! The closed forms of PyTorch's `torch.optim.lr_scheduler` classes. Each follows the PyTorch
 //! 2.x formula, so a curve matches PyTorch's to floating-point rounding (checked against
-//! `tests/fixtures/lr_schedules_torch.json`).
+//! `tests/it/fixtures/lr_schedules_torch.json`).
 
 use std::f64::consts::PI;
 

@@ -1,7 +1,7 @@
 //! The event log and the CSV: every line parses and fits the documented schema, events come in
 //! order with `run_ended` last, and a resumed run appends without duplicates.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

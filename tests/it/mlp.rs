@@ -1,6 +1,6 @@
 //! The digits MLP on ndarray: it learns, and the same seed gives the same run.
 
-mod common;
+use crate::common;
 
 use common::digits_run;
 use trainer::digits;

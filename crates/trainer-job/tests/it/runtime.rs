@@ -2,7 +2,7 @@
 //! cancellation and its exact resume, smoke runs on mock batches, steps that skip the cadence,
 //! user callbacks on the engine's loop.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! installs Mesa's software Vulkan, `mesa-vulkan-drivers`).
 #![cfg(feature = "wgpu")]
 
-mod common;
+use crate::common;
 
 use burn::tensor::backend::AutodiffBackend;
 use common::{digits_run, RunResult};

@@ -1,3 +1,6 @@
+//! Which part of the data a reading belongs to: the one enum the data loader, metrics, events
+//! and callbacks share.
+
 use serde::{Deserialize, Serialize};
 
 /// Which part of the data a metric was measured on.

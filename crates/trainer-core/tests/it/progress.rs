@@ -1,6 +1,6 @@
 //! Progress output when it is not a terminal: plain lines, no escape codes.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -78,7 +78,7 @@ fn unknown_flags_are_refused() {
 fn fixture_cases() -> Vec<serde_json::Value> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/crates/trainer-core/tests/fixtures/lr_schedules_torch.json"
+        "/crates/trainer-core/tests/it/fixtures/lr_schedules_torch.json"
     );
     let file: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();

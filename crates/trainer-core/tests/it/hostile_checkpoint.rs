@@ -4,7 +4,7 @@
 //! in the test build (`[profile.dev.package.ndarray]`), as in a release build, so a length that
 //! reached ndarray unchecked would crash this test rather than fail an assertion.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

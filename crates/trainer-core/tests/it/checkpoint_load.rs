@@ -2,7 +2,7 @@
 //! checkpoint and a config that changes the data order are clear errors that leave the trainer
 //! as it was.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

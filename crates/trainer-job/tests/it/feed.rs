@@ -1,7 +1,7 @@
 //! The parquet feed: each row once per epoch in an order fixed by (seed, epoch), exact
 //! continuation from a cursor, and clear errors for bad inputs.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

@@ -3,7 +3,7 @@
 //! has dropout (so the backend's random stream must repeat), Adam (optimizer state), a step
 //! schedule, validation each epoch and 13 batches per epoch with a short last one.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! across a read-back, names in the available metrics and the CSV header, exact values after a
 //! resume in the middle of a logging window, and name clashes refused.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

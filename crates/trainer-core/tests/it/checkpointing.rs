@@ -1,7 +1,7 @@
 //! The `Checkpointing` callback: cadence, best of a monitored metric, end, error, on demand,
 //! retention, the index and the `latest` pointer; loading checks.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 //! it, the event log says `failed` with the panic's message); a checkpoint that cannot be written
 //! is an event and is counted in the report; a panicking save counts as a failed one.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! Schedules inside the trainer: the lr reaches every optimizer step, per step or per epoch, and
 //! plateau schedules see the validation loss.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

@@ -1,7 +1,7 @@
 //! `EarlyStopping` on given metric sequences, every option; restore best weights and resume in
 //! real runs; `TerminateOnNonFinite`.
 
-mod common;
+use crate::common;
 
 use common::dropout_net::{net_trainer, parameter_bits};
 use trainer_core::callback::{

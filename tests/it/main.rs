@@ -1,0 +1,12 @@
+//! The facade's integration tests, one binary: the `trainer` CLI, `trainer run` end to end, the
+//! example killed and resumed, the digits MLP, and wgpu against ndarray (with the `wgpu`
+//! feature). The fuzz targets (`tests/fuzz/`) are a binary of their own: they count every
+//! allocation and every panic of their process.
+
+mod common;
+
+mod cli;
+mod job;
+mod kill_resume;
+mod mlp;
+mod wgpu;
