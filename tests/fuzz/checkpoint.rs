@@ -33,16 +33,16 @@ fn config(epochs: usize) -> TrainerConfig {
         .with_seed(3)
 }
 
-fn trainer(
-    data: &digits::Splits<DigitItem>,
-    epochs: usize,
-) -> SupervisedTrainer<
+/// The trainer the fuzzed checkpoints are loaded into.
+type DigitsTrainer = SupervisedTrainer<
     B,
     Mlp<B>,
     OptimizerAdaptor<Adam, Mlp<B>, B>,
     trainer::digits::DigitsBatch<B>,
     trainer::digits::DigitsBatch<burn_ndarray::NdArray<f32>>,
-> {
+>;
+
+fn trainer(data: &digits::Splits<DigitItem>, epochs: usize) -> DigitsTrainer {
     let device = Default::default();
     let model = MlpConfig::new(digits::PIXELS, vec![16], digits::CLASSES)
         .with_dropout(0.1)
