@@ -23,7 +23,7 @@ mod step;
 pub use config::{
     Frequency, GradientClipping, ScheduleInterval, TrainerConfig, MAX_PREFETCH_BATCHES,
 };
-pub use engine::{FitReport, SupervisedTrainer, SupervisedTrainerBuilder, Trainer};
+pub use engine::{FitReport, SupervisedTrainer, SupervisedTrainerBuilder};
 pub use error::{panic_message, Result, TrainerError};
 pub use split::Split;
 pub use state::{BestMetric, EpochSummary, MetricValues, StopReason, TrainingState};
@@ -40,7 +40,7 @@ pub mod prelude {
     pub use crate::metric::{Metric, Monitor, Split};
     pub use crate::schedule::{ConstantLr, LrSchedule};
     pub use crate::{
-        FitReport, Frequency, GradientClipping, StepOutput, SupervisedTrainer, TrainStep, Trainer,
+        FitReport, Frequency, GradientClipping, StepOutput, SupervisedTrainer, TrainStep,
         TrainerConfig, TrainerError, TrainingState, ValidStep,
     };
 }

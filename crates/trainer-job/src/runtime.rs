@@ -9,7 +9,9 @@ use trainer_core::callback::{
 };
 use trainer_core::checkpoint::{latest_in, read, EpochProgress, Retention, Snapshot};
 use trainer_core::data::{mix_seed, DataCursor};
-use trainer_core::engine::{contain, run_loop, Engine, StepDone, StepProgram};
+use trainer_core::engine::{
+    contain, data_order_change, run_loop, Engine, StepDone, StepProgram, Throughput,
+};
 use trainer_core::event::{Event, EventKind, EventWriter, ResumeAt, RunStatus};
 use trainer_core::metric::Split;
 use trainer_core::schedule::ConstantLr;
@@ -154,8 +156,7 @@ struct JobRun<'a, B: AutodiffBackend, H: StepHooks<B>> {
     /// This session's time in steps and waiting for data, and steps since the last emission.
     busy: Duration,
     waiting: Duration,
-    window_started: Instant,
-    window_steps: usize,
+    throughput: Throughput,
     /// Time in steps and waiting when the current window started.
     window_clock: (Duration, Duration),
 }
@@ -288,8 +289,7 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
             window: MetricWindow::default(),
             busy: Duration::ZERO,
             waiting: Duration::ZERO,
-            window_started: Instant::now(),
-            window_steps: 0,
+            throughput: Throughput::default(),
             window_clock: (Duration::ZERO, Duration::ZERO),
         };
         if let Some(file) = latest_in(&job.paths.checkpoints_dir)? {
@@ -316,18 +316,15 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
                 record.trainer, self.job.trainer
             )));
         }
-        let config = &self.engine.config;
-        for (field, theirs, ours) in [
-            ("seed", payload.config.seed, config.seed),
-            (
-                "dataset.batch_size",
-                payload.config.batch_size as u64,
-                config.batch_size as u64,
-            ),
-        ] {
-            if theirs != ours {
-                return Err(mismatch(format!("`{field}` is {theirs} in the checkpoint and {ours} in the spec; it fixes the data order")));
-            }
+        if let Some((field, theirs, ours)) = data_order_change(&payload.config, &self.engine.config)
+        {
+            // The spec spells the batch size under `dataset`.
+            let field = if field == "batch_size" {
+                "dataset.batch_size"
+            } else {
+                field
+            };
+            return Err(mismatch(format!("`{field}` is {theirs} in the checkpoint and {ours} in the spec; it fixes the data order")));
         }
         let step = payload.state.global_step;
         self.hooks
@@ -359,12 +356,8 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
         }
         let mut values = self.window.take_means();
         values.insert("lr".into(), lr);
-        let seconds = self.window_started.elapsed().as_secs_f64();
-        if seconds > 0.0 && self.window_steps > 0 {
-            values.insert(
-                "steps_per_second".into(),
-                self.window_steps as f64 / seconds,
-            );
+        if let Some(steps_per_second) = self.throughput.take().steps_per_second() {
+            values.insert("steps_per_second".into(), steps_per_second);
         }
         // The window's own share: the session's start (the first batch) weighs only on the
         // first window, and a slow patch shows where it happens.
@@ -382,8 +375,6 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
             },
         );
         self.window_clock = (self.busy, self.waiting);
-        self.window_started = Instant::now();
-        self.window_steps = 0;
         self.engine
             .latest
             .set(Split::Train, self.engine.state.global_step, values);
@@ -490,7 +481,7 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
         state.samples_seen += rows as u64;
         self.engine.schedule.step();
         self.window.add(result.metrics);
-        self.window_steps += 1;
+        self.throughput.step();
         if let Some(debug) = &result.debug {
             log::debug!("step {}: {debug}", self.engine.state.global_step);
         }
@@ -596,7 +587,7 @@ impl<B: AutodiffBackend, H: StepHooks<B>> StepProgram for JobRun<'_, B, H> {
             },
         };
         self.batches = Some(batches);
-        self.window_started = Instant::now();
+        self.throughput.restart();
         Ok(())
     }
 

@@ -1,0 +1,98 @@
+//! The validation and test passes of the supervised trainer: the inner model over the data,
+//! metrics on the device, the confusion matrix of classifiers, the best validation loss, and the
+//! plateau schedule's metric.
+
+use burn::tensor::backend::AutodiffBackend;
+
+use super::{SupervisedModel, SupervisedOptimizer, SupervisedTrainer};
+use crate::callback::Hook;
+use crate::data::DataCursor;
+use crate::engine::run_loop::StepProgram;
+use crate::error::{Result, TrainerError};
+use crate::metric::{MetricAccumulator, Split};
+use crate::state::{BestMetric, MetricValues};
+use crate::step::ValidStep;
+
+impl<B, M, O, TB, VB> SupervisedTrainer<B, M, O, TB, VB>
+where
+    B: AutodiffBackend,
+    M: SupervisedModel<B, TB, VB>,
+    O: SupervisedOptimizer<M, B>,
+    TB: Send + 'static,
+    VB: Send + 'static,
+{
+    pub(super) fn run_eval(&mut self, split: Split) -> Result<MetricValues> {
+        let (loader, method) = match split {
+            Split::Test => (self.test.clone(), "test_data"),
+            _ => (self.valid.clone(), "valid_data"),
+        };
+        let loader = loader.ok_or(TrainerError::MissingData {
+            split: split.as_str(),
+            builder_method: method,
+        })?;
+        let (begin, end) = match split {
+            Split::Test => (Hook::TestBegin, Hook::TestEnd),
+            _ => (Hook::ValidationBegin, Hook::ValidationEnd),
+        };
+        self.hook(begin)?;
+        let model = self.model().valid();
+        let mut metrics = MetricAccumulator::<B::InnerBackend>::new()
+            .with_confusion()
+            .with_top_k(self.top_k)
+            .with_metrics(self.metrics.clone());
+        for batch in loader.iter(DataCursor::epoch_start(0))? {
+            let output = ValidStep::step(&model, batch?);
+            metrics.update(&output);
+        }
+        let mut values = metrics.read();
+        if let Some(confusion) = metrics.read_confusion() {
+            values.extend(confusion.macro_values());
+            self.confusion.insert(split, confusion);
+        }
+        self.engine
+            .latest
+            .set(split, self.engine.state.global_step, values.clone());
+        if split == Split::Valid {
+            self.track_best(&values);
+            if self.engine.schedule.needs_metric() {
+                // A missing loss counts as no improvement.
+                let loss = values.get("loss").copied().unwrap_or(f64::NAN);
+                self.engine.schedule.step_with_metric(loss);
+            }
+        }
+        self.hook(end)?;
+        Ok(values)
+    }
+
+    /// Tracks the best validation loss and the config's early-stopping patience.
+    fn track_best(&mut self, values: &MetricValues) {
+        let Some(&loss) = values.get("loss") else {
+            return;
+        };
+        let improved = self
+            .engine
+            .state
+            .best
+            .as_ref()
+            .is_none_or(|best| loss < best.value);
+        if improved {
+            self.engine.state.best = Some(BestMetric {
+                name: "valid/loss".into(),
+                value: loss,
+                step: self.engine.state.global_step,
+                epoch: self.engine.state.epoch + 1,
+            });
+            self.engine.state.stale_validations = 0;
+        } else {
+            self.engine.state.stale_validations += 1;
+        }
+        if let Some(patience) = self.engine.config.early_stopping_patience {
+            if self.engine.state.stale_validations >= patience {
+                self.engine.control.stop(format!(
+                    "early stopping: valid/loss did not improve for {} validations (patience {patience})",
+                    self.engine.state.stale_validations
+                ));
+            }
+        }
+    }
+}
