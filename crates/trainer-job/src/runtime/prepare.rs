@@ -1,0 +1,190 @@
+//! Making a job's run: the data, the trainer's `setup` and `configure`, the schedule, the
+//! runtime's callbacks (checkpointing, the event log), and the resume from the latest checkpoint.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_schema::{DataType, Field, Schema};
+use burn::tensor::backend::AutodiffBackend;
+use trainer_core::callback::{AvailableMetrics, Callback, CallbackList, Checkpointing, EventLog};
+use trainer_core::checkpoint::{latest_in, read, Retention};
+use trainer_core::data::DataCursor;
+use trainer_core::engine::{data_order_change, Engine, Throughput};
+use trainer_core::metric::Split;
+use trainer_core::schedule::ConstantLr;
+use trainer_core::TrainerConfig;
+
+use super::{hook_error, JobRun, RUNTIME_METRICS};
+use crate::cancel::CancelToken;
+use crate::error::{JobError, Result};
+use crate::feed::ParquetSource;
+use crate::hooks::{JobContext, StepHooks};
+use crate::settings::ResolvedJob;
+use crate::window::{JobPayload, MetricWindow};
+
+impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
+    pub(super) fn prepare(
+        mut hooks: H,
+        job: &'a ResolvedJob,
+        device: B::Device,
+        extra: Vec<Box<dyn Callback>>,
+    ) -> Result<Self> {
+        let spec = &job.spec;
+        let origin = "(resolved spec)";
+        let source = match spec.mock_batches {
+            Some(_) => None,
+            None => Some(Arc::new(ParquetSource::open(
+                &spec.dataset.parquet_paths,
+                spec.dataset.columns.as_deref(),
+            )?)),
+        };
+        let mock_schema = Arc::new(Schema::new(
+            spec.dataset
+                .columns
+                .iter()
+                .flatten()
+                .map(|c| Field::new(c, DataType::Float32, false))
+                .collect::<Vec<_>>(),
+        ));
+        let (schema, rows) = match &source {
+            Some(source) => (source.schema(), source.rows()),
+            None => (
+                mock_schema.clone(),
+                spec.mock_batches.unwrap_or(0) * spec.dataset.batch_size,
+            ),
+        };
+        let state = {
+            let ctx = JobContext {
+                spec,
+                schema,
+                rows,
+                columns: source
+                    .as_deref()
+                    .map(|s| s as &dyn crate::hooks::ColumnReader),
+            };
+            hooks.setup(&ctx).map_err(hook_error("setup", 0))?;
+            hooks
+                .configure(&ctx, &device)
+                .map_err(hook_error("configure", 0))?
+        };
+        let learning_rate = spec.learning_rate();
+        let schedule = match spec.schedule_config(origin)? {
+            Some(config) => config.build(learning_rate)?,
+            None => Box::new(ConstantLr::constant(learning_rate)),
+        };
+        let config = TrainerConfig::new(learning_rate)
+            .with_epochs(None)
+            .with_max_steps(Some(spec.max_steps))
+            .with_batch_size(spec.dataset.batch_size)
+            .with_seed(spec.seed)
+            .with_log_every(spec.metric_every)
+            .with_validation(None);
+        let checkpointing = Checkpointing::new(&job.paths.checkpoints_dir)
+            .every_n_steps(spec.checkpoint_every)
+            .save_on_error(false)
+            .require_final_save(true)
+            .retention(match spec.keep_checkpoints {
+                Some(n) => Retention::LastN(n),
+                None => Retention::All,
+            });
+        let events_dir = job
+            .paths
+            .events_path
+            .parent()
+            .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf);
+        let event_log = EventLog::new(events_dir)
+            .events_path(&job.paths.events_path)
+            .csv(false)
+            .run_config(serde_json::json!({"job": spec, "trainer": job.trainer}))
+            .checkpoints(checkpointing.handle());
+        let mut list: Vec<Box<dyn Callback>> = extra;
+        list.push(Box::new(checkpointing));
+        list.push(Box::new(event_log));
+        let callbacks = CallbackList::new(list)?;
+        let mut available = AvailableMetrics::default();
+        available.set(
+            Split::Train,
+            hooks
+                .metric_names()
+                .into_iter()
+                .chain(RUNTIME_METRICS.iter().map(|s| s.to_string())),
+        );
+        let per_epoch = match &source {
+            Some(source) => source.batches_per_epoch(spec.dataset.batch_size),
+            None => spec.mock_batches.unwrap_or(1),
+        };
+        let mut run = Self {
+            job,
+            hooks,
+            state,
+            device,
+            source,
+            mock_schema,
+            cursor: DataCursor::epoch_start(0),
+            batches: None,
+            cancel: CancelToken::new(),
+            engine: Engine::new(config, schedule, callbacks, available, Some(per_epoch)),
+            window: MetricWindow::default(),
+            busy: Duration::ZERO,
+            waiting: Duration::ZERO,
+            throughput: Throughput::default(),
+            window_clock: (Duration::ZERO, Duration::ZERO),
+        };
+        if let Some(file) = latest_in(&job.paths.checkpoints_dir)? {
+            run.resume(&file)?;
+        }
+        Ok(run)
+    }
+
+    /// Loads a checkpoint of this job: the trainer's state dict and extra, the schedule,
+    /// callbacks, metrics window and data cursor.
+    fn resume(&mut self, file: &Path) -> Result<()> {
+        let payload: JobPayload = read(file)?;
+        let mismatch = |message: String| JobError::Resume {
+            path: file.to_path_buf(),
+            message,
+        };
+        let record = &payload.optimizer;
+        if record.run_id != self.job.spec.run_id {
+            return Err(mismatch(format!("it belongs to run {:?}, this job is {:?}; give this job its own checkpoints folder", record.run_id, self.job.spec.run_id)));
+        }
+        if record.trainer != self.job.trainer {
+            return Err(mismatch(format!(
+                "it was written by trainer {:?}, this job runs {:?}",
+                record.trainer, self.job.trainer
+            )));
+        }
+        if let Some((field, theirs, ours)) = data_order_change(&payload.config, &self.engine.config)
+        {
+            // The spec spells the batch size under `dataset`.
+            let field = if field == "batch_size" {
+                "dataset.batch_size"
+            } else {
+                field
+            };
+            return Err(mismatch(format!("`{field}` is {theirs} in the checkpoint and {ours} in the spec; it fixes the data order")));
+        }
+        let step = payload.state.global_step;
+        self.hooks
+            .load_state_dict(&mut self.state, payload.module, &self.device)
+            .map_err(hook_error("load_state_dict", step))?;
+        if let Some(extra) = payload.optimizer.extra {
+            self.hooks
+                .load_checkpoint(&mut self.state, extra)
+                .map_err(hook_error("load_checkpoint", step))?;
+        }
+        self.engine.schedule.load_state(payload.schedule)?;
+        self.engine.callbacks.load_states(payload.callbacks)?;
+        self.window = MetricWindow::from_totals(payload.optimizer.window);
+        self.engine.latest = payload.metrics;
+        self.cursor = payload.cursor;
+        self.engine.state = payload.state;
+        log::info!(
+            "resumed {} at step {step} from {}",
+            self.job.spec.run_id,
+            file.display()
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,259 @@
+//! A job's steps as the engine loop drives them: the next batch, `prepare_batch`,
+//! `train_step`, the metrics window, samples, snapshots of the trainer's state dict.
+
+use std::time::Instant;
+
+use burn::tensor::backend::AutodiffBackend;
+use trainer_core::callback::SampleInfo;
+use trainer_core::checkpoint::{EpochProgress, Snapshot};
+use trainer_core::data::mix_seed;
+use trainer_core::engine::{Engine, StepDone, StepProgram};
+use trainer_core::metric::Split;
+use trainer_core::StopReason;
+
+use super::{engine_error, hook_error, Batches, JobRun};
+use crate::error::{JobError, Result};
+use crate::feed::{Feed, FeedItem};
+use crate::hooks::{JobContext, SampleContext, StepContext, StepHooks};
+use crate::window::{JobPayload, JobRecord};
+
+impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
+    /// Emits the window's means (with the runtime's metrics) as the latest training reading.
+    fn emit_metrics(&mut self, lr: f64) {
+        if self.window.is_empty() {
+            return;
+        }
+        let mut values = self.window.take_means();
+        values.insert("lr".into(), lr);
+        if let Some(steps_per_second) = self.throughput.take().steps_per_second() {
+            values.insert("steps_per_second".into(), steps_per_second);
+        }
+        // The window's own share: the session's start (the first batch) weighs only on the
+        // first window, and a slow patch shows where it happens.
+        let (busy, waiting) = (
+            self.busy - self.window_clock.0,
+            self.waiting - self.window_clock.1,
+        );
+        let total = (busy + waiting).as_secs_f64();
+        values.insert(
+            "data_wait_fraction".into(),
+            if total > 0.0 {
+                waiting.as_secs_f64() / total
+            } else {
+                0.0
+            },
+        );
+        self.window_clock = (self.busy, self.waiting);
+        self.engine
+            .latest
+            .set(Split::Train, self.engine.state.global_step, values);
+    }
+
+    pub(super) fn wait_fraction(&self) -> f64 {
+        let total = (self.busy + self.waiting).as_secs_f64();
+        if total > 0.0 {
+            self.waiting.as_secs_f64() / total
+        } else {
+            0.0
+        }
+    }
+
+    fn next_batch(&mut self) -> Result<FeedItem> {
+        match self.batches.as_mut().expect("batches made in `begin`") {
+            Batches::Parquet(feed) => feed.next_batch(),
+            Batches::Mock { per_epoch, cursor } => {
+                let ctx = JobContext {
+                    spec: &self.job.spec,
+                    schema: self.mock_schema.clone(),
+                    rows: *per_epoch * self.job.spec.dataset.batch_size,
+                    columns: None,
+                };
+                let batch = self
+                    .hooks
+                    .mock_batch(&ctx, cursor.batch)
+                    .map_err(hook_error("mock_batch", self.engine.state.global_step))?;
+                let item = FeedItem {
+                    batch,
+                    epoch: cursor.epoch,
+                    index: cursor.batch,
+                    last: cursor.batch + 1 >= *per_epoch,
+                };
+                *cursor = item.next_cursor();
+                Ok(item)
+            }
+        }
+    }
+
+    /// One step: the next batch, `prepare_batch`, `train_step`, the counters and the window.
+    fn job_step(&mut self) -> Result<StepDone> {
+        let spec = &self.job.spec;
+        let step = self.engine.state.global_step;
+        let waited = Instant::now();
+        let item = self.next_batch()?;
+        let started = Instant::now();
+        self.waiting += started - waited;
+        let rows = item.batch.num_rows();
+        let lr = self.engine.schedule.lr();
+        let emits = (step + 1).is_multiple_of(spec.metric_every);
+        let prepared = self
+            .hooks
+            .prepare_batch(&mut self.state, &item.batch, &self.device)
+            .map_err(hook_error("prepare_batch", step))?;
+        let ctx = StepContext {
+            step,
+            epoch: item.epoch,
+            learning_rate: lr,
+            seed: mix_seed(spec.seed, step as u64),
+            emits_metrics: emits,
+        };
+        let result = self
+            .hooks
+            .train_step(&mut self.state, prepared, &ctx)
+            .map_err(hook_error("train_step", step))?;
+        self.busy += started.elapsed();
+        self.cursor = item.next_cursor();
+        let state = &mut self.engine.state;
+        state.global_step += 1;
+        state.epoch = self.cursor.epoch;
+        state.batch_in_epoch = self.cursor.batch;
+        state.samples_seen += rows as u64;
+        self.engine.schedule.step();
+        self.window.add(result.metrics);
+        self.throughput.step();
+        if let Some(debug) = &result.debug {
+            log::debug!("step {}: {debug}", self.engine.state.global_step);
+        }
+        let skip_cadence = result.control.skip_cadence_emit;
+        if !skip_cadence
+            && self
+                .engine
+                .state
+                .global_step
+                .is_multiple_of(spec.metric_every)
+        {
+            self.emit_metrics(lr);
+        }
+        Ok(StepDone {
+            optimizer_step: true,
+            skip_cadence,
+            backoff_seconds: result.control.backoff_seconds,
+        })
+    }
+
+    fn sample(&mut self) -> Result<()> {
+        let dir = self.job.paths.samples_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|source| JobError::Io {
+            action: "creating samples folder",
+            path: dir.clone(),
+            source,
+        })?;
+        let step = self.engine.state.global_step;
+        let file = self
+            .hooks
+            .sample(&mut self.state, &SampleContext { step, dir: &dir })
+            .map_err(hook_error("sample", step))?;
+        if let Some(file) = file {
+            let info = SampleInfo {
+                step,
+                file: Some(file.display().to_string()),
+            };
+            self.engine
+                .with_callbacks(|callbacks, ctx| callbacks.run_sample(ctx, &info))?;
+        }
+        Ok(())
+    }
+}
+
+impl<B: AutodiffBackend, H: StepHooks<B>> StepProgram for JobRun<'_, B, H> {
+    fn engine(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    fn snapshot(&mut self) -> trainer_core::Result<Snapshot> {
+        let step = self.engine.state.global_step;
+        let module = self
+            .hooks
+            .state_dict(&self.state)
+            .map_err(hook_error("state_dict", step))?;
+        let extra = self
+            .hooks
+            .save_checkpoint(&self.state)
+            .map_err(hook_error("save_checkpoint", step))?;
+        let record = JobRecord {
+            run_id: self.job.spec.run_id.clone(),
+            trainer: self.job.trainer.clone(),
+            window: self.window.totals(),
+            extra,
+        };
+        let payload: JobPayload = self
+            .engine
+            .checkpoint_meta(self.cursor, EpochProgress::default())
+            .with_records(module, record, None);
+        Ok(Snapshot::from_payload(payload))
+    }
+
+    fn step(&mut self) -> trainer_core::Result<StepDone> {
+        self.job_step().map_err(engine_error)
+    }
+
+    fn cancelled(&self) -> Option<String> {
+        self.cancel.reason()
+    }
+
+    fn begin(&mut self) -> trainer_core::Result<()> {
+        let spec = &self.job.spec;
+        let batches = match &self.source {
+            Some(source) => {
+                let per_epoch = source.batches_per_epoch(spec.dataset.batch_size);
+                if self.cursor.batch > per_epoch {
+                    return Err(engine_error(JobError::Resume {
+                        path: self.job.paths.checkpoints_dir.clone(),
+                        message: format!("its data cursor is at batch {} of an epoch; this data has {per_epoch} batches", self.cursor.batch),
+                    }));
+                }
+                Batches::Parquet(Feed::start(
+                    source.clone(),
+                    spec.seed,
+                    spec.dataset.batch_size,
+                    spec.dataset.readahead,
+                    self.cursor,
+                ))
+            }
+            None => Batches::Mock {
+                per_epoch: spec.mock_batches.unwrap_or(1),
+                cursor: self.cursor,
+            },
+        };
+        self.batches = Some(batches);
+        self.throughput.restart();
+        Ok(())
+    }
+
+    fn after_checkpoint(&mut self) -> trainer_core::Result<()> {
+        let step = self.engine.state.global_step;
+        if self
+            .job
+            .spec
+            .sample_every
+            .is_some_and(|every| step.is_multiple_of(every))
+        {
+            self.sample().map_err(engine_error)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> trainer_core::Result<()> {
+        // A window the cadence did not close at the end (max_steps not a multiple). A cancelled
+        // run keeps it: the checkpoint holds it and the resumed run continues it.
+        if !matches!(
+            self.engine.state.stop_reason,
+            Some(StopReason::Cancelled(_))
+        ) {
+            let lr = self.engine.schedule.lr();
+            self.emit_metrics(lr);
+        }
+        // Ends the feed's thread.
+        self.batches = None;
+        Ok(())
+    }
+}
