@@ -1,19 +1,21 @@
+//! The checkpointing callback's policy: when to save (cadence, a new best, the end, an error,
+//! on demand) and what a failed save means for the run. How a save is done, and the folder's
+//! bookkeeping, are `checkpoint::folder`'s.
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Callback, Context};
 use crate::checkpoint::{
-    best_file_name, is_step_file_name, read_checkpoint_bytes, step_file_name, write_atomic,
-    write_latest, BestEntry, CheckpointIndex, CheckpointWriter, IndexEntry, Retention, SaveReason,
-    Snapshot,
+    best_file_name, lock, open_folder, step_file_name, CheckpointIndex, CheckpointWriter,
+    FolderBook, IndexEntry, Retention, SaveFailure, SaveJob, SaveReason, SharedBook, Snapshot,
 };
 use crate::config::Frequency;
 use crate::error::{Result, TrainerError};
-use crate::metric::Monitor;
+use crate::metric::{Best, Monitor};
 
 /// The key of the checkpointing callback's state in checkpoints.
 const KEY: &str = "checkpointing";
@@ -69,52 +71,21 @@ pub struct Checkpointing {
 /// What survives a resume: the best value so far and the last step the cadence fired at.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct CheckpointingState {
-    best: Option<BestValue>,
+    best: Option<Best>,
     last_step_saved: Option<usize>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct BestValue {
-    value: f64,
-    step: usize,
-    epoch: usize,
 }
 
 /// State shared by the callback, its writer thread and its handles.
 #[derive(Default)]
 struct Shared {
     save_now: AtomicBool,
-    book: Mutex<Book>,
-}
-
-#[derive(Default)]
-struct Book {
-    index: CheckpointIndex,
-    /// Every file written, in order (retention may drop them from the index later).
-    log: Vec<IndexEntry>,
-    failures: Vec<SaveFailure>,
-    unreported: usize,
+    book: SharedBook,
 }
 
 impl Shared {
-    fn book(&self) -> std::sync::MutexGuard<'_, Book> {
-        self.book.lock().unwrap_or_else(PoisonError::into_inner)
+    fn book(&self) -> std::sync::MutexGuard<'_, FolderBook> {
+        lock(&self.book)
     }
-}
-
-/// A checkpoint save that failed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SaveFailure {
-    /// The file it would have written.
-    pub file: String,
-    /// Optimizer steps done at the snapshot.
-    pub step: usize,
-    /// Epochs finished at the snapshot.
-    pub epoch: usize,
-    /// Why it failed.
-    pub reason: String,
-    /// Whether it was the save at the end of training.
-    pub last: bool,
 }
 
 /// A handle on a [`Checkpointing`] callback that the trainer owns: ask for a save from any
@@ -132,12 +103,18 @@ impl CheckpointHandle {
 
     /// Checkpoint files written so far (a new best writes two files; it counts once).
     pub fn written(&self) -> usize {
-        self.shared.book().log.len()
+        self.shared.book().written.len()
     }
 
     /// The checkpoints written after the first `seen` ones, in order.
     pub fn written_since(&self, seen: usize) -> Vec<IndexEntry> {
-        self.shared.book().log.iter().skip(seen).cloned().collect()
+        self.shared
+            .book()
+            .written
+            .iter()
+            .skip(seen)
+            .cloned()
+            .collect()
     }
 
     /// The messages of the saves that failed.
@@ -326,7 +303,7 @@ impl Checkpointing {
         }
         self.last_reading = Some(reading);
         if monitor.improves(value, self.state.best.as_ref().map(|b| b.value)) {
-            self.state.best = Some(BestValue {
+            self.state.best = Some(Best {
                 value,
                 step: ctx.state.global_step,
                 epoch: ctx.state.epoch,
@@ -371,34 +348,12 @@ impl Callback for Checkpointing {
                 message: "a save cadence must be at least 1".into(),
             });
         }
-        std::fs::create_dir_all(&self.dir).map_err(|source| TrainerError::Io {
-            action: "creating checkpoint folder",
-            path: self.dir.clone(),
-            source,
-        })?;
-        remove_stale_temporaries(&self.dir);
-        // Entries past the step we start from belong to an abandoned continuation (a resume from
-        // an older checkpoint): the index forgets them; files of the same names get rewritten.
-        let mut index = CheckpointIndex::load(&self.dir)?.unwrap_or_default();
-        let step = ctx.state.global_step;
-        let before = index.checkpoints.len();
-        index.checkpoints.retain(|e| e.step <= step);
-        if index.best.as_ref().is_some_and(|b| b.step > step) {
-            index.best = None;
-        }
-        index.monitor = self.monitor.clone();
-        index.retention = self.retention.describe();
-        if index.checkpoints.len() < before {
-            // `latest` must not lead a later resume into the abandoned continuation.
-            index.latest = index.checkpoints.last().map(|e| e.file.clone());
-            match &index.latest {
-                Some(file) => write_latest(&self.dir, file)?,
-                None => {
-                    let _ = std::fs::remove_file(self.dir.join(crate::checkpoint::LATEST_FILE));
-                }
-            }
-            index.save(&self.dir)?;
-        }
+        let index = open_folder(
+            &self.dir,
+            ctx.state.global_step,
+            self.monitor.as_ref(),
+            &self.retention,
+        )?;
         self.shared.book().index = index;
         if self.asynchronous && self.writer.is_none() {
             self.writer = Some(CheckpointWriter::new(self.max_in_flight));
@@ -525,7 +480,7 @@ impl Callback for Checkpointing {
             .as_ref()
             .and_then(|m| m.read(ctx.metrics))
             .map(|(v, _)| v);
-        let best = self.state.best.clone();
+        let best = self.state.best;
         let save = SaveJob {
             dir: self.dir.clone(),
             snapshot: Arc::clone(snapshot),
@@ -535,7 +490,7 @@ impl Callback for Checkpointing {
             reasons,
             monitored,
             retention: self.retention.clone(),
-            shared: Arc::clone(&self.shared),
+            book: Arc::clone(&self.shared.book),
         };
         match &self.writer {
             Some(writer) => writer.submit(move || save.run()),
@@ -561,156 +516,9 @@ impl Callback for Checkpointing {
     }
 }
 
-/// Deletes a checkpoint file that retention dropped: only a name of the forms this callback
-/// writes, only a regular file in `dir` itself (a symlink there is left alone, so nothing
-/// outside the folder is ever deleted through it).
-fn remove_checkpoint_file(dir: &Path, file: &str) {
-    if !is_step_file_name(file) {
-        log::warn!("retention leaves {file:?} alone: not a checkpoint file name of this folder");
-        return;
-    }
-    let path = dir.join(file);
-    match std::fs::symlink_metadata(&path) {
-        Ok(meta) if meta.file_type().is_file() => {
-            if let Err(e) = std::fs::remove_file(&path) {
-                log::warn!("retention could not remove {}: {e}", path.display());
-            }
-        }
-        Ok(_) => log::warn!(
-            "retention leaves {} alone: not a regular file",
-            path.display()
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => log::warn!("retention could not look at {}: {e}", path.display()),
-    }
-}
-
-/// Removes temporary files a killed process left behind (a folder has one writer: ours).
-fn remove_stale_temporaries(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with(crate::fs::TEMPORARY_PREFIX) && name.ends_with(".tmp") {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-}
-
 impl Drop for Checkpointing {
     fn drop(&mut self) {
         // The writer's own drop waits for its saves.
         self.writer.take();
-    }
-}
-
-/// One save: encode, write, point `latest` at it, update the index, apply retention. Runs on
-/// the writer thread (or inline for synchronous saving).
-struct SaveJob {
-    dir: PathBuf,
-    snapshot: Arc<Snapshot>,
-    file: String,
-    best_file: Option<String>,
-    best: Option<BestValue>,
-    reasons: Vec<SaveReason>,
-    monitored: Option<f64>,
-    retention: Retention,
-    shared: Arc<Shared>,
-}
-
-impl SaveJob {
-    fn run(self) {
-        // A panic in the encoding or the file system code is a failed save like any other.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.write()))
-            .unwrap_or_else(|payload| {
-                Err(TrainerError::Panicked {
-                    during: "a checkpoint save".into(),
-                    message: crate::error::panic_message(payload.as_ref()),
-                })
-            });
-        if let Err(error) = outcome {
-            log::warn!(
-                "checkpoint {} not saved: {error}; earlier checkpoints are intact",
-                self.file
-            );
-            let mut book = self.shared.book();
-            book.failures.push(SaveFailure {
-                file: self.file.clone(),
-                step: self.snapshot.step(),
-                epoch: self.snapshot.epoch(),
-                reason: error.to_string(),
-                last: self.reasons.contains(&SaveReason::End),
-            });
-            book.unreported += 1;
-        }
-    }
-
-    fn write(&self) -> Result<()> {
-        let bytes = self.snapshot.encode()?;
-        let path = self.dir.join(&self.file);
-        write_atomic(&path, &bytes)?;
-        if self.reasons.contains(&SaveReason::End) {
-            // The last checkpoint of a run is what gets collected and resumed: read it back
-            // from the disk and check it whole before `latest` names it.
-            let written = read_checkpoint_bytes(&path)?;
-            if written != bytes {
-                return Err(TrainerError::CheckpointDamaged {
-                    path: path.display().to_string(),
-                    detail: "the bytes read back differ from the bytes written".into(),
-                });
-            }
-        }
-        if let Some(best_file) = &self.best_file {
-            write_atomic(&self.dir.join(best_file), &bytes)?;
-        }
-        // `latest` moves only once the new file is durable, and before retention deletes
-        // anything, so that a crash at any point leaves `latest` naming a whole file.
-        write_latest(&self.dir, &self.file)?;
-        let mut book = self.shared.book();
-        let created_unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let entry = IndexEntry {
-            file: self.file.clone(),
-            epoch: self.snapshot.epoch(),
-            step: self.snapshot.step(),
-            batch_in_epoch: self.snapshot.batch_in_epoch(),
-            reasons: self.reasons.clone(),
-            monitored: self.monitored,
-            created_unix_ms,
-        };
-        book.log.push(entry.clone());
-        let index = &mut book.index;
-        index.checkpoints.retain(|e| e.file != self.file);
-        index.checkpoints.push(entry);
-        index.latest = Some(self.file.clone());
-        if let (Some(file), Some(best)) = (&self.best_file, &self.best) {
-            index.best = Some(BestEntry {
-                file: file.clone(),
-                value: best.value,
-                step: best.step,
-                epoch: best.epoch,
-            });
-        }
-        let keep = self
-            .retention
-            .keep(&index.checkpoints, index.monitor.as_ref());
-        let mut removed = Vec::new();
-        let mut kept = Vec::new();
-        for (entry, keep) in index.checkpoints.drain(..).zip(keep) {
-            if keep {
-                kept.push(entry)
-            } else {
-                removed.push(entry.file)
-            }
-        }
-        index.checkpoints = kept;
-        index.save(&self.dir)?;
-        for file in removed {
-            remove_checkpoint_file(&self.dir, &file);
-        }
-        Ok(())
     }
 }

@@ -9,8 +9,9 @@ mod list;
 mod progress;
 mod terminate_on_non_finite;
 
+pub use crate::checkpoint::SaveFailure;
 pub use crate::metric::{AvailableMetrics, LatestMetrics};
-pub use checkpointing::{CheckpointHandle, Checkpointing, SaveFailure};
+pub use checkpointing::{CheckpointHandle, Checkpointing};
 pub use context::{Context, Control};
 pub use early_stopping::EarlyStopping;
 pub use event_log::EventLog;

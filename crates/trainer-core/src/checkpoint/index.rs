@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::names::{is_best_file_name, is_checkpoint_file_name, is_step_file_name};
 use crate::error::{Result, TrainerError};
 use crate::fs::{read_regular_file, write_atomic};
-use crate::metric::Monitor;
+use crate::metric::{Best, Monitor};
 
 /// The index file of a checkpoint folder.
 pub const INDEX_FILE: &str = "index.json";
@@ -55,12 +55,10 @@ pub struct IndexEntry {
 pub struct BestEntry {
     /// File name within the folder (`best-<metric>.ckpt`).
     pub file: String,
-    /// The metric's value.
-    pub value: f64,
-    /// Optimizer steps done when it was measured.
-    pub step: usize,
-    /// Epochs finished when it was measured.
-    pub epoch: usize,
+    /// The metric's value and when it was seen (`value`, `step`, `epoch` in the JSON, beside
+    /// `file`).
+    #[serde(flatten)]
+    pub best: Best,
 }
 
 /// What a checkpoint folder keeps and why: written (atomically) after each save.

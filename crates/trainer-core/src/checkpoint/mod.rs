@@ -10,6 +10,7 @@
 //! where it goes.
 
 mod file;
+mod folder;
 mod header;
 mod index;
 mod names;
@@ -26,6 +27,7 @@ pub use crate::fs::{read_regular_file, write_atomic, TEMPORARY_PREFIX};
 pub use file::{
     decode, decode_checked, encode, read, read_checkpoint_bytes, verify, MAX_CHECKPOINT_BYTES,
 };
+pub use folder::{lock, open_folder, FolderBook, SaveFailure, SaveJob, SharedBook};
 pub use header::{Header, FORMAT_MAJOR, FORMAT_MINOR, HEADER_LEN, MAGIC};
 pub(crate) use index::write_latest;
 pub use index::{

@@ -1,6 +1,7 @@
 //! Metrics accumulated on the device and read back only at log time.
 
 mod accumulator;
+mod best;
 mod confusion;
 mod custom;
 mod latest;
@@ -8,6 +9,7 @@ mod monitor;
 
 pub use crate::split::Split;
 pub use accumulator::{MetricAccumulator, Totals};
+pub use best::Best;
 pub use confusion::ConfusionMatrix;
 pub use custom::{Metric, Metrics};
 pub use latest::{AvailableMetrics, LatestMetrics};

@@ -158,8 +158,8 @@ fn the_best_checkpoint_follows_the_monitored_metric() {
     let index = index(&dir);
     let entry = index.best.clone().unwrap();
     assert_eq!(entry.file, "best-valid-loss.ckpt");
-    assert_eq!(entry.value, best);
-    assert_eq!(entry.step, history[best_epoch].global_step);
+    assert_eq!(entry.best.value, best);
+    assert_eq!(entry.best.step, history[best_epoch].global_step);
     // The best file holds the state of that epoch's end.
     let summary = CheckpointSummary::read(&dir.join("best-valid-loss.ckpt")).unwrap();
     assert_eq!(summary.global_step, history[best_epoch].global_step);
