@@ -26,7 +26,7 @@ pub use config::{
 pub use engine::{FitReport, SupervisedTrainer, SupervisedTrainerBuilder};
 pub use error::{panic_message, Result, TrainerError};
 pub use split::Split;
-pub use state::{BestMetric, EpochSummary, MetricValues, StopReason, TrainingState};
+pub use state::{Best, BestMetric, EpochSummary, MetricValues, StopReason, TrainingState};
 pub use step::{Classification, Regression, StepOutput, TrainStep, ValidStep};
 
 /// The names most programs need.

@@ -35,17 +35,25 @@ impl std::fmt::Display for StopReason {
     }
 }
 
-/// The best value seen of the monitored metric.
+/// The best value of a monitored metric, with the optimizer step and epoch it was seen at.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Best {
+    /// The value.
+    pub value: f64,
+    /// Optimizer steps done when it was seen.
+    pub step: usize,
+    /// Epochs finished when it was seen.
+    pub epoch: usize,
+}
+
+/// The best value seen of a named metric (in the state: the validation loss).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BestMetric {
     /// Metric name with its split, e.g. `valid/loss`.
     pub name: String,
-    /// The value.
-    pub value: f64,
-    /// The optimizer step at which it was measured.
-    pub step: usize,
-    /// The epoch (counted from 1) in which it was measured.
-    pub epoch: usize,
+    /// The value and when it was seen (`value`, `step`, `epoch` beside `name` in files).
+    #[serde(flatten)]
+    pub best: Best,
 }
 
 /// The aggregated metrics of one finished epoch.
@@ -82,8 +90,6 @@ pub struct TrainingState {
     pub best: Option<BestMetric>,
     /// One summary per finished epoch.
     pub history: Vec<EpochSummary>,
-    /// Validations since the best validation loss was seen (for early stopping).
-    pub stale_validations: usize,
     /// The learning-rate schedule's state, as of the last epoch end or the end of `fit`.
     pub schedule: Option<serde_json::Value>,
     /// Why the run stopped; `None` while it runs.

@@ -2,9 +2,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{Callback, Context};
 use crate::error::{Result, TrainerError};
-use crate::metric::{Monitor, Split};
+use crate::metric::{Best, Monitor, Split};
 
-const KEY: &str = "early_stopping";
+/// The key of the early-stopping callback's state in checkpoints.
+pub const EARLY_STOPPING_KEY: &str = "early_stopping";
+const KEY: &str = EARLY_STOPPING_KEY;
 
 /// Stops training when a monitored metric stops improving, Keras- and Lightning-style.
 ///
@@ -47,13 +49,50 @@ pub struct EarlyStopping {
 }
 
 /// What survives a resume.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 struct EarlyStoppingState {
-    best: Option<f64>,
+    best: Option<Best>,
+    wait: usize,
+    validations: usize,
+    stopped: Option<String>,
+}
+
+/// The state as checkpoints hold it: formats 1.0 and 1.1 wrote the best value as a number with
+/// a `best_step` beside it.
+#[derive(Deserialize)]
+struct StoredState {
+    best: Option<StoredBest>,
+    #[serde(default)]
     best_step: Option<usize>,
     wait: usize,
     validations: usize,
     stopped: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredBest {
+    Best(Best),
+    Value(f64),
+}
+
+impl From<StoredState> for EarlyStoppingState {
+    fn from(stored: StoredState) -> Self {
+        let best = stored.best.map(|best| match best {
+            StoredBest::Best(best) => best,
+            StoredBest::Value(value) => Best {
+                value,
+                step: stored.best_step.unwrap_or(0),
+                epoch: 0,
+            },
+        });
+        Self {
+            best,
+            wait: stored.wait,
+            validations: stored.validations,
+            stopped: stored.stopped,
+        }
+    }
 }
 
 impl EarlyStopping {
@@ -128,9 +167,9 @@ impl EarlyStopping {
         self
     }
 
-    /// The best value seen and the optimizer step it was seen at.
-    pub fn best(&self) -> Option<(f64, usize)> {
-        Some((self.state.best?, self.state.best_step?))
+    /// The best value seen, with the optimizer step and epoch it was seen at.
+    pub fn best(&self) -> Option<Best> {
+        self.state.best
     }
 
     /// Checks since the last improvement.
@@ -197,14 +236,17 @@ impl EarlyStopping {
                 self.divergence_threshold.unwrap_or_default()
             ))
         } else {
-            let reference = self.state.best.or(self.baseline);
+            let reference = self.state.best.map(|b| b.value).or(self.baseline);
             let improved = match reference {
                 None => !value.is_nan(),
                 Some(best) => self.monitor.beats(value, best, self.min_delta),
             };
             if improved {
-                self.state.best = Some(value);
-                self.state.best_step = Some(ctx.state.global_step);
+                self.state.best = Some(Best {
+                    value,
+                    step: ctx.state.global_step,
+                    epoch: ctx.state.epoch,
+                });
                 self.state.wait = 0;
                 if self.restore_best_weights {
                     ctx.control.keep_weights();
@@ -277,10 +319,12 @@ impl Callback for EarlyStopping {
     }
 
     fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
-        self.state = serde_json::from_value(state).map_err(|e| TrainerError::State {
-            key: KEY.into(),
-            message: e.to_string(),
-        })?;
+        let stored: StoredState =
+            serde_json::from_value(state).map_err(|e| TrainerError::State {
+                key: KEY.into(),
+                message: e.to_string(),
+            })?;
+        self.state = stored.into();
         Ok(())
     }
 }

@@ -13,7 +13,7 @@ pub use crate::checkpoint::SaveFailure;
 pub use crate::metric::{AvailableMetrics, LatestMetrics};
 pub use checkpointing::{CheckpointHandle, Checkpointing};
 pub use context::{Context, Control};
-pub use early_stopping::EarlyStopping;
+pub use early_stopping::{EarlyStopping, EARLY_STOPPING_KEY};
 pub use event_log::EventLog;
 pub use hook::Hook;
 pub use list::CallbackList;

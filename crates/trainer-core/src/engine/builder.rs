@@ -7,12 +7,14 @@ use burn::optim::{GradientsAccumulator, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 
 use super::{Engine, SupervisedTrainer};
-use crate::callback::{AvailableMetrics, Callback, CallbackList, Checkpointing};
+use crate::callback::{
+    AvailableMetrics, Callback, CallbackList, Checkpointing, EarlyStopping, EARLY_STOPPING_KEY,
+};
 use crate::checkpoint::HostRecord;
 use crate::config::TrainerConfig;
 use crate::data::DataLoader;
 use crate::error::{Result, TrainerError};
-use crate::metric::{Metric, Split, TIMING_METRICS};
+use crate::metric::{Metric, Monitor, Split, TIMING_METRICS};
 use crate::schedule::{ConstantLr, LrSchedule};
 use crate::step::{TrainStep, ValidStep};
 
@@ -265,6 +267,22 @@ where
                 })
             }
             (None, None) => {}
+        }
+        if let Some(patience) = self.config.early_stopping_patience {
+            if self
+                .callbacks
+                .iter()
+                .any(|c| c.key().as_deref() == Some(EARLY_STOPPING_KEY))
+            {
+                return Err(TrainerError::InvalidConfig {
+                    field: "early_stopping_patience",
+                    value: patience.to_string(),
+                    reason: "it adds an `EarlyStopping` callback, and the builder was given one too: keep one of them".into(),
+                });
+            }
+            let early_stopping =
+                EarlyStopping::new(Monitor::min(Split::Valid, "loss")).patience(patience);
+            self.callbacks.push(Box::new(early_stopping));
         }
         let callbacks = CallbackList::new(self.callbacks)?;
         let top_k = self.top_k.map(|k| format!("top{k}_accuracy"));

@@ -1,15 +1,14 @@
 //! Metrics accumulated on the device and read back only at log time.
 
 mod accumulator;
-mod best;
 mod confusion;
 mod custom;
 mod latest;
 mod monitor;
 
 pub use crate::split::Split;
+pub use crate::state::Best;
 pub use accumulator::{MetricAccumulator, Totals};
-pub use best::Best;
 pub use confusion::ConfusionMatrix;
 pub use custom::{Metric, Metrics};
 pub use latest::{AvailableMetrics, LatestMetrics};

@@ -93,7 +93,7 @@ fn patience_counts_checks_without_improvement() {
         reason.contains("valid/loss did not improve for 3 checks (patience 3, best 0.5)"),
         "{reason}"
     );
-    assert_eq!(early.best(), Some((0.5, 10)));
+    assert_eq!(early.best().map(|b| (b.value, b.step)), Some((0.5, 10)));
     assert_eq!(early.stopped(), Some(reason.as_str()));
 }
 
@@ -395,4 +395,20 @@ fn terminate_on_non_finite_names_the_step() {
             && reason.contains(&format!("at step {}", report.steps)),
         "{reason}"
     );
+}
+
+#[test]
+fn a_state_written_by_format_1_1_still_loads() {
+    // Formats 1.0 and 1.1 stored the best value as a number with `best_step` beside it.
+    let mut early = loss().patience(3);
+    let old = serde_json::json!({"best": 0.25, "best_step": 40, "wait": 2, "validations": 5, "stopped": null});
+    early.load_state(old).unwrap();
+    assert_eq!(early.best().map(|b| (b.value, b.step)), Some((0.25, 40)));
+    assert_eq!(early.wait(), 2);
+    // And the state it writes now loads back.
+    let now = early.state().unwrap();
+    assert_eq!(now["best"]["value"], 0.25);
+    let mut again = loss().patience(3);
+    again.load_state(now).unwrap();
+    assert_eq!(again.best(), early.best());
 }

@@ -242,6 +242,38 @@ fn config_patience_stops_when_validation_stalls() {
     );
     assert_eq!(t.state().epoch, 3);
     assert_eq!(t.state().history.len(), 3);
+    // The patience is an `EarlyStopping` callback: its state is checkpointed like any other's.
+    let states = t.snapshot().unwrap().encode().unwrap();
+    let summary = trainer_core::checkpoint::CheckpointSummary::from_bytes(&states, "mem").unwrap();
+    assert!(
+        summary.callbacks.contains(&"early_stopping".to_string()),
+        "{:?}",
+        summary.callbacks
+    );
+}
+
+#[test]
+fn config_patience_and_an_early_stopping_callback_are_one_too_many() {
+    let device = Default::default();
+    let config = TrainerConfig::new(0.1)
+        .with_epochs(Some(1))
+        .with_early_stopping_patience(Some(2));
+    let built = SupervisedTrainer::builder(
+        Regressor::<B>::new(&device),
+        burn::optim::SgdConfig::new().init(),
+        config,
+        device,
+    )
+    .train_data(burn::data::dataset::InMemDataset::new(items(8)), RowBatcher)
+    .valid_data(burn::data::dataset::InMemDataset::new(items(4)), RowBatcher)
+    .callback(EarlyStopping::new(Monitor::min(Split::Valid, "loss")))
+    .build()
+    .map(|t: SupervisedTrainer<B, Regressor<B>, Optim, Batch<B>, Batch<Inner>>| t);
+    let message = built.err().expect("refused").to_string();
+    assert!(
+        message.contains("early_stopping_patience") && message.contains("keep one of them"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ use crate::data::DataCursor;
 use crate::engine::run_loop::StepProgram;
 use crate::error::{Result, TrainerError};
 use crate::metric::{MetricAccumulator, Split};
-use crate::state::{BestMetric, MetricValues};
+use crate::state::{Best, BestMetric, MetricValues};
 use crate::step::ValidStep;
 
 impl<B, M, O, TB, VB> SupervisedTrainer<B, M, O, TB, VB>
@@ -64,35 +64,29 @@ where
         Ok(values)
     }
 
-    /// Tracks the best validation loss and the config's early-stopping patience.
+    /// Tracks the best validation loss in the state (the config's patience is an
+    /// `EarlyStopping` callback the builder adds).
     fn track_best(&mut self, values: &MetricValues) {
         let Some(&loss) = values.get("loss") else {
             return;
         };
-        let improved = self
+        let improves = self
             .engine
             .state
             .best
             .as_ref()
-            .is_none_or(|best| loss < best.value);
-        if improved {
+            .is_none_or(|best| loss < best.best.value);
+        if improves {
+            let state = &self.engine.state;
+            let best = Best {
+                value: loss,
+                step: state.global_step,
+                epoch: state.epoch,
+            };
             self.engine.state.best = Some(BestMetric {
                 name: "valid/loss".into(),
-                value: loss,
-                step: self.engine.state.global_step,
-                epoch: self.engine.state.epoch + 1,
+                best,
             });
-            self.engine.state.stale_validations = 0;
-        } else {
-            self.engine.state.stale_validations += 1;
-        }
-        if let Some(patience) = self.engine.config.early_stopping_patience {
-            if self.engine.state.stale_validations >= patience {
-                self.engine.control.stop(format!(
-                    "early stopping: valid/loss did not improve for {} validations (patience {patience})",
-                    self.engine.state.stale_validations
-                ));
-            }
         }
     }
 }
