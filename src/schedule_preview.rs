@@ -28,7 +28,7 @@ pub enum PreviewError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Preview {
     /// The scheduler's PyTorch name.
-    pub scheduler: &'static str,
+    pub scheduler: String,
     /// The lr before any step, then after each step.
     pub lrs: Vec<f64>,
 }
@@ -45,7 +45,7 @@ pub fn preview(
     let mut schedule = config.build(base_lr)?;
     if schedule.needs_metric() && metrics.len() < steps {
         return Err(PreviewError::MissingMetrics {
-            scheduler: config.name().to_string(),
+            scheduler: config.name(),
             steps,
             given: metrics.len(),
         });

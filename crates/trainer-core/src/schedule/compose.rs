@@ -1,4 +1,7 @@
-use super::{step_schedule, LrSchedule};
+use serde::{Deserialize, Serialize};
+
+use super::check::Check;
+use super::{step_schedule, LrSchedule, ScheduleConfig};
 use crate::error::{Result, TrainerError};
 
 fn bad_state(message: String) -> TrainerError {
@@ -20,6 +23,77 @@ fn child_states(state: &serde_json::Value, count: usize) -> Result<Vec<serde_jso
         )));
     }
     Ok(children.clone())
+}
+
+/// `SequentialLR(schedulers, milestones)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SequentialLrConfig {
+    /// The schedules, in order.
+    pub schedulers: Vec<ScheduleConfig>,
+    /// Steps at which the next schedule takes over; one fewer than the schedules.
+    pub milestones: Vec<u64>,
+}
+
+impl SequentialLrConfig {
+    pub(crate) fn build(&self, base: f64, check: &Check) -> Result<Box<dyn LrSchedule>> {
+        let (schedulers, milestones) = (&self.schedulers, &self.milestones);
+        check.require(
+            !schedulers.is_empty(),
+            "schedulers",
+            schedulers.len(),
+            "needs at least one schedule",
+        )?;
+        let needed = format!(
+            "{} schedules need {} milestones",
+            schedulers.len(),
+            schedulers.len() - 1
+        );
+        check.require(
+            milestones.len() + 1 == schedulers.len(),
+            "milestones",
+            milestones,
+            &needed,
+        )?;
+        let increasing =
+            milestones.windows(2).all(|w| w[0] < w[1]) && milestones.first() != Some(&0);
+        check.require(
+            increasing,
+            "milestones",
+            milestones,
+            "must be strictly increasing and above 0",
+        )?;
+        let built = schedulers
+            .iter()
+            .map(|s| s.build(base))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Box::new(Sequential::new(built, milestones.clone())))
+    }
+}
+
+/// `ChainedScheduler(schedulers)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainedSchedulerConfig {
+    /// The schedules whose factors multiply.
+    pub schedulers: Vec<ScheduleConfig>,
+}
+
+impl ChainedSchedulerConfig {
+    pub(crate) fn build(&self, base: f64, check: &Check) -> Result<Box<dyn LrSchedule>> {
+        let schedulers = &self.schedulers;
+        check.require(
+            !schedulers.is_empty(),
+            "schedulers",
+            schedulers.len(),
+            "needs at least one schedule",
+        )?;
+        let built = schedulers
+            .iter()
+            .map(|s| s.build(base))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Box::new(Chained::new(base, built)))
+    }
 }
 
 /// `SequentialLR`: one schedule after another. At each milestone the next schedule takes over,

@@ -3,24 +3,68 @@
 //! Closed forms wherever PyTorch's schedule has one, so a schedule's state is a step counter and
 //! a resume is exact. [`ScheduleConfig`] reads them from JSON with PyTorch's names.
 
+mod check;
 mod closed_form;
 mod compose;
 mod config;
 mod constant;
+mod cosine;
+mod cyclic;
+mod linear;
+mod one_cycle;
 mod plateau;
-mod torch;
+mod step;
 mod warmup;
 
 pub use closed_form::{ClosedForm, Counted};
-pub use compose::{Chained, Sequential};
+pub use compose::{Chained, ChainedSchedulerConfig, Sequential, SequentialLrConfig};
 pub use config::ScheduleConfig;
 pub use constant::{Constant, ConstantLr};
-pub use plateau::{PlateauConfig, PlateauMode, ReduceLrOnPlateau, ThresholdMode};
-pub use torch::{
-    Anneal, ConstantFactorLr, CosineAnnealingLr, CosineAnnealingWarmRestarts, CyclicLr, CyclicMode,
-    ExponentialLr, LinearLr, MultiStepLr, OneCycleLr, PolynomialLr, StepLr,
+pub use cosine::{
+    CosineAnnealingLr, CosineAnnealingLrConfig, CosineAnnealingWarmRestarts,
+    CosineAnnealingWarmRestartsConfig,
 };
-pub use warmup::{Warmup, WarmupMode};
+pub use cyclic::{CyclicLr, CyclicLrConfig, CyclicMode};
+pub use linear::{
+    ConstantFactorLr, ConstantLrConfig, LinearLr, LinearLrConfig, PolynomialLr, PolynomialLrConfig,
+};
+pub use one_cycle::{Anneal, OneCycleLr, OneCycleLrConfig};
+pub use plateau::{PlateauConfig, PlateauMode, ReduceLrOnPlateau, ThresholdMode};
+pub use step::{
+    ExponentialLr, ExponentialLrConfig, MultiStepLr, MultiStepLrConfig, StepLr, StepLrConfig,
+};
+pub use warmup::{Warmup, WarmupConfig, WarmupMode};
+
+/// Defaults of PyTorch's parameters, for serde.
+mod defaults {
+    pub fn gamma() -> f64 {
+        0.1
+    }
+    pub fn one() -> u64 {
+        1
+    }
+    pub fn one_f() -> f64 {
+        1.0
+    }
+    pub fn third() -> f64 {
+        1.0 / 3.0
+    }
+    pub fn five() -> u64 {
+        5
+    }
+    pub fn pct_start() -> f64 {
+        0.3
+    }
+    pub fn div_factor() -> f64 {
+        25.0
+    }
+    pub fn final_div_factor() -> f64 {
+        1e4
+    }
+    pub fn step_size_up() -> u64 {
+        2000
+    }
+}
 
 use crate::error::Result;
 

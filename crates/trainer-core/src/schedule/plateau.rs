@@ -1,5 +1,6 @@
 use serde::{Deserialize, Serialize};
 
+use super::check::Check;
 use super::LrSchedule;
 use crate::error::{Result, TrainerError};
 
@@ -51,6 +52,22 @@ pub struct PlateauConfig {
     /// A reduction smaller than this is skipped.
     #[serde(default = "plateau_defaults::eps")]
     pub eps: f64,
+}
+
+impl PlateauConfig {
+    pub(crate) fn build(&self, base: f64, check: &Check) -> Result<Box<dyn LrSchedule>> {
+        let factor = self.factor;
+        check.require(
+            factor.is_finite() && factor > 0.0 && factor < 1.0,
+            "factor",
+            factor,
+            "must be in (0, 1)",
+        )?;
+        check.non_negative("threshold", self.threshold)?;
+        check.non_negative("min_lr", self.min_lr)?;
+        check.non_negative("eps", self.eps)?;
+        Ok(Box::new(ReduceLrOnPlateau::new(self.clone(), base)))
+    }
 }
 
 mod plateau_defaults {

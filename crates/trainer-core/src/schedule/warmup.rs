@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
 
-use super::{step_schedule, LrSchedule};
+use super::check::Check;
+use super::{step_schedule, LrSchedule, ScheduleConfig};
 use crate::error::{Result, TrainerError};
 
 /// The shape of a warmup.
@@ -12,6 +13,34 @@ pub enum WarmupMode {
     Linear,
     /// `lr = target · (t / W)²`: slower at first.
     Exponential,
+}
+
+/// A linear or quadratic ramp to the base lr over `warmup_steps`, then `then`:
+/// `{"scheduler": "Warmup", "params": {"warmup_steps": 100, "mode": "linear", "then": {...}}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarmupConfig {
+    /// Steps of the ramp.
+    pub warmup_steps: u64,
+    /// `linear` (`t/W`) or `exponential` (`(t/W)²`).
+    #[serde(default)]
+    pub mode: WarmupMode,
+    /// The schedule after the warmup, from its step 0; the base lr if absent.
+    #[serde(default)]
+    pub then: Option<Box<ScheduleConfig>>,
+}
+
+impl WarmupConfig {
+    pub(crate) fn build(&self, base: f64, check: &Check) -> Result<Box<dyn LrSchedule>> {
+        check.at_least_one("warmup_steps", self.warmup_steps)?;
+        let then = self.then.as_ref().map(|t| t.build(base)).transpose()?;
+        Ok(Box::new(Warmup::new(
+            base,
+            self.warmup_steps,
+            self.mode,
+            then,
+        )))
+    }
 }
 
 /// Warms the lr up over `W` optimizer steps, then hands over to another schedule (or stays at
