@@ -6,6 +6,7 @@
 mod common;
 
 mod cli;
+mod formats;
 mod job;
 mod kill_resume;
 mod mlp;

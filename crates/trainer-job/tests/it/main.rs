@@ -4,5 +4,6 @@
 mod common;
 
 mod feed;
+mod formats;
 mod runtime;
 mod spec;
