@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use trainer_core::event::{Event, EventKind};
+use trainer_core::event::Event;
 use trainer_core::metric::{Split, TIMING_METRICS};
 
 use crate::plot::{Panel, Series};
@@ -92,8 +92,8 @@ pub fn run_panels(
     x: XAxis,
 ) -> Result<Vec<Panel>, CurvesError> {
     let train_kind = match x {
-        XAxis::Step => EventKind::Metrics,
-        XAxis::Epoch => EventKind::Epoch,
+        XAxis::Step => "metrics",
+        XAxis::Epoch => "epoch",
     };
     let x_of = |e: &Event| match x {
         XAxis::Step => e.step as f64,
@@ -101,13 +101,8 @@ pub fn run_panels(
     };
     let known: BTreeSet<String> = events
         .iter()
-        .filter(|e| {
-            matches!(
-                e.event,
-                EventKind::Metrics | EventKind::Validation | EventKind::Epoch
-            )
-        })
-        .flat_map(|e| e.metrics.iter().flat_map(|m| m.keys().cloned()))
+        .filter_map(Event::reading)
+        .flat_map(|reading| reading.metrics.keys().cloned())
         .filter(|name| name != "lr")
         .collect();
     if known.is_empty() {
@@ -125,11 +120,12 @@ pub fn run_panels(
     } else {
         metrics.to_vec()
     };
-    let curve = |kind: EventKind, split: Split, metric: &str| -> Vec<(f64, f64)> {
+    let curve = |name: &str, split: Split, metric: &str| -> Vec<(f64, f64)> {
         events
             .iter()
-            .filter(|e| e.event == kind && e.split == Some(split))
-            .filter_map(|e| Some((x_of(e), (*e.metrics.as_ref()?.get(metric)?)?)))
+            .filter(|e| e.name() == name)
+            .filter_map(|e| Some((e, e.reading().filter(|r| r.split == split)?)))
+            .filter_map(|(e, reading)| Some((x_of(e), (*reading.metrics.get(metric)?)?)))
             .filter(|(_, y)| y.is_finite())
             .collect()
     };
@@ -144,7 +140,7 @@ pub fn run_panels(
         }
         let series: Vec<Series> = [
             ("train", curve(train_kind, Split::Train, metric)),
-            ("valid", curve(EventKind::Validation, Split::Valid, metric)),
+            ("valid", curve("validation", Split::Valid, metric)),
         ]
         .into_iter()
         .filter(|(_, points)| !points.is_empty())

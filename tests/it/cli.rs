@@ -255,7 +255,7 @@ fn inspect_prints_what_a_checkpoint_holds() {
         String::from_utf8_lossy(&output.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(report["format_version"], "1.1");
+    assert_eq!(report["format_version"], "1.2");
     assert_eq!(report["checksum_verified"], true);
     assert_eq!(report["epoch"], 1);
     assert_eq!(report["global_step"], 20); // 1257 items in batches of 64

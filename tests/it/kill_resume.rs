@@ -139,10 +139,10 @@ fn a_run_killed_at_random_moments_and_resumed_ends_with_the_same_weights() {
     let readings = |dir: &Path| -> Vec<(usize, String)> {
         events(dir)
             .iter()
-            .filter(|e| e.event == EventKind::Metrics || e.event == EventKind::Validation)
+            .filter(|e| matches!(e.kind, EventKind::Metrics(_) | EventKind::Validation(_)))
             .map(|e| {
                 // Throughput and time metrics differ between any two runs.
-                let mut metrics = e.metrics.clone().unwrap_or_default();
+                let mut metrics = e.reading().map(|r| r.metrics.clone()).unwrap_or_default();
                 metrics.retain(|k, _| !trainer::core::metric::TIMING_METRICS.contains(&k.as_str()));
                 (e.step, serde_json::to_string(&metrics).unwrap())
             })
@@ -157,13 +157,19 @@ fn a_run_killed_at_random_moments_and_resumed_ends_with_the_same_weights() {
     let mut events = events(&run_dir);
     let test = events.pop().unwrap();
     assert_eq!(
-        (test.event, test.split),
-        (EventKind::Validation, Some(trainer::prelude::Split::Test))
+        (test.name(), test.reading().map(|r| r.split)),
+        ("validation", Some(trainer::prelude::Split::Test))
     );
     let last = events.pop().unwrap();
-    assert_eq!(
-        (last.event, last.status),
-        (EventKind::RunEnded, Some(RunStatus::Completed))
+    assert!(
+        matches!(
+            last.kind,
+            EventKind::RunEnded {
+                status: RunStatus::Completed,
+                ..
+            }
+        ),
+        "{last:?}"
     );
     std::fs::remove_dir_all(&root).unwrap();
 }

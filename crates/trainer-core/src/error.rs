@@ -84,16 +84,10 @@ pub enum TrainerError {
         /// The panic message, if there was one.
         message: String,
     },
-    /// A hook of a job's step code returned an error.
-    #[error("step hook `{hook}` failed at step {step}: {message}")]
-    Step {
-        /// The hook (`train_step`, `prepare_batch`, ...).
-        hook: String,
-        /// The step the run had reached.
-        step: usize,
-        /// The hook's error.
-        message: String,
-    },
+    /// An error of the program the engine runs, in the program's own type (the job runtime's
+    /// step-hook errors, say); its message as it is.
+    #[error("{0}")]
+    Program(Box<dyn std::error::Error + Send + Sync>),
     /// A callback failed or asked for an error.
     #[error("callback `{callback}` failed: {message}")]
     Callback {

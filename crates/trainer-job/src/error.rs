@@ -78,7 +78,17 @@ pub enum JobError {
     /// The device could not be set up.
     #[error("device: {0}")]
     Device(String),
-    /// The engine failed (a hook's error is reported as [`TrainerError::Step`]).
+    /// A step hook of the trainer returned an error (or panicked, in `setup` or `configure`).
+    #[error("step hook `{hook}` failed at step {step}: {message}")]
+    Hook {
+        /// The hook (`train_step`, `prepare_batch`, ...).
+        hook: String,
+        /// The step the job had reached.
+        step: usize,
+        /// The hook's error.
+        message: String,
+    },
+    /// The engine failed (a job's own errors reach it as [`TrainerError::Program`]).
     #[error(transparent)]
     Trainer(#[from] TrainerError),
 }

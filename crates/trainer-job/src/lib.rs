@@ -39,6 +39,6 @@ pub use spec::{
     SUPPORTED_API_VERSIONS,
 };
 pub use state_dict::StateDict;
-pub use window::{JobPayload, JobRecord, WindowTotals};
+pub use window::{job_record, JobPayload, JobRecord, WindowTotals};
 
 pub use arrow_array::RecordBatch;

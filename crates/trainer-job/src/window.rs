@@ -29,8 +29,15 @@ pub struct JobRecord {
 }
 
 /// A job checkpoint's payload: the trainer's state dict in `module`, the runtime's record in
-/// `optimizer` (see `docs/job.md`).
-pub type JobPayload = trainer_core::checkpoint::CheckpointPayload<StateDict, JobRecord>;
+/// `extension` (format 1.2; see `docs/job.md`). Files of formats 1.0 and 1.1 kept the record in
+/// `optimizer`: it is read there when `extension` is absent ([`job_record`]).
+pub type JobPayload =
+    trainer_core::checkpoint::CheckpointPayload<StateDict, Option<JobRecord>, JobRecord>;
+
+/// The runtime's record of a job checkpoint, wherever its format version keeps it.
+pub fn job_record(payload: &JobPayload) -> Option<&JobRecord> {
+    payload.extension.as_ref().or(payload.optimizer.as_ref())
+}
 
 /// Step metrics summed over a window: host values on the host, device values on the device
 /// (read back only when the window is emitted).

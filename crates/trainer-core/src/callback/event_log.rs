@@ -1,8 +1,8 @@
 use std::path::PathBuf;
 
-use super::{Callback, CheckpointHandle, Context, SampleInfo};
+use super::{Artifact, Callback, CheckpointHandle, Context};
 use crate::error::{Result, TrainerError};
-use crate::event::{Event, EventKind, EventWriter, MetricsCsv, ResumeAt, RunStatus};
+use crate::event::{Event, EventKind, EventWriter, MetricsCsv, Reading, ResumeAt, RunStatus};
 use crate::metric::Split;
 use crate::state::StopReason;
 
@@ -94,7 +94,11 @@ impl EventLog {
         }
         self.last_reading = Some((Split::Train, step));
         let epoch = ctx.state.epoch;
-        self.emit(&Event::new(EventKind::Metrics, step, epoch).with_metrics(Split::Train, values))?;
+        self.emit(&Event::new(
+            EventKind::Metrics(Reading::new(Split::Train, values)),
+            step,
+            epoch,
+        ))?;
         if let Some(csv) = &mut self.csv {
             csv.write(step, epoch, Split::Train, values)?;
         }
@@ -106,7 +110,11 @@ impl EventLog {
             return Ok(());
         };
         let (step, epoch) = (ctx.state.global_step, ctx.state.epoch);
-        self.emit(&Event::new(EventKind::Validation, step, epoch).with_metrics(split, values))?;
+        self.emit(&Event::new(
+            EventKind::Validation(Reading::new(split, values)),
+            step,
+            epoch,
+        ))?;
         if let Some(csv) = &mut self.csv {
             csv.write(step, epoch, split, values)?;
         }
@@ -123,23 +131,28 @@ impl EventLog {
         let failed = handle.failures_since(self.failures_seen);
         self.failures_seen += failed.len();
         for entry in written {
-            let mut event = Event::new(EventKind::Checkpoint, entry.step, entry.epoch);
-            event.file = Some(entry.file);
-            self.emit(&event)?;
+            self.emit(&Event::new(
+                EventKind::Checkpoint { file: entry.file },
+                entry.step,
+                entry.epoch,
+            ))?;
         }
         for failure in failed {
-            let mut event = Event::new(EventKind::CheckpointFailed, failure.step, failure.epoch);
-            event.file = Some(failure.file);
-            event.reason = Some(failure.reason);
-            self.emit(&event)?;
+            let kind = EventKind::CheckpointFailed {
+                file: failure.file,
+                reason: failure.reason,
+            };
+            self.emit(&Event::new(kind, failure.step, failure.epoch))?;
         }
         Ok(())
     }
 
     fn end(&mut self, ctx: &Context<'_>, status: RunStatus, reason: Option<String>) -> Result<()> {
-        let mut event = Event::new(EventKind::RunEnded, ctx.state.global_step, ctx.state.epoch);
-        event.status = Some(status);
-        event.reason = reason;
+        let event = Event::new(
+            EventKind::RunEnded { status, reason },
+            ctx.state.global_step,
+            ctx.state.epoch,
+        );
         // A checkpoint asked for in this hook is written after it: `run_ended` waits for it.
         if ctx.control.checkpoint_requested() {
             self.pending_end = Some(event);
@@ -219,17 +232,19 @@ impl Callback for EventLog {
             .as_ref()
             .map_or(0, CheckpointHandle::written);
         self.failures_seen = self.checkpoints.as_ref().map_or(0, |h| h.failures().len());
-        let mut event = Event::new(EventKind::RunStarted, step, ctx.state.epoch);
-        event.schema_version = Some(crate::event::EVENT_SCHEMA_VERSION);
-        event.config = Some(match &self.run_config {
+        let config = match &self.run_config {
             Some(config) => config.clone(),
             None => serde_json::to_value(ctx.config).map_err(|e| TrainerError::Callback {
                 callback: "event_log".into(),
                 message: e.to_string(),
             })?,
-        });
-        event.resumed = Some(!fresh);
-        self.emit(&event)
+        };
+        let kind = EventKind::RunStarted {
+            schema_version: crate::event::EVENT_SCHEMA_VERSION,
+            config,
+            resumed: !fresh,
+        };
+        self.emit(&Event::new(kind, step, ctx.state.epoch))
     }
 
     fn on_batch_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
@@ -250,10 +265,8 @@ impl Callback for EventLog {
         if let Some(summary) = ctx.state.history.last() {
             let mut means = summary.train.clone();
             means.insert("lr".into(), summary.learning_rate);
-            self.emit(
-                &Event::new(EventKind::Epoch, ctx.state.global_step, ctx.state.epoch)
-                    .with_metrics(Split::Train, &means),
-            )?;
+            let kind = EventKind::Epoch(Reading::new(Split::Train, &means));
+            self.emit(&Event::new(kind, ctx.state.global_step, ctx.state.epoch))?;
         }
         self.written_checkpoints()
     }
@@ -271,10 +284,10 @@ impl Callback for EventLog {
         self.written_checkpoints()?;
         let reason = match &ctx.state.stop_reason {
             Some(StopReason::Requested(reason)) => {
-                let mut event =
-                    Event::new(EventKind::EarlyStop, ctx.state.global_step, ctx.state.epoch);
-                event.reason = Some(reason.clone());
-                self.emit(&event)?;
+                let kind = EventKind::EarlyStop {
+                    reason: reason.clone(),
+                };
+                self.emit(&Event::new(kind, ctx.state.global_step, ctx.state.epoch))?;
                 Some(reason.clone())
             }
             Some(StopReason::Cancelled(how)) => {
@@ -286,11 +299,13 @@ impl Callback for EventLog {
         self.end(ctx, RunStatus::Completed, reason)
     }
 
-    fn on_sample(&mut self, ctx: &mut Context<'_>, sample: &SampleInfo) -> Result<()> {
+    fn on_artifact(&mut self, ctx: &mut Context<'_>, artifact: &Artifact) -> Result<()> {
         self.written_checkpoints()?;
-        let mut event = Event::new(EventKind::Sample, sample.step, ctx.state.epoch);
-        event.file = sample.file.clone();
-        self.emit(&event)
+        let kind = EventKind::Artifact {
+            kind: artifact.kind.clone(),
+            file: artifact.file.clone(),
+        };
+        self.emit(&Event::new(kind, artifact.step, ctx.state.epoch))
     }
 
     fn on_exception(&mut self, ctx: &mut Context<'_>, error: &TrainerError) {

@@ -74,10 +74,25 @@ impl CallbackList {
         Ok(())
     }
 
-    /// Tells every callback of a sample; the first error stops the round.
-    pub fn run_sample(&mut self, ctx: &mut Context<'_>, sample: &super::SampleInfo) -> Result<()> {
+    /// Tells every callback of an artifact; the first error stops the round. An artifact whose
+    /// kind is one of the event log's own event names is refused.
+    pub fn run_artifact(
+        &mut self,
+        ctx: &mut Context<'_>,
+        artifact: &super::Artifact,
+    ) -> Result<()> {
+        if super::RESERVED_EVENT_NAMES.contains(&artifact.kind.as_str()) || artifact.kind.is_empty()
+        {
+            return Err(TrainerError::Callback {
+                callback: "artifact".into(),
+                message: format!(
+                    "an artifact's kind {:?} is empty or an event name of the log's own",
+                    artifact.kind
+                ),
+            });
+        }
         for callback in &mut self.callbacks {
-            callback.on_sample(ctx, sample)?;
+            callback.on_artifact(ctx, artifact)?;
         }
         Ok(())
     }

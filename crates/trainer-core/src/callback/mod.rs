@@ -24,14 +24,30 @@ use std::sync::Arc;
 
 use crate::checkpoint::Snapshot;
 
-/// A sample a run produced (see [`Callback::on_sample`]).
+/// A file a run made besides its checkpoints (the job runtime's samples, say), for
+/// [`Callback::on_artifact`]: its kind, the step it was made at, and the file if there is one.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SampleInfo {
-    /// The step it was made at.
+pub struct Artifact {
+    /// What it is (`sample`): the name of its event in `events.jsonl`. Not one of the event
+    /// log's own names (`metrics`, `checkpoint`, ...).
+    pub kind: String,
+    /// The optimizer step it was made at.
     pub step: usize,
     /// The file it was written to, if any.
     pub file: Option<String>,
 }
+
+/// The names of the event log's own events, which an artifact's kind must not take.
+pub const RESERVED_EVENT_NAMES: [&str; 8] = [
+    "run_started",
+    "metrics",
+    "validation",
+    "epoch",
+    "checkpoint",
+    "checkpoint_failed",
+    "early_stop",
+    "run_ended",
+];
 use crate::error::{Result, TrainerError};
 
 /// Code that runs at the hook points of a run. Every hook is a no-op unless overridden.
@@ -126,9 +142,8 @@ pub trait Callback: Send {
     fn on_checkpoint(&mut self, ctx: &mut Context<'_>) -> Result<()> {
         Ok(())
     }
-    /// A sample was produced (the job runtime's `sample_every`): its step and, when written to
-    /// a file, the file.
-    fn on_sample(&mut self, ctx: &mut Context<'_>, sample: &SampleInfo) -> Result<()> {
+    /// The run made an artifact (the job runtime's samples every `sample_every` steps).
+    fn on_artifact(&mut self, ctx: &mut Context<'_>, artifact: &Artifact) -> Result<()> {
         Ok(())
     }
     /// When the run fails, before the trainer returns `error`.

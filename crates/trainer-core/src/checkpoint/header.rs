@@ -3,7 +3,7 @@ pub const MAGIC: [u8; 8] = *b"TRNRCKPT";
 /// The format's major version: a reader refuses other majors.
 pub const FORMAT_MAJOR: u16 = 1;
 /// The format's minor version: additions a reader of the same major may ignore.
-pub const FORMAT_MINOR: u16 = 1;
+pub const FORMAT_MINOR: u16 = 2;
 /// Bytes in the header.
 pub const HEADER_LEN: usize = 24;
 

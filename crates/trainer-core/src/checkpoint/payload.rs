@@ -17,7 +17,7 @@ pub const TRAINER_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// and optimizer records as `M` and `O`: burn record items at full precision when written by a
 /// trainer, any MessagePack value when read by a tool that does not know the model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CheckpointPayload<M, O> {
+pub struct CheckpointPayload<M, O, E = ()> {
     /// Format version, `major.minor`, as in the header.
     pub format_version: String,
     /// When the snapshot was taken, in milliseconds since the Unix epoch.
@@ -49,6 +49,11 @@ pub struct CheckpointPayload<M, O> {
     /// Weights a callback asked the trainer to keep (`EarlyStopping`'s best), as a module
     /// record. Added in format 1.1; absent in 1.0 files (read as `None`).
     pub kept_module: Option<M>,
+    /// The record of the program that wrote the file, beside the trainer's (the job runtime's
+    /// run id, trainer and metrics window). Added in format 1.2; absent when there is none.
+    // A missing `Option` field reads as `None`: no `default` (it would ask `E: Default`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extension: Option<E>,
 }
 
 impl CheckpointPayload<(), ()> {
@@ -75,6 +80,31 @@ impl CheckpointPayload<(), ()> {
             module,
             optimizer,
             kept_module,
+            extension: None,
+        }
+    }
+}
+
+impl<M, O> CheckpointPayload<M, O> {
+    /// The same payload with a program's own record (see [`extension`](Self::extension)).
+    pub fn with_extension<E>(self, extension: E) -> CheckpointPayload<M, O, E> {
+        CheckpointPayload {
+            format_version: self.format_version,
+            created_unix_ms: self.created_unix_ms,
+            trainer_version: self.trainer_version,
+            burn_version: self.burn_version,
+            config: self.config,
+            state: self.state,
+            cursor: self.cursor,
+            rng: self.rng,
+            schedule: self.schedule,
+            callbacks: self.callbacks,
+            metrics: self.metrics,
+            progress: self.progress,
+            module: self.module,
+            optimizer: self.optimizer,
+            kept_module: self.kept_module,
+            extension: Some(extension),
         }
     }
 }

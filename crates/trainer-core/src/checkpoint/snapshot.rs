@@ -59,11 +59,13 @@ impl<B: Backend, MR: HostRecord<B> + 'static, OR: HostRecord<B> + 'static> Paylo
 }
 
 /// A payload already on the host.
-struct HostPayload<M, O> {
-    payload: CheckpointPayload<M, O>,
+struct HostPayload<M, O, E> {
+    payload: CheckpointPayload<M, O, E>,
 }
 
-impl<M: serde::Serialize + Send, O: serde::Serialize + Send> PayloadSource for HostPayload<M, O> {
+impl<M: serde::Serialize + Send, O: serde::Serialize + Send, E: serde::Serialize + Send>
+    PayloadSource for HostPayload<M, O, E>
+{
     fn encode(&mut self) -> Result<Vec<u8>> {
         encode(&self.payload)
     }
@@ -71,10 +73,11 @@ impl<M: serde::Serialize + Send, O: serde::Serialize + Send> PayloadSource for H
 
 impl Snapshot {
     /// Wraps a payload whose records are already host values (the job runtime's state dicts).
-    pub fn from_payload<M, O>(payload: CheckpointPayload<M, O>) -> Self
+    pub fn from_payload<M, O, E>(payload: CheckpointPayload<M, O, E>) -> Self
     where
         M: serde::Serialize + Send + 'static,
         O: serde::Serialize + Send + 'static,
+        E: serde::Serialize + Send + 'static,
     {
         Self {
             epoch: payload.state.epoch,

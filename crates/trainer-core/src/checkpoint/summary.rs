@@ -52,7 +52,7 @@ impl CheckpointSummary {
     /// Checks and summarizes the bytes of a checkpoint file; `origin` names them in errors.
     pub fn from_bytes(bytes: &[u8], origin: &str) -> Result<Self> {
         let header = verify(bytes, origin)?;
-        let (payload, scan): (CheckpointPayload<IgnoredAny, IgnoredAny>, _) =
+        let (payload, scan): (CheckpointPayload<IgnoredAny, IgnoredAny, IgnoredAny>, _) =
             decode_checked(bytes, origin)?;
         let count = |field: &str| {
             let tensors = scan.field(field);

@@ -131,6 +131,7 @@ impl Engine {
             module: (),
             optimizer: (),
             kept_module: None,
+            extension: None,
         }
     }
 

@@ -8,4 +8,4 @@ mod schema;
 
 pub use csv::MetricsCsv;
 pub use jsonl::{EventWriter, ResumeAt};
-pub use schema::{Event, EventKind, RunStatus, EVENT_SCHEMA_VERSION};
+pub use schema::{Event, EventKind, Reading, RunStatus, EVENT_SCHEMA_VERSION};

@@ -1,35 +1,16 @@
+//! The event schema: a typed [`Event`] in the program, one flat JSON object per line on disk
+//! (`docs/events.md`). The line form is a private struct the event converts to and from, so the
+//! bytes on disk do not depend on how the types are arranged.
+
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
-use crate::metric::Split;
+use crate::split::Split;
 use crate::state::MetricValues;
 
 /// The version of the event schema, in every `run_started` event.
 pub const EVENT_SCHEMA_VERSION: u32 = 1;
-
-/// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    /// A run (or a resumed session of it) started; carries the config.
-    RunStarted,
-    /// Training metrics were read (every `log_every` steps and at epoch ends).
-    Metrics,
-    /// A validation or test pass ended; carries its metrics.
-    Validation,
-    /// A training epoch ended; carries the epoch's mean training metrics and its last lr.
-    Epoch,
-    /// A checkpoint file was written.
-    Checkpoint,
-    /// A checkpoint could not be written (the earlier ones are intact); carries the file it
-    /// would have been and the reason.
-    CheckpointFailed,
-    /// A sample was produced (job runtime).
-    Sample,
-    /// A callback stopped the run early (early stopping, a non-finite loss); carries the reason.
-    EarlyStop,
-    /// The run ended; carries the status and, unless completed, the reason.
-    RunEnded,
-}
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,55 +24,167 @@ pub enum RunStatus {
     Cancelled,
 }
 
-/// One line of `events.jsonl`. Every event has `event`, `time_unix_ms`, `step` and `epoch`;
-/// the other fields appear with the kinds that carry them (see `docs/events.md`). Non-finite
-/// metric values are written as `null`.
+/// Metric values of one split (non-finite ones are `None`, written as `null`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    /// The split they were measured on.
+    pub split: Split,
+    /// The values by name.
+    pub metrics: BTreeMap<String, Option<f64>>,
+}
+
+impl Reading {
+    /// The reading of `values` on `split`.
+    pub fn new(split: Split, values: &MetricValues) -> Self {
+        let metrics = values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.is_finite().then_some(*v)))
+            .collect();
+        Self { split, metrics }
+    }
+}
+
+/// What happened, with what each kind of event carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    /// A run (or a resumed session of it) started.
+    RunStarted {
+        /// [`EVENT_SCHEMA_VERSION`] of the writer.
+        schema_version: u32,
+        /// The run's config.
+        config: serde_json::Value,
+        /// Whether this session resumed from a checkpoint.
+        resumed: bool,
+    },
+    /// Training metrics were read (every `log_every` steps and at epoch ends).
+    Metrics(Reading),
+    /// A validation or test pass ended.
+    Validation(Reading),
+    /// A training epoch ended: its mean training metrics and its last lr.
+    Epoch(Reading),
+    /// A checkpoint file was written.
+    Checkpoint {
+        /// Its name within the checkpoint folder.
+        file: String,
+    },
+    /// A checkpoint could not be written (the earlier ones are intact).
+    CheckpointFailed {
+        /// The name it would have had.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+    /// A callback stopped the run early (early stopping, a non-finite loss).
+    EarlyStop {
+        /// Why.
+        reason: String,
+    },
+    /// The run ended.
+    RunEnded {
+        /// How.
+        status: RunStatus,
+        /// Why, unless it completed.
+        reason: Option<String>,
+    },
+    /// A file the run made besides checkpoints, named by its kind (the job runtime's `sample`);
+    /// on disk the kind is the event's name. A line of a name not listed above reads as one.
+    Artifact {
+        /// What it is (`sample`).
+        kind: String,
+        /// The file, if it was written to one.
+        file: Option<String>,
+    },
+}
+
+/// One event of a run: when, at which step and epoch, and what. One line of `events.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "EventLine", try_from = "EventLine")]
 pub struct Event {
-    /// What happened.
-    pub event: EventKind,
     /// When, in milliseconds since the Unix epoch.
     pub time_unix_ms: u64,
     /// Optimizer steps done.
     pub step: usize,
     /// Epochs finished.
     pub epoch: usize,
-    /// `run_started`: the schema version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema_version: Option<u32>,
-    /// `run_started`: the run's config.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<serde_json::Value>,
-    /// `run_started`: whether this session resumed from a checkpoint.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resumed: Option<bool>,
-    /// `metrics`, `validation`: the split.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub split: Option<Split>,
-    /// `metrics`, `validation`: the values.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub metrics: Option<std::collections::BTreeMap<String, Option<f64>>>,
-    /// `checkpoint`, `sample`: the file written; `checkpoint_failed`: the file not written.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
-    /// `run_ended`: how it ended.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<RunStatus>,
-    /// `early_stop`, `checkpoint_failed`, `run_ended`: why.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    /// What happened.
+    pub kind: EventKind,
 }
 
 impl Event {
-    /// An event of `kind` at `step` and `epoch`, stamped now, with no other field.
+    /// An event of `kind` at `step` and `epoch`, stamped now.
     pub fn new(kind: EventKind, step: usize, epoch: usize) -> Self {
+        let time_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         Self {
-            event: kind,
-            time_unix_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            time_unix_ms,
             step,
             epoch,
+            kind,
+        }
+    }
+
+    /// The event's name as the line's `event` field spells it (`metrics`, `run_ended`, an
+    /// artifact's kind).
+    pub fn name(&self) -> &str {
+        match &self.kind {
+            EventKind::RunStarted { .. } => "run_started",
+            EventKind::Metrics(_) => "metrics",
+            EventKind::Validation(_) => "validation",
+            EventKind::Epoch(_) => "epoch",
+            EventKind::Checkpoint { .. } => "checkpoint",
+            EventKind::CheckpointFailed { .. } => "checkpoint_failed",
+            EventKind::EarlyStop { .. } => "early_stop",
+            EventKind::RunEnded { .. } => "run_ended",
+            EventKind::Artifact { kind, .. } => kind,
+        }
+    }
+
+    /// The metric values of a `metrics`, `validation` or `epoch` event.
+    pub fn reading(&self) -> Option<&Reading> {
+        match &self.kind {
+            EventKind::Metrics(reading)
+            | EventKind::Validation(reading)
+            | EventKind::Epoch(reading) => Some(reading),
+            _ => None,
+        }
+    }
+}
+
+/// The flat form of an event on disk: every field optional but the first four. Field order and
+/// omission rules fix the bytes of a line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct EventLine {
+    event: String,
+    time_unix_ms: u64,
+    step: usize,
+    epoch: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    schema_version: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    config: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resumed: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    split: Option<Split>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    metrics: Option<BTreeMap<String, Option<f64>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<RunStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+impl From<Event> for EventLine {
+    fn from(event: Event) -> Self {
+        let name = event.name().to_string();
+        let mut line = EventLine {
+            event: name,
+            time_unix_ms: event.time_unix_ms,
+            step: event.step,
+            epoch: event.epoch,
             schema_version: None,
             config: None,
             resumed: None,
@@ -100,18 +193,86 @@ impl Event {
             file: None,
             status: None,
             reason: None,
+        };
+        match event.kind {
+            EventKind::RunStarted {
+                schema_version,
+                config,
+                resumed,
+            } => {
+                line.schema_version = Some(schema_version);
+                line.config = Some(config);
+                line.resumed = Some(resumed);
+            }
+            EventKind::Metrics(reading)
+            | EventKind::Validation(reading)
+            | EventKind::Epoch(reading) => {
+                line.split = Some(reading.split);
+                line.metrics = Some(reading.metrics);
+            }
+            EventKind::Checkpoint { file } => line.file = Some(file),
+            EventKind::CheckpointFailed { file, reason } => {
+                line.file = Some(file);
+                line.reason = Some(reason);
+            }
+            EventKind::EarlyStop { reason } => line.reason = Some(reason),
+            EventKind::RunEnded { status, reason } => {
+                line.status = Some(status);
+                line.reason = reason;
+            }
+            EventKind::Artifact { file, .. } => line.file = file,
         }
+        line
     }
+}
 
-    /// Adds a split's metric values (non-finite ones become `None`, written as `null`).
-    pub fn with_metrics(mut self, split: Split, values: &MetricValues) -> Self {
-        self.split = Some(split);
-        self.metrics = Some(
-            values
-                .iter()
-                .map(|(k, v)| (k.clone(), v.is_finite().then_some(*v)))
-                .collect(),
-        );
-        self
+impl TryFrom<EventLine> for Event {
+    type Error = String;
+
+    fn try_from(line: EventLine) -> Result<Self, String> {
+        let missing = |field: &str| format!("a `{}` event without `{field}`", line.event);
+        let reading = |line: &EventLine| -> Result<Reading, String> {
+            Ok(Reading {
+                split: line.split.ok_or_else(|| missing("split"))?,
+                metrics: line.metrics.clone().ok_or_else(|| missing("metrics"))?,
+            })
+        };
+        let kind = match line.event.as_str() {
+            "run_started" => EventKind::RunStarted {
+                schema_version: line
+                    .schema_version
+                    .ok_or_else(|| missing("schema_version"))?,
+                config: line.config.clone().ok_or_else(|| missing("config"))?,
+                resumed: line.resumed.ok_or_else(|| missing("resumed"))?,
+            },
+            "metrics" => EventKind::Metrics(reading(&line)?),
+            "validation" => EventKind::Validation(reading(&line)?),
+            "epoch" => EventKind::Epoch(reading(&line)?),
+            "checkpoint" => EventKind::Checkpoint {
+                file: line.file.clone().ok_or_else(|| missing("file"))?,
+            },
+            "checkpoint_failed" => EventKind::CheckpointFailed {
+                file: line.file.clone().ok_or_else(|| missing("file"))?,
+                reason: line.reason.clone().ok_or_else(|| missing("reason"))?,
+            },
+            "early_stop" => EventKind::EarlyStop {
+                reason: line.reason.clone().ok_or_else(|| missing("reason"))?,
+            },
+            "run_ended" => EventKind::RunEnded {
+                status: line.status.ok_or_else(|| missing("status"))?,
+                reason: line.reason.clone(),
+            },
+            "" => return Err("an event without a name".into()),
+            other => EventKind::Artifact {
+                kind: other.to_string(),
+                file: line.file.clone(),
+            },
+        };
+        Ok(Event {
+            time_unix_ms: line.time_unix_ms,
+            step: line.step,
+            epoch: line.epoch,
+            kind,
+        })
     }
 }

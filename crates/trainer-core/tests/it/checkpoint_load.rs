@@ -150,7 +150,7 @@ fn a_config_that_changes_the_data_order_is_refused() {
 fn the_summary_reads_a_checkpoint_without_the_model() {
     let (dir, bytes) = saved("summary");
     let summary = CheckpointSummary::from_bytes(&bytes, "run.ckpt").unwrap();
-    assert_eq!(summary.format_version, "1.1");
+    assert_eq!(summary.format_version, "1.2");
     assert_eq!(summary.payload_bytes as usize, bytes.len() - HEADER_LEN);
     assert_eq!(
         (summary.epoch, summary.global_step, summary.batch_in_epoch),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use common::dropout_net::{net_trainer, StopAt};
 use trainer_core::callback::{Callback, Checkpointing, Context, EventLog};
-use trainer_core::event::{Event, EventKind, EventWriter, ResumeAt, RunStatus};
+use trainer_core::event::{Event, EventKind, EventWriter, Reading, ResumeAt, RunStatus};
 use trainer_core::metric::Split;
 use trainer_core::prelude::*;
 
@@ -36,36 +36,54 @@ fn events(dir: &Path) -> Vec<Event> {
             for field in ["event", "time_unix_ms", "step", "epoch"] {
                 assert!(raw.get(field).is_some(), "`{field}` missing: {line}");
             }
-            let event: Event = serde_json::from_value(raw).unwrap();
-            let has = |present: bool, field: &str| assert!(present, "`{field}` missing: {line}");
-            match event.event {
-                EventKind::RunStarted => {
-                    has(event.schema_version == Some(1), "schema_version");
-                    has(event.config.is_some(), "config");
-                    has(event.resumed.is_some(), "resumed");
-                }
-                EventKind::Metrics | EventKind::Validation | EventKind::Epoch => {
-                    has(event.split.is_some(), "split");
-                    has(event.metrics.is_some(), "metrics");
-                }
-                EventKind::Checkpoint | EventKind::Sample => has(event.file.is_some(), "file"),
-                EventKind::EarlyStop => has(event.reason.is_some(), "reason"),
-                EventKind::CheckpointFailed => {
-                    has(event.file.is_some(), "file");
-                    has(event.reason.is_some(), "reason");
-                }
-                EventKind::RunEnded => has(event.status.is_some(), "status"),
-            }
+            // Each kind carries the fields docs/events.md lists (the typed form checks it on read).
+            let event: Event =
+                serde_json::from_value(raw.clone()).unwrap_or_else(|e| panic!("{e}: {line}"));
+            // The bytes written are the bytes the typed event writes back.
+            assert_eq!(
+                serde_json::to_string(&event).unwrap(),
+                line,
+                "a line reads back to other bytes"
+            );
             event
         })
         .collect()
+}
+
+fn metrics(event: &Event) -> Option<&std::collections::BTreeMap<String, Option<f64>>> {
+    event.reading().map(|r| &r.metrics)
+}
+
+fn status(event: &Event) -> Option<RunStatus> {
+    match &event.kind {
+        EventKind::RunEnded { status, .. } => Some(*status),
+        _ => None,
+    }
+}
+
+fn reason(event: &Event) -> Option<&str> {
+    match &event.kind {
+        EventKind::RunEnded { reason, .. } => reason.as_deref(),
+        EventKind::EarlyStop { reason } | EventKind::CheckpointFailed { reason, .. } => {
+            Some(reason)
+        }
+        _ => None,
+    }
+}
+
+fn file(event: &Event) -> Option<&str> {
+    match &event.kind {
+        EventKind::Checkpoint { file } | EventKind::CheckpointFailed { file, .. } => Some(file),
+        EventKind::Artifact { file, .. } => file.as_deref(),
+        _ => None,
+    }
 }
 
 use trainer_core::metric::TIMING_METRICS as TIMING;
 
 /// The metrics of an event without the timing ones, as JSON.
 fn deterministic(event: &Event) -> String {
-    let mut metrics = event.metrics.clone().unwrap_or_default();
+    let mut metrics = metrics(event).cloned().unwrap_or_default();
     metrics.retain(|k, _| !TIMING.contains(&k.as_str()));
     serde_json::to_string(&metrics).unwrap()
 }
@@ -85,8 +103,8 @@ fn csv_without_timing(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn kinds(events: &[Event]) -> Vec<EventKind> {
-    events.iter().map(|e| e.event).collect()
+fn kinds(events: &[Event]) -> Vec<&str> {
+    events.iter().map(Event::name).collect()
 }
 
 /// A trainer that checkpoints every 10 steps and logs events; 13 steps per epoch.
@@ -104,38 +122,46 @@ fn a_run_logs_every_event_in_order() {
     let dir = temp_dir("run");
     logged(&dir, vec![]).fit().unwrap();
     let events = events(&dir);
-    assert_eq!(events[0].event, EventKind::RunStarted);
-    assert_eq!(events[0].resumed, Some(false));
-    assert_eq!(events[0].config.as_ref().unwrap()["batch_size"], 8);
+    assert_eq!(events[0].name(), "run_started");
+    let EventKind::RunStarted {
+        resumed,
+        config,
+        schema_version,
+    } = &events[0].kind
+    else {
+        panic!("{:?}", events[0])
+    };
+    assert_eq!((*resumed, *schema_version), (false, 1));
+    assert_eq!(config["batch_size"], 8);
     let last = events.last().unwrap();
     assert_eq!(
-        (last.event, last.status),
-        (EventKind::RunEnded, Some(RunStatus::Completed))
+        (last.name(), status(last)),
+        ("run_ended", Some(RunStatus::Completed))
     );
-    assert_eq!(last.reason.as_deref(), Some("all epochs completed"));
+    assert_eq!(reason(last), Some("all epochs completed"));
     // Training readings every 5 steps, plus each epoch's remainder (13, 26, 39).
     let train: Vec<usize> = events
         .iter()
-        .filter(|e| e.event == EventKind::Metrics)
+        .filter(|e| e.name() == "metrics")
         .map(|e| e.step)
         .collect();
     assert_eq!(train, vec![5, 10, 13, 15, 20, 25, 26, 30, 35, 39]);
     let valid: Vec<(usize, usize)> = events
         .iter()
-        .filter(|e| e.event == EventKind::Validation)
+        .filter(|e| e.name() == "validation")
         .map(|e| (e.step, e.epoch))
         .collect();
     assert_eq!(valid, vec![(13, 1), (26, 2), (39, 3)]);
     let epochs: Vec<(usize, usize)> = events
         .iter()
-        .filter(|e| e.event == EventKind::Epoch)
+        .filter(|e| e.name() == "epoch")
         .map(|e| (e.step, e.epoch))
         .collect();
     assert_eq!(epochs, vec![(13, 1), (26, 2), (39, 3)]);
     let checkpoints: Vec<String> = events
         .iter()
-        .filter(|e| e.event == EventKind::Checkpoint)
-        .map(|e| e.file.clone().unwrap())
+        .filter(|e| e.name() == "checkpoint")
+        .map(|e| file(e).unwrap().to_string())
         .collect();
     assert_eq!(
         checkpoints,
@@ -147,12 +173,12 @@ fn a_run_logs_every_event_in_order() {
         ]
     );
     // The end checkpoint comes before `run_ended`.
-    assert_eq!(kinds(&events)[events.len() - 2], EventKind::Checkpoint);
+    assert_eq!(kinds(&events)[events.len() - 2], "checkpoint");
     // Steps never go back (checkpoint events carry their checkpoint's step and come when the
     // background write finishes).
     let steps: Vec<usize> = events
         .iter()
-        .filter(|e| e.event != EventKind::Checkpoint)
+        .filter(|e| e.name() != "checkpoint")
         .map(|e| e.step)
         .collect();
     assert!(steps.windows(2).all(|w| w[0] <= w[1]), "{steps:?}");
@@ -163,10 +189,10 @@ fn a_run_logs_every_event_in_order() {
     // Throughput and time left, at each logged step.
     let logged: Vec<&Event> = events
         .iter()
-        .filter(|e| e.event == EventKind::Metrics && e.step % 5 == 0)
+        .filter(|e| e.name() == "metrics" && e.step % 5 == 0)
         .collect();
     for event in &logged {
-        let m = event.metrics.as_ref().unwrap();
+        let m = metrics(event).unwrap();
         for name in TIMING {
             assert!(
                 m[name].is_some_and(|v| v >= 0.0),
@@ -176,7 +202,7 @@ fn a_run_logs_every_event_in_order() {
         }
         assert!(m["samples_per_second"].unwrap() > m["steps_per_second"].unwrap());
     }
-    let first = logged[0].metrics.as_ref().unwrap();
+    let first = metrics(&logged[0]).unwrap();
     let pace = 34.0 / first["steps_per_second"].unwrap();
     assert!(
         (first["eta_seconds"].unwrap() - pace).abs() < 1e-9 * pace.max(1.0),
@@ -199,33 +225,30 @@ fn a_resumed_run_appends_without_duplicates() {
         .unwrap();
     resumed.fit().unwrap();
 
-    let values = |events: &[Event], kind: EventKind| -> Vec<(usize, String)> {
+    let values = |events: &[Event], kind: &str| -> Vec<(usize, String)> {
         events
             .iter()
-            .filter(|e| e.event == kind)
+            .filter(|e| e.name() == kind)
             .map(|e| (e.step, deterministic(e)))
             .collect()
     };
     let (a, b) = (events(&straight), events(&dir));
-    assert_eq!(
-        values(&b, EventKind::Metrics),
-        values(&a, EventKind::Metrics)
-    );
-    assert_eq!(
-        values(&b, EventKind::Validation),
-        values(&a, EventKind::Validation)
-    );
-    assert_eq!(values(&b, EventKind::Epoch), values(&a, EventKind::Epoch));
+    assert_eq!(values(&b, "metrics"), values(&a, "metrics"));
+    assert_eq!(values(&b, "validation"), values(&a, "validation"));
+    assert_eq!(values(&b, "epoch"), values(&a, "epoch"));
     let starts: Vec<Option<bool>> = b
         .iter()
-        .filter(|e| e.event == EventKind::RunStarted)
-        .map(|e| e.resumed)
+        .filter(|e| e.name() == "run_started")
+        .map(|e| match &e.kind {
+            EventKind::RunStarted { resumed, .. } => Some(*resumed),
+            _ => None,
+        })
         .collect();
     assert_eq!(starts, vec![Some(false), Some(true)]);
     // The interrupted session's end (at step 23) is gone with the steps after 20.
     let ends: Vec<usize> = b
         .iter()
-        .filter(|e| e.event == EventKind::RunEnded)
+        .filter(|e| e.name() == "run_ended")
         .map(|e| e.step)
         .collect();
     assert_eq!(ends, vec![39]);
@@ -256,17 +279,14 @@ fn a_failed_run_ends_with_failed_after_its_emergency_checkpoint() {
     assert!(logged(&dir, vec![Box::new(FailAt(17))]).fit().is_err());
     let events = events(&dir);
     let n = events.len();
-    assert_eq!(events[n - 2].event, EventKind::Checkpoint);
-    assert_eq!(
-        events[n - 2].file.as_deref(),
-        Some("epoch-0001-step-000017.ckpt")
-    );
+    assert_eq!(events[n - 2].name(), "checkpoint");
+    assert_eq!(file(&events[n - 2]), Some("epoch-0001-step-000017.ckpt"));
     let last = &events[n - 1];
     assert_eq!(
-        (last.event, last.status, last.step),
-        (EventKind::RunEnded, Some(RunStatus::Failed), 17)
+        (last.name(), status(last), last.step),
+        ("run_ended", Some(RunStatus::Failed), 17)
     );
-    assert!(last.reason.as_deref().unwrap().contains("boom"));
+    assert!(reason(last).unwrap().contains("boom"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -276,12 +296,51 @@ fn non_finite_values_are_null_and_a_torn_last_line_is_dropped_on_resume() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("events.jsonl");
     let values = [("loss".to_string(), f64::NAN), ("lr".to_string(), 0.1)].into();
-    let event = Event::new(EventKind::Metrics, 4, 0).with_metrics(Split::Train, &values);
+    let event = Event::new(
+        EventKind::Metrics(Reading::new(Split::Train, &values)),
+        4,
+        0,
+    );
     let line = serde_json::to_string(&event).unwrap();
     assert!(line.contains(r#""loss":null"#), "{line}");
-    let later = serde_json::to_string(&Event::new(EventKind::Metrics, 9, 0)).unwrap();
+    let later = serde_json::to_string(&Event::new(
+        EventKind::Metrics(Reading::new(Split::Train, &Default::default())),
+        9,
+        0,
+    ))
+    .unwrap();
     std::fs::write(&path, format!("{line}\n{later}\n{{\"event\":\"metr")).unwrap();
     EventWriter::open(&path, ResumeAt::Step(5)).unwrap();
     assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{line}\n"));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn lines_written_by_the_previous_release_read_back_to_the_same_bytes() {
+    // Every kind of line as the release before the typed events wrote it (a digits run, a job,
+    // a job's sample, an early stop): the typed form reads each and writes the same bytes.
+    let text = include_str!("fixtures/events-format-1.1.jsonl");
+    let mut names = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        let event: Event = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        names.insert(event.name().to_string());
+        assert_eq!(serde_json::to_string(&event).unwrap(), line);
+    }
+    let expected = [
+        "checkpoint",
+        "early_stop",
+        "epoch",
+        "metrics",
+        "run_ended",
+        "run_started",
+        "sample",
+        "validation",
+    ];
+    assert_eq!(names.into_iter().collect::<Vec<_>>(), expected);
+    // A sample is an artifact of kind `sample`.
+    let sample: Event =
+        serde_json::from_str(text.lines().find(|l| l.contains("\"sample\"")).unwrap()).unwrap();
+    assert!(
+        matches!(&sample.kind, EventKind::Artifact { kind, file: Some(_) } if kind == "sample")
+    );
 }

@@ -130,9 +130,11 @@ pub(crate) fn report_unstarted(path: &Path, error: &JobError) -> Result<()> {
         .map(|t| t.lines().count())
         .unwrap_or(0);
     let mut writer = EventWriter::open(path, ResumeAt::Lines(lines))?;
-    let mut event = Event::new(EventKind::RunEnded, 0, 0);
-    event.status = Some(RunStatus::Failed);
-    event.reason = Some(message.to_string());
+    let kind = EventKind::RunEnded {
+        status: RunStatus::Failed,
+        reason: Some(message.to_string()),
+    };
+    let event = Event::new(kind, 0, 0);
     writer.write(&event)?;
     Ok(())
 }
@@ -165,22 +167,22 @@ fn hook_error(
     hook: &str,
     step: usize,
 ) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> TrainerError + '_ {
-    move |e| TrainerError::Step {
-        hook: hook.to_string(),
-        step,
-        message: e.to_string(),
+    move |e| {
+        let message = e.to_string();
+        TrainerError::Program(Box::new(JobError::Hook {
+            hook: hook.to_string(),
+            step,
+            message,
+        }))
     }
 }
 
-/// A job's error as the engine's: an engine error as it is, anything else (data, files) as the
-/// job's.
+/// A job's error as the engine's: an engine error as it is, anything else (data, files, hooks)
+/// as the program's own.
 fn engine_error(error: JobError) -> TrainerError {
     match error {
         JobError::Trainer(error) => error,
-        other => TrainerError::Callback {
-            callback: "job".into(),
-            message: other.to_string(),
-        },
+        other => TrainerError::Program(Box::new(other)),
     }
 }
 

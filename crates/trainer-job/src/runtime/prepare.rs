@@ -140,12 +140,19 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
     /// Loads a checkpoint of this job: the trainer's state dict and extra, the schedule,
     /// callbacks, metrics window and data cursor.
     fn resume(&mut self, file: &Path) -> Result<()> {
-        let payload: JobPayload = read(file)?;
+        let mut payload: JobPayload = read(file)?;
         let mismatch = |message: String| JobError::Resume {
             path: file.to_path_buf(),
             message,
         };
-        let record = &payload.optimizer;
+        // Format 1.2 keeps the record in `extension`; 1.0 and 1.1 kept it in `optimizer`.
+        let record = payload
+            .extension
+            .take()
+            .or(payload.optimizer.take())
+            .ok_or_else(|| {
+                mismatch("it holds no job record: the job runtime did not write it".into())
+            })?;
         if record.run_id != self.job.spec.run_id {
             return Err(mismatch(format!("it belongs to run {:?}, this job is {:?}; give this job its own checkpoints folder", record.run_id, self.job.spec.run_id)));
         }
@@ -169,14 +176,14 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
         self.hooks
             .load_state_dict(&mut self.state, payload.module, &self.device)
             .map_err(hook_error("load_state_dict", step))?;
-        if let Some(extra) = payload.optimizer.extra {
+        if let Some(extra) = record.extra {
             self.hooks
                 .load_checkpoint(&mut self.state, extra)
                 .map_err(hook_error("load_checkpoint", step))?;
         }
-        self.engine.schedule.load_state(payload.schedule)?;
-        self.engine.callbacks.load_states(payload.callbacks)?;
-        self.window = MetricWindow::from_totals(payload.optimizer.window);
+        self.engine
+            .load_states(payload.schedule, payload.callbacks)?;
+        self.window = MetricWindow::from_totals(record.window);
         self.engine.latest = payload.metrics;
         self.cursor = payload.cursor;
         self.engine.state = payload.state;

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
-use trainer_core::callback::SampleInfo;
+use trainer_core::callback::Artifact;
 use trainer_core::checkpoint::{EpochProgress, Snapshot};
 use trainer_core::data::mix_seed;
 use trainer_core::engine::{Engine, StepDone, StepProgram};
@@ -153,12 +153,13 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
             .sample(&mut self.state, &SampleContext { step, dir: &dir })
             .map_err(hook_error("sample", step))?;
         if let Some(file) = file {
-            let info = SampleInfo {
+            let artifact = Artifact {
+                kind: "sample".into(),
                 step,
                 file: Some(file.display().to_string()),
             };
             self.engine
-                .with_callbacks(|callbacks, ctx| callbacks.run_sample(ctx, &info))?;
+                .with_callbacks(|callbacks, ctx| callbacks.run_artifact(ctx, &artifact))?;
         }
         Ok(())
     }
@@ -188,7 +189,8 @@ impl<B: AutodiffBackend, H: StepHooks<B>> StepProgram for JobRun<'_, B, H> {
         let payload: JobPayload = self
             .engine
             .checkpoint_meta(self.cursor, EpochProgress::default())
-            .with_records(module, record, None);
+            .with_records(module, None, None)
+            .with_extension(record);
         Ok(Snapshot::from_payload(payload))
     }
 

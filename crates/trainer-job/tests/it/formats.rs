@@ -56,6 +56,13 @@ fn a_format_1_1_job_checkpoint_resumes_to_the_same_parameters() {
     let ours: JobPayload = read(&latest_in(&checkpoints).unwrap().unwrap()).unwrap();
     let theirs: JobPayload = read(&fixture("epoch-0001-step-000006.ckpt")).unwrap();
     assert_eq!(ours.state.global_step, 6);
+    // The new file keeps the job's record in its own field (format 1.2), the old in `optimizer`.
+    assert!(ours.extension.is_some() && ours.optimizer.is_none());
+    assert!(theirs.extension.is_none() && theirs.optimizer.is_some());
+    assert_eq!(
+        trainer_job::job_record(&ours).unwrap().run_id,
+        trainer_job::job_record(&theirs).unwrap().run_id
+    );
     let model = ours.module.tensor_bytes("model").unwrap();
     assert_eq!(model.len(), 4, "two layers' weights and biases");
     assert_eq!(
