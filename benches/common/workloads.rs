@@ -73,12 +73,15 @@ pub fn hand_written(w: Workload, items: &[DigitItem]) -> f32 {
         let batch = Batcher::<B, _, _>::batch(&DigitsBatcher, batch_items, &device);
         let output = model.classify(batch);
         let grads = GradientsParams::from_grads(output.loss.backward(), &model);
+        let classification = output
+            .classification_items()
+            .cloned()
+            .expect("a classifier");
         let loss = output.loss.inner().mul_scalar(w.batch as f64);
         loss_sum = Some(match loss_sum {
             Some(sum) => loss + sum,
             None => loss,
         });
-        let classification = output.classification.expect("a classifier");
         let hits = classification
             .logits
             .inner()

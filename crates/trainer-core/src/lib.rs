@@ -27,7 +27,7 @@ pub use engine::{FitReport, SupervisedTrainer, SupervisedTrainerBuilder};
 pub use error::{panic_message, Result, TrainerError};
 pub use split::Split;
 pub use state::{Best, BestMetric, EpochSummary, MetricValues, StopReason, TrainingState};
-pub use step::{Classification, Regression, StepOutput, TrainStep, ValidStep};
+pub use step::{Classification, Regression, StepOutput, Task, TrainStep, ValidStep};
 
 /// The names most programs need.
 pub mod prelude {

@@ -23,6 +23,17 @@ pub struct Regression<B: Backend> {
     pub targets: Tensor<B, 2>,
 }
 
+/// What a step's items are, beyond the loss: what metrics are computed from.
+#[derive(Debug, Clone)]
+pub enum Task<B: Backend> {
+    /// A loss only (language modelling, a custom objective, ...).
+    Loss,
+    /// Logits and targets: the trainer reports accuracy, and the macro scores in evaluation.
+    Classification(Classification<B>),
+    /// Predictions and targets, for user [`Metric`](crate::metric::Metric)s.
+    Regression(Regression<B>),
+}
+
 /// What one step returns: the loss to minimise and the items metrics are computed from.
 #[derive(Debug, Clone)]
 pub struct StepOutput<B: Backend> {
@@ -31,10 +42,8 @@ pub struct StepOutput<B: Backend> {
     pub loss: Tensor<B, 1>,
     /// Items in the batch; metrics weight batches by it.
     pub batch_size: usize,
-    /// Logits and targets, when the task is classification.
-    pub classification: Option<Classification<B>>,
-    /// Predictions and targets, when the task is regression.
-    pub regression: Option<Regression<B>>,
+    /// What else the step gives.
+    pub task: Task<B>,
 }
 
 impl<B: Backend> StepOutput<B> {
@@ -43,8 +52,7 @@ impl<B: Backend> StepOutput<B> {
         Self {
             loss,
             batch_size,
-            classification: None,
-            regression: None,
+            task: Task::Loss,
         }
     }
 
@@ -58,8 +66,7 @@ impl<B: Backend> StepOutput<B> {
         Self {
             loss,
             batch_size,
-            classification: None,
-            regression: Some(Regression {
+            task: Task::Regression(Regression {
                 predictions,
                 targets,
             }),
@@ -76,8 +83,23 @@ impl<B: Backend> StepOutput<B> {
         Self {
             loss,
             batch_size,
-            classification: Some(Classification { logits, targets }),
-            regression: None,
+            task: Task::Classification(Classification { logits, targets }),
+        }
+    }
+
+    /// The logits and targets, when the task is classification.
+    pub fn classification_items(&self) -> Option<&Classification<B>> {
+        match &self.task {
+            Task::Classification(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    /// The predictions and targets, when the task is regression.
+    pub fn regression_items(&self) -> Option<&Regression<B>> {
+        match &self.task {
+            Task::Regression(items) => Some(items),
+            _ => None,
         }
     }
 }
@@ -85,17 +107,21 @@ impl<B: Backend> StepOutput<B> {
 impl<B: AutodiffBackend> StepOutput<B> {
     /// The same output on the inner backend, cut from the autodiff graph.
     pub fn detach_inner(&self) -> StepOutput<B::InnerBackend> {
-        StepOutput {
-            loss: self.loss.clone().inner(),
-            batch_size: self.batch_size,
-            classification: self.classification.as_ref().map(|c| Classification {
+        let task = match &self.task {
+            Task::Loss => Task::Loss,
+            Task::Classification(c) => Task::Classification(Classification {
                 logits: c.logits.clone().inner(),
                 targets: c.targets.clone().inner(),
             }),
-            regression: self.regression.as_ref().map(|r| Regression {
+            Task::Regression(r) => Task::Regression(Regression {
                 predictions: r.predictions.clone().inner(),
                 targets: r.targets.clone().inner(),
             }),
+        };
+        StepOutput {
+            loss: self.loss.clone().inner(),
+            batch_size: self.batch_size,
+            task,
         }
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use burn::data::{dataloader::batcher::Batcher, dataset::Dataset};
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, Optimizer};
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use super::{Engine, SupervisedTrainer};
 use crate::callback::{
@@ -14,7 +14,9 @@ use crate::checkpoint::HostRecord;
 use crate::config::TrainerConfig;
 use crate::data::DataLoader;
 use crate::error::{Result, TrainerError};
-use crate::metric::{Metric, Monitor, Split, TIMING_METRICS};
+use crate::metric::{
+    names, Accuracy, ConfusionCounts, Metric, Monitor, Split, TopKAccuracy, TIMING_METRICS,
+};
 use crate::schedule::{ConstantLr, LrSchedule};
 use crate::step::{TrainStep, ValidStep};
 
@@ -281,48 +283,12 @@ where
                 });
             }
             let early_stopping =
-                EarlyStopping::new(Monitor::min(Split::Valid, "loss")).patience(patience);
+                EarlyStopping::new(Monitor::min(Split::Valid, names::LOSS)).patience(patience);
             self.callbacks.push(Box::new(early_stopping));
         }
         let callbacks = CallbackList::new(self.callbacks)?;
-        let top_k = self.top_k.map(|k| format!("top{k}_accuracy"));
-        let with_top_k = |names: &[&str]| -> Vec<String> {
-            names
-                .iter()
-                .map(|n| n.to_string())
-                .chain(top_k.clone())
-                .collect()
-        };
+        let (metrics, train, eval) = metric_sets(self.top_k, self.metrics)?;
         let mut available = AvailableMetrics::default();
-        let mut train = vec!["loss", "accuracy", "lr"];
-        train.extend(TIMING_METRICS);
-        let mut train = with_top_k(&train);
-        let mut eval = with_top_k(&[
-            "loss",
-            "accuracy",
-            "precision_macro",
-            "recall_macro",
-            "f1_macro",
-        ]);
-        let mut names = std::collections::BTreeSet::new();
-        for metric in &self.metrics {
-            let name = metric.name();
-            if name.is_empty()
-                || train.contains(&name)
-                || eval.contains(&name)
-                || !names.insert(name.clone())
-            {
-                return Err(TrainerError::InvalidConfig {
-                    field: "metric",
-                    value: format!("{name:?}"),
-                    reason: "a user metric needs a name of its own: not empty, not a built-in metric's, not another user metric's".into(),
-                });
-            }
-            if metric.on_train() {
-                train.push(name.clone());
-            }
-            eval.push(name);
-        }
         available.set(Split::Train, train);
         if self.valid.is_some() && self.config.validation.is_some() {
             available.set(Split::Valid, eval.clone());
@@ -355,14 +321,60 @@ where
             accumulator: GradientsAccumulator::new(),
             kept: None,
             confusion: Default::default(),
-            top_k: self.top_k,
-            train_metrics: self
-                .metrics
-                .iter()
-                .filter(|m| m.on_train())
-                .cloned()
-                .collect(),
-            metrics: self.metrics.into(),
+            train_metrics: metrics.iter().filter(|m| m.on_train()).cloned().collect(),
+            metrics: metrics.into(),
         })
     }
+}
+
+/// The run's metrics, the trainer's own first (accuracy, the top-k accuracy when asked for, the
+/// confusion counts), then the user's; and the names the train and evaluation splits report. A
+/// user metric needs names of its own.
+#[allow(clippy::type_complexity)]
+fn metric_sets<B: Backend>(
+    top_k: Option<usize>,
+    user: Vec<Arc<dyn Metric<B>>>,
+) -> Result<(Vec<Arc<dyn Metric<B>>>, Vec<String>, Vec<String>)> {
+    let mut metrics: Vec<Arc<dyn Metric<B>>> = vec![Arc::new(Accuracy)];
+    metrics.extend(top_k.map(|k| Arc::new(TopKAccuracy { k }) as Arc<dyn Metric<B>>));
+    metrics.push(Arc::new(ConfusionCounts));
+    let mut taken: std::collections::BTreeSet<String> = [names::LOSS, names::LR]
+        .iter()
+        .chain(&TIMING_METRICS)
+        .map(|n| n.to_string())
+        .collect();
+    for metric in &metrics {
+        taken.insert(metric.name());
+        taken.extend(metric.value_names());
+    }
+    for metric in &user {
+        let own: std::collections::BTreeSet<String> = std::iter::once(metric.name())
+            .chain(metric.value_names())
+            .collect();
+        if let Some(name) = own
+            .iter()
+            .find(|name| name.is_empty() || taken.contains(*name))
+        {
+            return Err(TrainerError::InvalidConfig {
+                field: "metric",
+                value: format!("{name:?}"),
+                reason: "a user metric needs a name of its own: not empty, not a built-in metric's, not another user metric's".into(),
+            });
+        }
+        taken.extend(own);
+    }
+    metrics.extend(user);
+    let mut train: Vec<String> = [names::LOSS, names::LR]
+        .iter()
+        .chain(&TIMING_METRICS)
+        .map(|n| n.to_string())
+        .collect();
+    let mut eval = vec![names::LOSS.to_string()];
+    for metric in &metrics {
+        if metric.on_train() {
+            train.extend(metric.value_names());
+        }
+        eval.extend(metric.value_names());
+    }
+    Ok((metrics, train, eval))
 }

@@ -1,5 +1,6 @@
 use serde::{Deserialize, Serialize};
 
+use super::names::{F1_MACRO, PRECISION_MACRO, RECALL_MACRO};
 use crate::state::MetricValues;
 
 /// Counts of (true class, predicted class) pairs: `counts[t][p]`.
@@ -14,6 +15,20 @@ pub struct ConfusionMatrix {
 }
 
 impl ConfusionMatrix {
+    /// The matrix of a window's summed confusion counts (`classes²` values, row by row); `None`
+    /// when they do not make a square.
+    pub fn from_sums(sums: &[f64]) -> Option<Self> {
+        let classes = (sums.len() as f64).sqrt() as usize;
+        if classes == 0 || classes * classes != sums.len() {
+            return None;
+        }
+        let counts = sums
+            .chunks(classes)
+            .map(|row| row.iter().map(|&v| v.max(0.0) as u64).collect())
+            .collect();
+        Some(Self { counts })
+    }
+
     /// Classes.
     pub fn classes(&self) -> usize {
         self.counts.len()
@@ -60,9 +75,9 @@ impl ConfusionMatrix {
             }
         };
         MetricValues::from([
-            ("precision_macro".to_string(), mean(&|c| self.precision(c))),
-            ("recall_macro".to_string(), mean(&|c| self.recall(c))),
-            ("f1_macro".to_string(), mean(&|c| self.f1(c))),
+            (PRECISION_MACRO.to_string(), mean(&|c| self.precision(c))),
+            (RECALL_MACRO.to_string(), mean(&|c| self.recall(c))),
+            (F1_MACRO.to_string(), mean(&|c| self.f1(c))),
         ])
     }
 }

@@ -27,7 +27,7 @@ use crate::step::StepOutput;
 ///     }
 ///
 ///     fn batch_stats(&self, output: &StepOutput<B>) -> Option<Tensor<B, 1>> {
-///         let regression = output.regression.as_ref()?;
+///         let regression = output.regression_items()?;
 ///         let errors = regression.predictions.clone().sub(regression.targets.clone()).abs();
 ///         let count = errors.dims().iter().product::<usize>() as f32;
 ///         let device = errors.device();
@@ -53,6 +53,20 @@ pub trait Metric<B: Backend>: Send + Sync {
     /// The metric's value from the statistics summed over a window (host values, in the order
     /// `batch_stats` gives them); `None` when there is nothing to report.
     fn value(&self, sums: &[f64]) -> Option<f64>;
+
+    /// The names of the values it reports: its [`name`](Metric::name) by default. A metric that
+    /// reports several values (the confusion counts: three macro scores) lists them.
+    fn value_names(&self) -> Vec<String> {
+        vec![self.name()]
+    }
+
+    /// The values it reports from the summed statistics, by name: its [`value`](Metric::value)
+    /// under its name by default.
+    fn values(&self, sums: &[f64]) -> Vec<(String, f64)> {
+        self.value(sums)
+            .map(|value| vec![(self.name(), value)])
+            .unwrap_or_default()
+    }
 
     /// Whether the metric is computed on training batches too, not only in validation and test
     /// passes. Default: yes.

@@ -26,7 +26,7 @@ impl<B: Backend> Metric<B> for MeanAbsoluteError {
     }
 
     fn batch_stats(&self, output: &StepOutput<B>) -> Option<Tensor<B, 1>> {
-        let regression = output.regression.as_ref()?;
+        let regression = output.regression_items()?;
         let errors = regression
             .predictions
             .clone()

@@ -9,7 +9,7 @@ use crate::callback::Hook;
 use crate::data::DataCursor;
 use crate::engine::run_loop::StepProgram;
 use crate::error::{Result, TrainerError};
-use crate::metric::{MetricAccumulator, Split};
+use crate::metric::{names, ConfusionMatrix, MetricAccumulator, Split};
 use crate::state::{Best, BestMetric, MetricValues};
 use crate::step::ValidStep;
 
@@ -36,17 +36,19 @@ where
         };
         self.hook(begin)?;
         let model = self.model().valid();
-        let mut metrics = MetricAccumulator::<B::InnerBackend>::new()
-            .with_confusion()
-            .with_top_k(self.top_k)
-            .with_metrics(self.metrics.clone());
+        let mut metrics =
+            MetricAccumulator::<B::InnerBackend>::new().with_metrics(self.metrics.clone());
         for batch in loader.iter(DataCursor::epoch_start(0))? {
             let output = ValidStep::step(&model, batch?);
             metrics.update(&output);
         }
-        let mut values = metrics.read();
-        if let Some(confusion) = metrics.read_confusion() {
-            values.extend(confusion.macro_values());
+        let totals = metrics.read_totals();
+        let values = metrics.values(&totals);
+        if let Some(confusion) = totals
+            .metrics
+            .get(names::CONFUSION)
+            .and_then(|sums| ConfusionMatrix::from_sums(sums))
+        {
             self.confusion.insert(split, confusion);
         }
         self.engine
@@ -56,7 +58,7 @@ where
             self.track_best(&values);
             if self.engine.schedule.needs_metric() {
                 // A missing loss counts as no improvement.
-                let loss = values.get("loss").copied().unwrap_or(f64::NAN);
+                let loss = values.get(names::LOSS).copied().unwrap_or(f64::NAN);
                 self.engine.schedule.step_with_metric(loss);
             }
         }
@@ -67,7 +69,7 @@ where
     /// Tracks the best validation loss in the state (the config's patience is an
     /// `EarlyStopping` callback the builder adds).
     fn track_best(&mut self, values: &MetricValues) {
-        let Some(&loss) = values.get("loss") else {
+        let Some(&loss) = values.get(names::LOSS) else {
             return;
         };
         let improves = self

@@ -87,9 +87,8 @@ where
     pub(super) accumulator: GradientsAccumulator<M>,
     /// Weights a callback asked to keep (references: burn tensors are immutable values).
     pub(super) kept: Option<M>,
-    /// `k` of the top-k accuracy, if counted.
-    pub(super) top_k: Option<usize>,
-    /// User metrics: all of them (validation and test), and those computed on training batches.
+    /// The metrics (built-in and the user's): all of them (validation and test), and those
+    /// computed on training batches.
     pub(super) metrics: Metrics<B::InnerBackend>,
     pub(super) train_metrics: Metrics<B::InnerBackend>,
     /// The confusion matrix of the last validation and test pass.
@@ -315,9 +314,7 @@ where
     /// The metric state of a new epoch.
     pub(super) fn fresh_progress(&self) -> Progress<B::InnerBackend> {
         Progress {
-            window: MetricAccumulator::new()
-                .with_top_k(self.top_k)
-                .with_metrics(self.train_metrics.clone()),
+            window: MetricAccumulator::new().with_metrics(self.train_metrics.clone()),
             ..Progress::default()
         }
     }

@@ -122,7 +122,6 @@ where
         self.engine.latest = payload.metrics;
         self.progress = Progress {
             window: MetricAccumulator::from_totals(payload.progress.window)
-                .with_top_k(self.top_k)
                 .with_metrics(self.train_metrics.clone()),
             epoch_totals: payload.progress.epoch,
             epoch_started: Instant::now(),
