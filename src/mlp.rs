@@ -1,11 +1,10 @@
 //! A multilayer perceptron classifier, initialised from a seed on the host so that every backend
 //! starts from the same weights.
 
-use burn::module::{Module, Param};
-use burn::nn::{loss::CrossEntropyLossConfig, Dropout, DropoutConfig, Linear, LinearConfig, Relu};
-use burn::tensor::{backend::AutodiffBackend, backend::Backend, Tensor, TensorData};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use burn::module::Module;
+use burn::nn::{loss::CrossEntropyLossConfig, Dropout, DropoutConfig, Linear, Relu};
+use burn::tensor::{backend::AutodiffBackend, backend::Backend, Tensor};
+use trainer_core::init::seeded_linears;
 use trainer_core::{StepOutput, TrainStep, ValidStep};
 
 use crate::digits::DigitsBatch;
@@ -44,42 +43,16 @@ impl MlpConfig {
     /// `k = 1/sqrt(fan_in)` (PyTorch's and burn's default for linear layers), by a ChaCha8 stream
     /// seeded with `seed` on the host: the same seed gives bit-identical weights on every backend.
     pub fn init<B: Backend>(&self, seed: u64, device: &B::Device) -> Mlp<B> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut widths = vec![self.inputs];
         widths.extend(&self.hidden);
         widths.push(self.classes);
-        let layers = widths
-            .windows(2)
-            .map(|w| seeded_linear(w[0], w[1], &mut rng, device))
-            .collect();
+        let layers = seeded_linears(&widths, seed, device);
         Mlp {
             layers,
             activation: Relu::new(),
             dropout: DropoutConfig::new(self.dropout).init(),
         }
     }
-}
-
-fn seeded_linear<B: Backend>(
-    inputs: usize,
-    outputs: usize,
-    rng: &mut ChaCha8Rng,
-    device: &B::Device,
-) -> Linear<B> {
-    let k = 1.0 / (inputs as f32).sqrt();
-    let mut draw = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-k..k)).collect() };
-    let weight = draw(inputs * outputs);
-    let bias = draw(outputs);
-    let mut linear = LinearConfig::new(inputs, outputs).init(device);
-    linear.weight = Param::from_tensor(Tensor::from_data(
-        TensorData::new(weight, [inputs, outputs]),
-        device,
-    ));
-    linear.bias = Some(Param::from_tensor(Tensor::from_data(
-        TensorData::new(bias, [outputs]),
-        device,
-    )));
-    linear
 }
 
 /// A multilayer perceptron: linear layers with ReLU and dropout between them.

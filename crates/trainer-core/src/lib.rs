@@ -14,6 +14,7 @@ pub mod engine;
 mod error;
 pub mod event;
 pub mod fs;
+pub mod init;
 pub mod metric;
 pub mod schedule;
 mod split;
@@ -26,7 +27,9 @@ pub use config::{
 pub use engine::{FitReport, SupervisedTrainer, SupervisedTrainerBuilder};
 pub use error::{panic_message, Result, TrainerError};
 pub use split::Split;
-pub use state::{Best, BestMetric, EpochSummary, MetricValues, StopReason, TrainingState};
+pub use state::{
+    unix_ms_now, Best, BestMetric, EpochSummary, MetricValues, StopReason, TrainingState,
+};
 pub use step::{Classification, Regression, StepOutput, Task, TrainStep, ValidStep};
 
 /// The names most programs need.

@@ -99,3 +99,11 @@ pub struct TrainingState {
     #[serde(default)]
     pub checkpoint_failures: usize,
 }
+
+/// Milliseconds since the Unix epoch, now (0 on a clock set before 1970): the time stamp of
+/// events, checkpoints and index entries.
+pub fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

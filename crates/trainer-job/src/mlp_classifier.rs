@@ -5,14 +5,16 @@ use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, Float32Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
-use burn::module::{Module, Param};
-use burn::nn::{loss::CrossEntropyLossConfig, Linear, LinearConfig, Relu};
+use burn::module::Module;
+use burn::nn::{loss::CrossEntropyLossConfig, Linear, Relu};
 use burn::optim::{adaptor::OptimizerAdaptor, Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::{
     backend::{AutodiffBackend, Backend},
     Int, Tensor, TensorData,
 };
 use serde::Deserialize;
+use trainer_core::init::seeded_linears;
+use trainer_core::metric::names;
 
 use crate::error::HookResult;
 use crate::hooks::{mock_value, JobContext, SampleContext, StepContext, StepHooks, StepResult};
@@ -76,36 +78,11 @@ impl<B: Backend> Mlp<B> {
         seed: u64,
         device: &B::Device,
     ) -> Self {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let widths: Vec<usize> = std::iter::once(inputs)
             .chain(hidden.iter().copied())
             .chain(std::iter::once(classes))
             .collect();
-        let layers = widths
-            .windows(2)
-            .map(|w| {
-                let (fan_in, fan_out) = (w[0], w[1]);
-                let bound = 1.0 / (fan_in as f32).sqrt();
-                let mut draw = |n: usize| {
-                    (0..n)
-                        .map(|_| rng.random_range(-bound..bound))
-                        .collect::<Vec<f32>>()
-                };
-                let weight = draw(fan_in * fan_out);
-                let bias = draw(fan_out);
-                let mut layer = LinearConfig::new(fan_in, fan_out).init(device);
-                layer.weight = Param::from_tensor(Tensor::from_data(
-                    TensorData::new(weight, [fan_in, fan_out]),
-                    device,
-                ));
-                layer.bias = Some(Param::from_tensor(Tensor::from_data(
-                    TensorData::new(bias, [fan_out]),
-                    device,
-                )));
-                layer
-            })
-            .collect();
+        let layers = seeded_linears(&widths, seed, device);
         Self {
             layers,
             activation: Relu::new(),
@@ -291,7 +268,7 @@ impl<B: AutodiffBackend> StepHooks<B> for MlpClassifier {
     }
 
     fn metric_names(&self) -> Vec<String> {
-        vec!["loss".into(), "accuracy".into()]
+        vec![names::LOSS.into(), names::ACCURACY.into()]
     }
 
     fn prepare_batch(
@@ -352,8 +329,8 @@ impl<B: AutodiffBackend> StepHooks<B> for MlpClassifier {
             .step(ctx.learning_rate, state.model.clone(), grads);
         state.last = Some(batch);
         Ok(StepResult::new()
-            .metric("loss", loss.detach())
-            .metric("accuracy", accuracy))
+            .metric(names::LOSS, loss.detach())
+            .metric(names::ACCURACY, accuracy))
     }
 
     fn state_dict(&self, state: &Self::State) -> HookResult<StateDict> {

@@ -5,6 +5,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{Callback, Context};
 use crate::error::{Result, TrainerError};
+use crate::metric::names;
 
 /// Shows how training goes: on a terminal, indicatif bars (epochs; batches with loss, lr, it/s
 /// and ETA; a spinner during validation); otherwise (output piped, or `CI` set) plain lines every
@@ -188,7 +189,7 @@ impl Callback for Progress {
         let message = || {
             format!(
                 "loss {} lr {:.2e}",
-                metric(ctx.metrics.train(), "loss"),
+                metric(ctx.metrics.train(), names::LOSS),
                 ctx.learning_rate
             )
         };
@@ -259,9 +260,9 @@ impl Callback for Progress {
         let line = format!(
             "epoch {}{epochs}  train_loss {}  valid_loss {}  valid_acc {}  lr {:.2e}  {:.2}s  eta {}",
             summary.epoch,
-            metric(Some(&summary.train), "loss"),
-            metric(valid, "loss"),
-            metric(valid, "accuracy"),
+            metric(Some(&summary.train), names::LOSS),
+            metric(valid, names::LOSS),
+            metric(valid, names::ACCURACY),
             summary.learning_rate,
             summary.seconds,
             eta.map_or("-".into(), clock),

@@ -1,6 +1,6 @@
 use super::{Callback, Context};
 use crate::error::Result;
-use crate::metric::Split;
+use crate::metric::{names, Split};
 
 /// Stops the run at the first non-finite (NaN or infinite) training loss, saying at which step.
 ///
@@ -29,7 +29,7 @@ impl Callback for TerminateOnNonFinite {
         }
         let since = self.last_checked.map_or(1, |s| s + 1);
         self.last_checked = Some(step);
-        let Some(&loss) = ctx.metrics.train().and_then(|m| m.get("loss")) else {
+        let Some(&loss) = ctx.metrics.train().and_then(|m| m.get(names::LOSS)) else {
             return Ok(());
         };
         if !loss.is_finite() {

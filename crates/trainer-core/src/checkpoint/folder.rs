@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::names::is_step_file_name;
 use super::{
@@ -15,6 +14,7 @@ use super::{
 use crate::error::{Result, TrainerError};
 use crate::fs::{write_atomic, TEMPORARY_PREFIX};
 use crate::metric::{Best, Monitor};
+use crate::state::unix_ms_now;
 
 /// A checkpoint save that failed.
 #[derive(Debug, Clone, PartialEq)]
@@ -163,9 +163,7 @@ impl SaveJob {
         // anything, so that a crash at any point leaves `latest` naming a whole file.
         write_latest(&self.dir, &self.file)?;
         let mut book = lock(&self.book);
-        let created_unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let created_unix_ms = unix_ms_now();
         let entry = IndexEntry {
             file: self.file.clone(),
             epoch: self.snapshot.epoch(),

@@ -115,9 +115,7 @@ impl Engine {
         state.schedule = Some(self.schedule.state());
         CheckpointPayload {
             format_version: format!("{FORMAT_MAJOR}.{FORMAT_MINOR}"),
-            created_unix_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            created_unix_ms: crate::state::unix_ms_now(),
             trainer_version: TRAINER_VERSION.into(),
             burn_version: BURN_VERSION.into(),
             config: self.config.clone(),

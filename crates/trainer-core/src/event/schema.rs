@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::split::Split;
-use crate::state::MetricValues;
+use crate::state::{unix_ms_now, MetricValues};
 
 /// The version of the event schema, in every `run_started` event.
 pub const EVENT_SCHEMA_VERSION: u32 = 1;
@@ -113,11 +113,8 @@ pub struct Event {
 impl Event {
     /// An event of `kind` at `step` and `epoch`, stamped now.
     pub fn new(kind: EventKind, step: usize, epoch: usize) -> Self {
-        let time_unix_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
         Self {
-            time_unix_ms,
+            time_unix_ms: unix_ms_now(),
             step,
             epoch,
             kind,

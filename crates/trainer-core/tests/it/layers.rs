@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// The layers, bottom first; modules of one row do not use each other.
 const LAYERS: &[&[&str]] = &[
     &["error"],
-    &["fs", "split"],
+    &["fs", "split", "init"],
     &["state", "schedule"],
     &["config", "step"],
     &["metric", "data"],
