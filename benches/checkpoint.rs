@@ -11,6 +11,9 @@
 //!
 //! `cargo bench --bench checkpoint`
 
+#[path = "../examples/support/mod.rs"]
+mod support;
+
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,8 +21,8 @@ use std::time::{Duration, Instant};
 use burn::data::dataset::InMemDataset;
 use burn::optim::AdamConfig;
 use criterion::{criterion_group, criterion_main, Criterion};
-use trainer::digits::{self, DigitsBatcher};
-use trainer::mlp::MlpConfig;
+use support::digits::{self, DigitsBatcher};
+use support::mlp::MlpConfig;
 use trainer::prelude::*;
 use trainer_core::checkpoint::{write_atomic, CheckpointWriter};
 use trainer_gpu::NdArrayBackend as B;
@@ -108,10 +111,10 @@ fn async_stall(trainer: &mut Trainer10M, dir: &std::path::Path) {
 
 type Trainer10M = SupervisedTrainer<
     B,
-    trainer::mlp::Mlp<B>,
-    burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, trainer::mlp::Mlp<B>, B>,
-    trainer::digits::DigitsBatch<B>,
-    trainer::digits::DigitsBatch<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend>,
+    support::mlp::Mlp<B>,
+    burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, support::mlp::Mlp<B>, B>,
+    support::digits::DigitsBatch<B>,
+    support::digits::DigitsBatch<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend>,
 >;
 
 criterion_group!(benches, checkpoints);

@@ -7,6 +7,8 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
+#[path = "../examples/support/mod.rs"]
+mod support;
 #[path = "common/workloads.rs"]
 mod workloads;
 

@@ -3,13 +3,16 @@
 //!
 //! `cargo bench --bench schedule`
 
+#[path = "../examples/support/mod.rs"]
+mod support;
+
 use std::cell::RefCell;
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use trainer::digits::{self, DigitsBatcher};
-use trainer::mlp::MlpConfig;
+use support::digits::{self, DigitsBatcher};
+use support::mlp::MlpConfig;
 use trainer_core::schedule::ScheduleConfig;
 use trainer_gpu::NdArrayBackend as B;
 

@@ -14,6 +14,9 @@
 //! fresh when there is none. A run killed at any moment and resumed ends with the same
 //! `weights_sha256` as one never interrupted.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -23,8 +26,8 @@ use burn::optim::AdamConfig;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Parser;
 use sha2::{Digest, Sha256};
-use trainer::digits::{self, DigitsBatcher};
-use trainer::mlp::MlpConfig;
+use support::digits::{self, DigitsBatcher};
+use support::mlp::MlpConfig;
 use trainer::prelude::*;
 use trainer_core::checkpoint::latest_in;
 

@@ -9,6 +9,8 @@
 //! Arguments: `hand`, `trainer` or `setup` (data loading only, to subtract); a workload name from
 //! `benches/common/workloads.rs`; how many times its steps to run.
 
+#[path = "support/mod.rs"]
+mod support;
 #[path = "../benches/common/workloads.rs"]
 mod workloads;
 

@@ -8,28 +8,21 @@
 //! - [`core`] (crate `trainer-core`): the backend-generic machinery.
 //! - [`gpu`] (crate `trainer-gpu`): backends and device choice.
 //! - [`job`] (crate `trainer-job`): the job runtime (JSON job spec, parquet feed, step hooks,
-//!   cadence, events, cancellation); [`job_cli`] is `trainer run`.
-//! - [`digits`] and [`mlp`]: the bundled digits data and an MLP classifier, which the example,
-//!   the tests and the benchmarks use.
-//! - [`plot`] and [`schedule_preview`]: SVG curves, and a schedule's learning rates step by step
-//!   (what `trainer schedule` prints).
+//!   cadence, events, cancellation); [`job::cli`] is `trainer run`'s command line, for runner
+//!   programs of your own trainers.
+//!
+//! The `trainer` command line lives in `src/cli/`; the digits data and MLP the examples, tests
+//! and benches share, in `examples/support/`.
 #![warn(missing_docs)]
 
 pub use trainer_core as core;
 pub use trainer_gpu as gpu;
 pub use trainer_job as job;
 
-pub mod curves;
-pub mod digits;
-pub mod job_cli;
-
 // The README's snippets are compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
-pub mod mlp;
-pub mod plot;
-pub mod schedule_preview;
 
 /// Everything a training program usually needs.
 pub mod prelude {

@@ -2,11 +2,11 @@
 //! `examples/step_overhead.rs` (one fixed run, for instruction counts under callgrind).
 #![allow(dead_code)]
 
+use crate::support::digits::{self, DigitItem, DigitsBatcher};
+use crate::support::mlp::MlpConfig;
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::InMemDataset;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
-use trainer::digits::{self, DigitItem, DigitsBatcher};
-use trainer::mlp::MlpConfig;
 use trainer::prelude::*;
 use trainer_core::data::epoch_order;
 use trainer_gpu::NdArrayBackend as B;
@@ -45,7 +45,7 @@ pub fn train_items() -> Vec<DigitItem> {
     digits::split(items, 0, 0.15, 0.15).train
 }
 
-fn model(w: Workload) -> trainer::mlp::Mlp<B> {
+fn model(w: Workload) -> crate::support::mlp::Mlp<B> {
     MlpConfig::new(digits::PIXELS, w.hidden.to_vec(), digits::CLASSES)
         .init::<B>(SEED, &Default::default())
 }

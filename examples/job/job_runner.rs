@@ -10,11 +10,11 @@ use burn::nn::{loss::CrossEntropyLossConfig, Linear, LinearConfig};
 use burn::optim::{adaptor::OptimizerAdaptor, GradientsParams, Optimizer, Sgd, SgdConfig};
 use burn::tensor::{backend::AutodiffBackend, Int, Tensor, TensorData};
 use clap::Parser;
+use trainer::job::cli::{run, RunCli};
 use trainer::job::{
     HookResult, JobContext, Plugins, RecordBatch, Registry, StateDict, StepContext, StepHooks,
     StepResult,
 };
-use trainer::job_cli::{run, RunCli};
 
 /// Softmax regression with SGD; the label column is `label`, every other column a feature.
 struct SoftmaxRegression {

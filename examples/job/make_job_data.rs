@@ -4,6 +4,9 @@
 //!
 //! `cargo run --example make_job_data [-- OUT.parquet]`
 
+#[path = "../support/mod.rs"]
+mod support;
+
 use std::fs::File;
 use std::sync::Arc;
 
@@ -12,7 +15,7 @@ use arrow_schema::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
-use trainer::digits::{self, PIXELS};
+use support::digits::{self, PIXELS};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = std::env::args()

@@ -6,12 +6,12 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use crate::support::digits::{self, DigitItem, DigitsBatcher};
+use crate::support::mlp::{Mlp, MlpConfig};
 use burn::data::dataset::InMemDataset;
 use burn::optim::{adaptor::OptimizerAdaptor, Adam, AdamConfig};
 use proptest::prelude::*;
 use rmpv::Value;
-use trainer::digits::{self, DigitItem, DigitsBatcher};
-use trainer::mlp::{Mlp, MlpConfig};
 use trainer_core::checkpoint::{decode, CheckpointSummary, Header, HEADER_LEN};
 use trainer_core::prelude::*;
 use trainer_job::StateDict;
@@ -38,8 +38,8 @@ type DigitsTrainer = SupervisedTrainer<
     B,
     Mlp<B>,
     OptimizerAdaptor<Adam, Mlp<B>, B>,
-    trainer::digits::DigitsBatch<B>,
-    trainer::digits::DigitsBatch<burn_ndarray::NdArray<f32>>,
+    crate::support::digits::DigitsBatch<B>,
+    crate::support::digits::DigitsBatch<burn_ndarray::NdArray<f32>>,
 >;
 
 fn trainer(data: &digits::Splits<DigitItem>, epochs: usize) -> DigitsTrainer {

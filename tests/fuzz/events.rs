@@ -1,9 +1,9 @@
 //! `events.jsonl` files for `trainer plot`: valid events with extreme values and steps, metric
 //! names of any length, lines that are not events. Plotting draws or says why not, in time.
 
+use crate::curves::{read_events, run_panels, XAxis};
+use crate::plot::panels_svg;
 use proptest::prelude::*;
-use trainer::curves::{read_events, run_panels, XAxis};
-use trainer::plot::panels_svg;
 
 fn line() -> impl Strategy<Value = String> {
     let value = prop_oneof![

@@ -13,10 +13,18 @@
 
 mod alloc;
 mod checkpoint;
+#[path = "../../src/cli/curves.rs"]
+mod curves;
+// The CLI's plotting, fuzzed through `curves`; the rest of it is not used here.
 mod configs;
 mod events;
 mod panics;
 mod parquet;
+#[allow(dead_code)]
+#[path = "../../src/cli/plot.rs"]
+mod plot;
+#[path = "../../examples/support/mod.rs"]
+mod support;
 
 use std::time::Duration;
 

@@ -213,12 +213,15 @@ fn checkpoint_file(name: &str) -> std::path::PathBuf {
         std::env::temp_dir().join(format!("trainer-cli-inspect-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let items = trainer::digits::load(trainer::digits::bundled_path()).unwrap();
-    let data = trainer::digits::split(items, 0, 0.15, 0.15);
+    let items = crate::support::digits::load(crate::support::digits::bundled_path()).unwrap();
+    let data = crate::support::digits::split(items, 0, 0.15, 0.15);
     let device = Default::default();
-    let model =
-        trainer::mlp::MlpConfig::new(trainer::digits::PIXELS, vec![16], trainer::digits::CLASSES)
-            .init::<B>(1, &device);
+    let model = crate::support::mlp::MlpConfig::new(
+        crate::support::digits::PIXELS,
+        vec![16],
+        crate::support::digits::CLASSES,
+    )
+    .init::<B>(1, &device);
     let config = TrainerConfig::new(1e-3)
         .with_epochs(Some(1))
         .with_batch_size(64)
@@ -227,11 +230,11 @@ fn checkpoint_file(name: &str) -> std::path::PathBuf {
         SupervisedTrainer::builder(model, burn::optim::AdamConfig::new().init(), config, device)
             .train_data(
                 InMemDataset::new(data.train),
-                trainer::digits::DigitsBatcher,
+                crate::support::digits::DigitsBatcher,
             )
             .valid_data(
                 InMemDataset::new(data.valid),
-                trainer::digits::DigitsBatcher,
+                crate::support::digits::DigitsBatcher,
             )
             .build()
             .unwrap();

@@ -5,10 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::support::digits::{self, DigitsBatcher};
+use crate::support::mlp::MlpConfig;
 use burn::data::dataset::InMemDataset;
 use burn::optim::AdamConfig;
-use trainer::digits::{self, DigitsBatcher};
-use trainer::mlp::MlpConfig;
 use trainer::prelude::*;
 
 type B = burn_autodiff::Autodiff<burn_ndarray::NdArray<f32>>;

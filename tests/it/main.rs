@@ -4,6 +4,8 @@
 //! allocation and every panic of their process.
 
 mod common;
+#[path = "../../examples/support/mod.rs"]
+mod support;
 
 mod cli;
 mod formats;

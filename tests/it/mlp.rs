@@ -2,8 +2,8 @@
 
 use crate::common;
 
+use crate::support::digits;
 use common::digits_run;
-use trainer::digits;
 use trainer_gpu::NdArrayBackend as B;
 
 #[test]
@@ -86,13 +86,13 @@ fn the_bundled_data_has_every_row_and_the_split_is_fixed() {
 
 #[test]
 fn validation_reports_the_confusion_matrix_and_macro_scores() {
+    use crate::support::digits::{self, DigitsBatcher};
     use burn::data::dataset::InMemDataset;
-    use trainer::digits::{self, DigitsBatcher};
     use trainer::prelude::*;
     let items = digits::load(digits::bundled_path()).unwrap();
     let data = digits::split(items, 0, 0.15, 0.15);
     let device = Default::default();
-    let model = trainer::mlp::MlpConfig::new(digits::PIXELS, vec![32], digits::CLASSES)
+    let model = crate::support::mlp::MlpConfig::new(digits::PIXELS, vec![32], digits::CLASSES)
         .init::<B>(3, &device);
     let config = TrainerConfig::new(3e-3)
         .with_epochs(Some(2))

@@ -78,9 +78,9 @@ impl Launch for SnapshotAcrossThreads {
     type Output = (Vec<u8>, Vec<u8>, Vec<u8>);
 
     fn launch<B: AutodiffBackend>(self, device: B::Device, _: &Selection) -> Self::Output {
+        use crate::support::digits::{self, DigitsBatcher};
+        use crate::support::mlp::MlpConfig;
         use burn::data::dataset::InMemDataset;
-        use trainer::digits::{self, DigitsBatcher};
-        use trainer::mlp::MlpConfig;
         let items = digits::load(digits::bundled_path()).unwrap();
         let data = digits::split(items, 0, 0.15, 0.15);
         let make = |seed: u64, stop: bool| {

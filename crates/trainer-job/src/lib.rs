@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 mod cancel;
+pub mod cli;
 mod error;
 pub mod feed;
 mod hooks;

@@ -1,11 +1,11 @@
 //! A short digits run, shared by the ndarray and wgpu tests.
 #![allow(dead_code)]
 
+use crate::support::digits::{self, DigitsBatcher};
+use crate::support::mlp::MlpConfig;
 use burn::data::dataset::InMemDataset;
 use burn::optim::AdamConfig;
 use burn::tensor::backend::AutodiffBackend;
-use trainer::digits::{self, DigitsBatcher};
-use trainer::mlp::MlpConfig;
 use trainer::prelude::*;
 
 /// What a short run ends with.

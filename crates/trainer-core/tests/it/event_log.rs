@@ -202,7 +202,7 @@ fn a_run_logs_every_event_in_order() {
         }
         assert!(m["samples_per_second"].unwrap() > m["steps_per_second"].unwrap());
     }
-    let first = metrics(&logged[0]).unwrap();
+    let first = metrics(logged[0]).unwrap();
     let pace = 34.0 / first["steps_per_second"].unwrap();
     assert!(
         (first["eta_seconds"].unwrap() - pace).abs() < 1e-9 * pace.max(1.0),

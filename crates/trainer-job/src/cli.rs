@@ -4,8 +4,8 @@
 //! ```no_run
 //! use burn::tensor::backend::AutodiffBackend;
 //! use clap::Parser;
-//! use trainer::job::{Plugins, Registry};
-//! use trainer::job_cli::{run, RunCli};
+//! use trainer_job::cli::{run, RunCli};
+//! use trainer_job::{Plugins, Registry};
 //!
 //! struct MyTrainers;
 //!
@@ -24,8 +24,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::{launch, CancelToken, Plugins, RunOptions, EXIT_UNSTARTED};
 use trainer_gpu::{DeviceRequest, DEVICE_ENV};
-use trainer_job::{launch, CancelToken, Plugins, RunOptions, EXIT_UNSTARTED};
 
 /// The flags of `trainer run`. Each overrides its environment variable, which overrides the
 /// spec or the default (`docs/job.md`).

@@ -5,9 +5,13 @@ use std::process::ExitCode;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use trainer::curves::{read_events, run_panels, XAxis};
-use trainer::plot::{line_chart_svg, panels_svg, Series};
-use trainer::schedule_preview::preview;
+mod curves;
+mod plot;
+mod schedule_preview;
+
+use curves::{read_events, run_panels, XAxis};
+use plot::{line_chart_svg, panels_svg, Series};
+use schedule_preview::preview;
 use trainer_core::checkpoint::{latest_in, CheckpointSummary};
 use trainer_gpu::{compiled_backends, select, wgpu_adapters, DeviceRequest, DEVICE_ENV};
 
@@ -63,7 +67,7 @@ enum Command {
     },
     /// Run a training job from a JSON job spec (see docs/job.md); exit status 0 completed,
     /// 1 failed, 130 cancelled, 2 not started.
-    Run(trainer::job_cli::RunArgs),
+    Run(trainer::job::cli::RunArgs),
     /// Check a checkpoint file (magic, version, length, checksum) and print what it holds;
     /// exit status 1 with the reason when it is damaged.
     Inspect {
@@ -79,7 +83,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Devices { json } => devices(json),
-        Command::Run(args) => trainer::job_cli::run::<trainer::job::Builtins>(&args),
+        Command::Run(args) => trainer::job::cli::run::<trainer::job::Builtins>(&args),
         Command::Plot {
             path,
             output,

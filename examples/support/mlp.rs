@@ -7,7 +7,7 @@ use burn::tensor::{backend::AutodiffBackend, backend::Backend, Tensor};
 use trainer_core::init::seeded_linears;
 use trainer_core::{StepOutput, TrainStep, ValidStep};
 
-use crate::digits::DigitsBatch;
+use super::digits::DigitsBatch;
 
 /// The shape of an [`Mlp`].
 #[derive(Debug, Clone, PartialEq)]
