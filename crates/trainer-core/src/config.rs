@@ -338,3 +338,35 @@ impl TrainerConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Frequency;
+
+    #[test]
+    fn a_frequency_fires_on_its_multiples_and_only_of_its_kind() {
+        let steps = Frequency::Steps(5);
+        assert_eq!(
+            (1..=20)
+                .filter(|&s| steps.fires_at_step(s))
+                .collect::<Vec<_>>(),
+            [5, 10, 15, 20]
+        );
+        assert!(
+            !steps.fires_at_epoch_end(5),
+            "a step frequency never fires at epoch ends"
+        );
+        let epochs = Frequency::Epochs(2);
+        assert_eq!(
+            (1..=6)
+                .filter(|&e| epochs.fires_at_epoch_end(e))
+                .collect::<Vec<_>>(),
+            [2, 4, 6]
+        );
+        assert!(!epochs.fires_at_step(2));
+        // A zero frequency (refused by validation) fires never rather than dividing by zero.
+        assert!(
+            !Frequency::Steps(0).fires_at_step(0) && !Frequency::Epochs(0).fires_at_epoch_end(3)
+        );
+    }
+}

@@ -75,3 +75,33 @@ impl Header {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_reads_back_from_its_bytes_and_its_checksum_covers_both_parts() {
+        let payload = b"some payload bytes";
+        let header = Header::for_payload(payload);
+        let bytes = header.to_bytes();
+        assert_eq!(&bytes[..8], &MAGIC);
+        assert_eq!(Header::from_bytes(&bytes), header);
+        assert_eq!(
+            (header.major, header.minor, header.payload_len),
+            (FORMAT_MAJOR, FORMAT_MINOR, payload.len() as u64)
+        );
+        assert_eq!(header.compute_checksum(payload), header.checksum);
+        assert_ne!(
+            header.compute_checksum(b"some payload bytez"),
+            header.checksum
+        );
+        let mut other = header;
+        other.minor += 1;
+        assert_ne!(
+            other.compute_checksum(payload),
+            header.checksum,
+            "the header's own fields are covered"
+        );
+    }
+}

@@ -100,3 +100,33 @@ impl std::fmt::Display for Monitor {
         write!(f, "{} ({mode})", self.name())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Monitor, Split};
+
+    #[test]
+    fn better_means_lower_or_higher_by_the_mode_and_nan_never_wins() {
+        let (min, max) = (
+            Monitor::min(Split::Valid, "loss"),
+            Monitor::max(Split::Valid, "accuracy"),
+        );
+        assert!(
+            min.improves(0.5, None)
+                && min.improves(0.4, Some(0.5))
+                && !min.improves(0.5, Some(0.5))
+        );
+        assert!(max.improves(0.6, Some(0.5)) && !max.improves(0.4, Some(0.5)));
+        // A NaN candidate never improves; a NaN best is beaten by any number.
+        assert!(!min.improves(f64::NAN, None) && min.improves(9.0, Some(f64::NAN)));
+        // A margin: strictly better by more than it.
+        assert!(min.beats(0.89, 1.0, 0.1) && !min.beats(0.9, 1.0, 0.1));
+        assert!(max.beats(1.11, 1.0, 0.1) && !max.beats(1.1, 1.0, 0.1));
+        // Ranking: best first, NaN last.
+        let mut values = [0.3, f64::NAN, 0.1, 0.2];
+        values.sort_by(|a, b| min.compare(*a, *b));
+        assert_eq!(&values[..3], [0.1, 0.2, 0.3]);
+        assert!(values[3].is_nan());
+        assert_eq!(min.name(), "valid/loss");
+    }
+}

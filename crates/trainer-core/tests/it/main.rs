@@ -4,7 +4,6 @@
 
 mod common;
 
-mod checkpoint_file;
 mod checkpoint_load;
 mod checkpointing;
 mod config;
@@ -18,7 +17,6 @@ mod loader;
 mod metrics;
 mod progress;
 mod resume;
-mod retention;
 mod schedule_engine;
 mod schedules;
 mod user_metric;
