@@ -1,5 +1,8 @@
 //! The parquet feed: Arrow record batches of the projected columns, shuffled per
 //! `(seed, epoch)`, cut to `batch_size` rows, prepared ahead on a background thread.
+//!
+//! One file past 400 lines: the source (files, checked footers, row groups, the cache) and the
+//! thread that reads it ahead share their unit of work, a row group.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

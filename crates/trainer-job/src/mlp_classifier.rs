@@ -1,4 +1,7 @@
 //! `mlp-classifier`: an MLP over the numeric feature columns of a table and an integer label.
+//!
+//! One file past 400 lines: the built-in trainer is written as a user's would be (hyperparams,
+//! model, hooks, mock batches), and reads as one example.
 
 use std::path::PathBuf;
 use std::sync::Arc;

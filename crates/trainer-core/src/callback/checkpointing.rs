@@ -1,6 +1,9 @@
 //! The checkpointing callback's policy: when to save (cadence, a new best, the end, an error,
 //! on demand) and what a failed save means for the run. How a save is done, and the folder's
 //! bookkeeping, are `checkpoint::folder`'s.
+//!
+//! One file past 400 lines: the settings, their defaults and the hooks that apply them read best
+//! together, with the handle a program keeps to ask for saves.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,3 +1,9 @@
+//! The one training loop ([`run_loop`]), the contract of the programs it drives
+//! ([`StepProgram`]: the supervised trainer, a job) and what every run has ([`Engine`]).
+//!
+//! One file past 400 lines: the loop, its contract and its engine are read together; each
+//! default method of the contract is a step of the loop.
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
