@@ -117,8 +117,9 @@ mod tests {
 
     use super::{decode, encode, read};
     use crate::checkpoint::{FORMAT_MAJOR, HEADER_LEN, MAGIC};
+    use crate::error::TrainerError;
     use crate::fs::write_atomic;
-    use crate::{TrainerError, TrainingState};
+    use crate::state::TrainingState;
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     struct Payload {
