@@ -8,20 +8,30 @@ use crate::metric::{Best, Monitor, Split};
 pub const EARLY_STOPPING_KEY: &str = "early_stopping";
 const KEY: &str = EARLY_STOPPING_KEY;
 
-/// Stops training when a monitored metric stops improving, Keras- and Lightning-style.
+/// Stops training when a monitored metric stops improving: Keras 3's rule, with Lightning's
+/// extra stops.
 ///
 /// A check happens after each validation (for a `valid` or `test` metric) or at each epoch end
-/// (for a `train` metric, on the epoch's mean). In order, a check stops the run when:
-/// `check_finite` is on and the value is NaN or infinite; the value is past
-/// `stopping_threshold` (good enough); the value is past `divergence_threshold` (hopeless);
-/// or it did not improve for `patience` checks. An improvement beats the best so far by more
-/// than `min_delta`; the best starts at `baseline` when one is given, so a baseline never
-/// reached stops the run after `patience` checks. Checks start once `start_from_epoch` epochs
-/// are finished and happen on every `check_every`-th validation.
+/// (for a `train` metric, on the epoch's mean), on every `check_every`-th of them.
+///
+/// | | Keras 3 `EarlyStopping` (what this follows) | Lightning `EarlyStopping` |
+/// |---|---|---|
+/// | epochs | counted from 0: epoch `e` is checked when `e >= start_from_epoch` | no `start_from_epoch` |
+/// | best | starts at ±∞: the first finite value is the best | starts at ±∞ |
+/// | improvement | beats the best by more than `min_delta` | the same |
+/// | `baseline` | resets the wait only when an improvement also beats it; the best is tracked anyway | the first value must beat it, or the run stops |
+/// | stop | `wait >= patience` after a check without improvement, not in epoch 0 | the same, in any epoch |
+/// | `restore_best_weights` | the best epoch's weights (the first checked epoch's until one improves), also when no value beat the baseline | not an option |
+/// | non-finite values | no improvement | stop at once (`check_finite`, on by default) |
+/// | thresholds | none | stop at `stopping_threshold` (good enough) or `divergence_threshold` (hopeless) |
+///
+/// This callback keeps Lightning's `check_finite` (on by default) and both thresholds, checked
+/// first; everything else is Keras 3's rule (the wait grows on every check and an improvement
+/// that misses the baseline neither resets it nor stops the run).
 ///
 /// With `restore_best_weights`, the trainer keeps (references to) the weights of each new best
-/// and puts them back when training ends, early or not. The counter, the best value and the
-/// kept weights are in every checkpoint, so a resumed run goes on where it was.
+/// and puts them back when training ends, early or not. The wait, the best value and the kept
+/// weights are in every checkpoint, so a resumed run goes on where it was.
 ///
 /// ```
 /// use trainer_core::callback::EarlyStopping;
@@ -55,6 +65,9 @@ struct EarlyStoppingState {
     wait: usize,
     validations: usize,
     stopped: Option<String>,
+    /// Whether weights were kept (from the first checked epoch on, with
+    /// `restore_best_weights`).
+    kept: bool,
 }
 
 /// The state as checkpoints hold it: formats 1.0 and 1.1 wrote the best value as a number with
@@ -67,6 +80,9 @@ struct StoredState {
     wait: usize,
     validations: usize,
     stopped: Option<String>,
+    /// Absent before format 1.2: weights were kept exactly when there was a best.
+    #[serde(default)]
+    kept: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -86,11 +102,13 @@ impl From<StoredState> for EarlyStoppingState {
                 epoch: 0,
             },
         });
+        let kept = stored.kept.unwrap_or(best.is_some());
         Self {
             best,
             wait: stored.wait,
             validations: stored.validations,
             stopped: stored.stopped,
+            kept,
         }
     }
 }
@@ -125,7 +143,8 @@ impl EarlyStopping {
         self
     }
 
-    /// The value to beat before anything counts as an improvement.
+    /// A value an improvement must also beat to reset the wait (Keras's `baseline`): until one
+    /// does, the wait keeps growing, though the best is still tracked (and restored).
     pub fn baseline(mut self, baseline: f64) -> Self {
         self.baseline = Some(baseline);
         self
@@ -155,7 +174,8 @@ impl EarlyStopping {
         self
     }
 
-    /// Check only once this many epochs are finished.
+    /// Skip the checks of epochs `0..epochs` (Keras's `start_from_epoch`, epochs counted from 0:
+    /// with 2, the first check is in the third epoch).
     pub fn start_from_epoch(mut self, epochs: usize) -> Self {
         self.start_from_epoch = epochs;
         self
@@ -211,8 +231,8 @@ impl EarlyStopping {
             return Ok(());
         };
         self.state.validations += 1;
-        if ctx.state.epoch < self.start_from_epoch
-            || !self.state.validations.is_multiple_of(self.check_every)
+        let epoch = keras_epoch(ctx.state);
+        if epoch < self.start_from_epoch || !self.state.validations.is_multiple_of(self.check_every)
         {
             return Ok(());
         }
@@ -236,33 +256,7 @@ impl EarlyStopping {
                 self.divergence_threshold.unwrap_or_default()
             ))
         } else {
-            let reference = self.state.best.map(|b| b.value).or(self.baseline);
-            let improved = match reference {
-                None => !value.is_nan(),
-                Some(best) => self.monitor.beats(value, best, self.min_delta),
-            };
-            if improved {
-                self.state.best = Some(Best {
-                    value,
-                    step: ctx.state.global_step,
-                    epoch: ctx.state.epoch,
-                });
-                self.state.wait = 0;
-                if self.restore_best_weights {
-                    ctx.control.keep_weights();
-                }
-                None
-            } else {
-                self.state.wait += 1;
-                (self.state.wait >= self.patience).then(|| {
-                    format!(
-                        "early stopping: {name} did not improve for {} checks (patience {}, best {})",
-                        self.state.wait,
-                        self.patience,
-                        reference.map_or("none".into(), |b| b.to_string())
-                    )
-                })
-            }
+            self.keras_check(ctx, value, epoch)
         };
         if let Some(reason) = stop {
             log::info!("{reason}");
@@ -270,6 +264,61 @@ impl EarlyStopping {
             ctx.control.stop(reason);
         }
         Ok(())
+    }
+}
+
+impl EarlyStopping {
+    /// Keras 3's rule for one checked value in (0-based) `epoch`; the reason to stop, if it is
+    /// time.
+    fn keras_check(&mut self, ctx: &mut Context<'_>, value: f64, epoch: usize) -> Option<String> {
+        if self.restore_best_weights && !self.state.kept {
+            // Until a value improves, the first checked epoch's weights are the best.
+            self.state.kept = true;
+            ctx.control.keep_weights();
+        }
+        self.state.wait += 1;
+        let improved = match &self.state.best {
+            None => !value.is_nan(),
+            Some(best) => self.monitor.beats(value, best.value, self.min_delta),
+        };
+        if improved {
+            self.state.best = Some(Best {
+                value,
+                step: ctx.state.global_step,
+                epoch: ctx.state.epoch,
+            });
+            if self.restore_best_weights {
+                ctx.control.keep_weights();
+            }
+            if self
+                .baseline
+                .is_none_or(|baseline| self.monitor.beats(value, baseline, self.min_delta))
+            {
+                self.state.wait = 0;
+            }
+            return None;
+        }
+        (self.state.wait >= self.patience && epoch > 0).then(|| {
+            format!(
+                "early stopping: {} did not improve for {} checks (patience {}, best {})",
+                self.monitor.name(),
+                self.state.wait,
+                self.patience,
+                self.state
+                    .best
+                    .map_or("none".into(), |b| b.value.to_string())
+            )
+        })
+    }
+}
+
+/// The epoch a check belongs to, counted from 0 as Keras counts: at an epoch's end the state
+/// already counts it as finished.
+fn keras_epoch(state: &crate::state::TrainingState) -> usize {
+    if state.batch_in_epoch == 0 {
+        state.epoch.saturating_sub(1)
+    } else {
+        state.epoch
     }
 }
 
@@ -308,7 +357,7 @@ impl Callback for EarlyStopping {
     }
 
     fn on_train_end(&mut self, ctx: &mut Context<'_>) -> Result<()> {
-        if self.restore_best_weights && self.state.best.is_some() {
+        if self.restore_best_weights && self.state.kept {
             ctx.control.restore_kept_weights();
         }
         Ok(())

@@ -63,6 +63,38 @@ fn feed(early: &mut EarlyStopping, metric: &str, values: &[f64]) -> Option<(usiz
     None
 }
 
+/// Feeds `values` as in [`feed`] and returns, per validation, whether the callback asked the
+/// trainer to keep the current weights.
+fn keeps(early: &mut EarlyStopping, values: &[f64]) -> Vec<bool> {
+    let available = available();
+    let config = TrainerConfig::new(0.1);
+    let mut state = TrainingState::default();
+    let mut control = Control::default();
+    let mut kept = Vec::new();
+    for (i, value) in values.iter().enumerate() {
+        state.epoch = i + 1;
+        state.global_step = 10 * (i + 1);
+        let mut metrics = LatestMetrics::default();
+        metrics.set(
+            Split::Valid,
+            state.global_step,
+            [("loss".to_string(), *value)].into(),
+        );
+        let mut ctx = Context {
+            state: &state,
+            metrics: &metrics,
+            learning_rate: 0.1,
+            control: &mut control,
+            available: &available,
+            config: &config,
+            batches_per_epoch: None,
+        };
+        early.on_validation_end(&mut ctx).unwrap();
+        kept.push(control.take_keep_weights());
+    }
+    kept
+}
+
 fn loss() -> EarlyStopping {
     EarlyStopping::new(Monitor::min(Split::Valid, "loss"))
 }
@@ -119,12 +151,24 @@ fn min_delta_is_the_margin_an_improvement_needs() {
 }
 
 #[test]
-fn a_baseline_never_reached_stops_after_patience() {
+fn a_baseline_resets_the_wait_only_when_beaten_keras_traces() {
+    // Keras 3, by hand: an improvement returns before the stop check, and resets the wait only
+    // if it beats the baseline too. min, patience 3, baseline 0.5:
+    //   e0 0.9 wait 1, best 0.9 (baseline missed: wait stays) | e1 0.8 wait 2, best 0.8
+    //   e2 0.85 wait 3, no improvement, 3 >= 3: stop in epoch 2.
     assert_eq!(
-        stop_index(loss().patience(3).baseline(0.5), &[0.9, 0.8, 0.7, 0.6]),
+        stop_index(loss().patience(3).baseline(0.5), &[0.9, 0.8, 0.85, 0.9]),
         Some(2)
     );
-    // Reaching it resets the count.
+    // Improving every epoch never stops, baseline or not (Keras returns on an improvement).
+    assert_eq!(
+        stop_index(
+            loss().patience(3).baseline(0.5),
+            &[0.9, 0.8, 0.7, 0.6, 0.55]
+        ),
+        None
+    );
+    // Beating it resets the wait: e1 0.4 beats both (wait 0), e2 wait 1, e3 0.3 (wait 0), e4 1.
     assert_eq!(
         stop_index(
             loss().patience(2).baseline(0.5),
@@ -132,6 +176,38 @@ fn a_baseline_never_reached_stops_after_patience() {
         ),
         None
     );
+    // max, patience 2, baseline 0.9: e0 0.5 wait 1 (best) | e1 0.6 wait 2 (best, missed)
+    //   | e2 0.55 wait 3 >= 2: stop in epoch 2.
+    let mut accuracy = EarlyStopping::new(Monitor::max(Split::Valid, "accuracy"))
+        .patience(2)
+        .baseline(0.9);
+    assert_eq!(
+        feed(&mut accuracy, "accuracy", &[0.5, 0.6, 0.55]).map(|(i, _)| i),
+        Some(2)
+    );
+    assert_eq!(
+        accuracy.best().map(|b| b.value),
+        Some(0.6),
+        "the best is tracked past a missed baseline"
+    );
+    // max, patience 1, baseline 0.7: e0 0.8 beats it (wait 0) | e1 0.75 wait 1 >= 1: stop.
+    let mut accuracy = EarlyStopping::new(Monitor::max(Split::Valid, "accuracy"))
+        .patience(1)
+        .baseline(0.7);
+    assert_eq!(
+        feed(&mut accuracy, "accuracy", &[0.8, 0.75]).map(|(i, _)| i),
+        Some(1)
+    );
+}
+
+#[test]
+fn restore_best_weights_keeps_the_best_epoch_even_below_the_baseline() {
+    // Keep requests: the first checked epoch, then each improvement; a missed baseline changes
+    // nothing about them.
+    let mut early = loss().patience(2).baseline(0.1).restore_best_weights(true);
+    let kept = keeps(&mut early, &[0.9, 0.8, 0.85, 0.95]);
+    assert_eq!(kept, [true, true, false, false]);
+    assert_eq!(early.best().map(|b| b.value), Some(0.8));
 }
 
 #[test]
@@ -185,13 +261,30 @@ fn thresholds_stop_at_once() {
 
 #[test]
 fn start_from_epoch_and_check_every_skip_checks() {
-    // Epochs 1 and 2 are not checked; the first check (epoch 3) sets the best.
+    // Keras counts epochs from 0 and skips `epoch < start_from_epoch`: with 3, epochs 0, 1, 2
+    // are not checked; epoch 3 is the first check (the best), epoch 4 the second (no
+    // improvement, wait 1 >= 0: stop in epoch 4).
+    assert_eq!(
+        stop_index(
+            loss().patience(0).start_from_epoch(3),
+            &[1.0, 2.0, 3.0, 4.0, 5.0]
+        ),
+        Some(4)
+    );
     assert_eq!(
         stop_index(
             loss().patience(0).start_from_epoch(3),
             &[1.0, 2.0, 3.0, 4.0]
         ),
-        Some(3)
+        None
+    );
+    // max mode, start 1, patience 1: e0 skipped; e1 0.5 best; e2 0.4 wait 1 >= 1: stop.
+    let mut accuracy = EarlyStopping::new(Monitor::max(Split::Valid, "accuracy"))
+        .patience(1)
+        .start_from_epoch(1);
+    assert_eq!(
+        feed(&mut accuracy, "accuracy", &[0.9, 0.5, 0.4]).map(|(i, _)| i),
+        Some(2)
     );
     // Every second validation: 0.9 (2nd) is the first check, 5.0 (4th) the second.
     assert_eq!(
