@@ -17,7 +17,7 @@ const KEY: &str = EARLY_STOPPING_KEY;
 /// | | Keras 3 `EarlyStopping` (what this follows) | Lightning `EarlyStopping` |
 /// |---|---|---|
 /// | epochs | counted from 0: epoch `e` is checked when `e >= start_from_epoch` | no `start_from_epoch` |
-/// | best | starts at ±∞: the first finite value is the best | starts at ±∞ |
+/// | best | none until the first checked value, which is the best (even a NaN) | starts at ±∞ |
 /// | improvement | beats the best by more than `min_delta` | the same |
 /// | `baseline` | resets the wait only when an improvement also beats it; the best is tracked anyway | the first value must beat it, or the run stops |
 /// | stop | `wait >= patience` after a check without improvement, not in epoch 0 | the same, in any epoch |
@@ -277,8 +277,10 @@ impl EarlyStopping {
             ctx.control.keep_weights();
         }
         self.state.wait += 1;
+        // Keras 3.15: the first checked value is the best, whatever it is (a NaN, then, is never
+        // beaten: with `check_finite` on, as by default, a NaN stops the run first).
         let improved = match &self.state.best {
-            None => !value.is_nan(),
+            None => true,
             Some(best) => self.monitor.beats(value, best.value, self.min_delta),
         };
         if improved {

@@ -505,3 +505,89 @@ fn a_state_written_by_format_1_1_still_loads() {
     again.load_state(now).unwrap();
     assert_eq!(again.best(), early.best());
 }
+
+/// Runs `early` over `values` as epoch-end validations; the epoch it stopped in, and the last
+/// epoch whose weights it asked to keep.
+fn run_epochs(
+    early: &mut EarlyStopping,
+    metric: &str,
+    values: &[f64],
+) -> (Option<usize>, Option<usize>) {
+    let available = available();
+    let config = TrainerConfig::new(0.1);
+    let mut state = TrainingState::default();
+    let mut control = Control::default();
+    let mut last_kept = None;
+    for (epoch, value) in values.iter().enumerate() {
+        state.epoch = epoch + 1;
+        state.global_step = 10 * (epoch + 1);
+        let mut metrics = LatestMetrics::default();
+        metrics.set(
+            Split::Valid,
+            state.global_step,
+            [(metric.to_string(), *value)].into(),
+        );
+        let mut ctx = Context {
+            state: &state,
+            metrics: &metrics,
+            learning_rate: 0.1,
+            control: &mut control,
+            available: &available,
+            config: &config,
+            batches_per_epoch: None,
+        };
+        early.on_validation_end(&mut ctx).unwrap();
+        if control.take_keep_weights() {
+            last_kept = Some(epoch);
+        }
+        if control.stop_requested().is_some() {
+            return (Some(epoch), last_kept);
+        }
+    }
+    (None, last_kept)
+}
+
+#[test]
+fn three_hundred_random_sequences_end_as_keras_ends_them() {
+    // Keras 3.15.1's own EarlyStopping over random sequences (fixtures/early_stopping_keras.py):
+    // the epoch it stops in, the best value, the epoch whose weights it restores. NaN values
+    // included, so Lightning's `check_finite` is off here (Keras has none).
+    let file: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/early_stopping_keras.json")).unwrap();
+    let cases = file["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 300);
+    for case in cases {
+        let (metric, monitor) = match case["mode"].as_str().unwrap() {
+            "min" => ("loss", Monitor::min(Split::Valid, "loss")),
+            _ => ("accuracy", Monitor::max(Split::Valid, "accuracy")),
+        };
+        let mut early = EarlyStopping::new(monitor)
+            .patience(case["patience"].as_u64().unwrap() as usize)
+            .min_delta(case["min_delta"].as_f64().unwrap())
+            .start_from_epoch(case["start_from_epoch"].as_u64().unwrap() as usize)
+            .restore_best_weights(case["restore_best_weights"].as_bool().unwrap())
+            .check_finite(false);
+        if let Some(baseline) = case["baseline"].as_f64() {
+            early = early.baseline(baseline);
+        }
+        let values: Vec<f64> = case["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap_or(f64::NAN))
+            .collect();
+        let (stopped, kept) = run_epochs(&mut early, metric, &values);
+        assert_eq!(
+            stopped,
+            case["stopped_epoch"].as_u64().map(|e| e as usize),
+            "stop: {case}"
+        );
+        let best = early.best().map(|b| b.value).filter(|v| !v.is_nan());
+        assert_eq!(best, case["best"].as_f64(), "best: {case}");
+        assert_eq!(
+            kept,
+            case["restored_epoch"].as_u64().map(|e| e as usize),
+            "restored weights: {case}"
+        );
+    }
+}
