@@ -55,8 +55,9 @@ struct Args {
     /// Dropout after each hidden layer.
     #[arg(long, default_value_t = 0.1, value_parser = probability)]
     dropout: f64,
-    /// Folder for the run's outputs: `events.jsonl`, `metrics.csv`, checkpoints in
-    /// `DIR/checkpoints`, the final JSON line in `DIR/result.json`.
+    /// Folder for the run's outputs: `events.jsonl`, `metrics.csv`, TensorBoard files in
+    /// `DIR/tensorboard`, checkpoints in `DIR/checkpoints`, the final JSON line in
+    /// `DIR/result.json`.
     #[arg(long)]
     run_dir: Option<PathBuf>,
     /// Also checkpoint every N optimizer steps (needs --run-dir).
@@ -123,6 +124,7 @@ impl Launch for MlpJob {
             // After Checkpointing, so that it logs the files of the same hook.
             if let Some(run_dir) = &args.run_dir {
                 builder = builder.callback(EventLog::new(run_dir).checkpoints(handle));
+                builder = builder.callback(TensorBoard::new(run_dir.join("tensorboard")));
             }
         }
         let mut trainer = builder.build()?;

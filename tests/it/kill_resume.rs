@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use trainer::core::event::{Event, EventKind, RunStatus};
 
-fn example_binary() -> PathBuf {
+pub fn example_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(Path::parent).unwrap();
     let path = profile_dir
@@ -171,6 +171,8 @@ fn a_run_killed_at_random_moments_and_resumed_ends_with_the_same_weights() {
         ),
         "{last:?}"
     );
+    // TensorBoard's reader sees the same scalars, none twice, across the kills.
+    crate::tensorboard::check_run(&run_dir);
     std::fs::remove_dir_all(&root).unwrap();
 }
 

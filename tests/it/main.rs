@@ -12,4 +12,5 @@ mod formats;
 mod job;
 mod kill_resume;
 mod mlp;
+mod tensorboard;
 mod wgpu;

@@ -35,7 +35,7 @@ pub use step::{Classification, Regression, StepOutput, Task, TrainStep, ValidSte
 /// The names most programs need.
 pub mod prelude {
     pub use crate::callback::{
-        Callback, Checkpointing, Context, Control, EarlyStopping, EventLog, Progress,
+        Callback, Checkpointing, Context, Control, EarlyStopping, EventLog, Progress, TensorBoard,
         TerminateOnNonFinite,
     };
     pub use crate::checkpoint::Retention;

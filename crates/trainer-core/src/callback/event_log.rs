@@ -2,7 +2,9 @@ use std::path::PathBuf;
 
 use super::{Artifact, Callback, CheckpointHandle, Context};
 use crate::error::{Result, TrainerError};
-use crate::event::{Event, EventKind, EventWriter, MetricsCsv, Reading, ResumeAt, RunStatus};
+use crate::event::{
+    Event, EventKind, EventWriter, MetricsCsv, Reading, ResumeAt, RunStatus, TfEventsWriter,
+};
 use crate::metric::Split;
 use crate::state::StopReason;
 
@@ -19,7 +21,13 @@ use crate::state::StopReason;
 pub struct EventLog {
     dir: PathBuf,
     events_path: Option<PathBuf>,
+    write_jsonl: bool,
     write_csv: bool,
+    key: &'static str,
+    tensorboard_dir: Option<PathBuf>,
+    tensorboard: Option<TfEventsWriter>,
+    /// The TensorBoard file and its length when the checkpoint being resumed from was taken.
+    tensorboard_at: Option<(String, u64)>,
     run_config: Option<serde_json::Value>,
     checkpoints: Option<CheckpointHandle>,
     events: Option<EventWriter>,
@@ -38,7 +46,12 @@ impl EventLog {
         Self {
             dir: dir.into(),
             events_path: None,
+            write_jsonl: true,
             write_csv: true,
+            key: "event_log",
+            tensorboard_dir: None,
+            tensorboard: None,
+            tensorboard_at: None,
             run_config: None,
             checkpoints: None,
             events: None,
@@ -63,6 +76,25 @@ impl EventLog {
         self
     }
 
+    /// Whether to write `DIR/events.jsonl` (default: yes).
+    pub fn jsonl(mut self, write: bool) -> Self {
+        self.write_jsonl = write;
+        self
+    }
+
+    /// Also writes TensorBoard event files into `dir` (see
+    /// [`TensorBoard`](super::TensorBoard)).
+    pub fn tensorboard(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.tensorboard_dir = Some(dir.into());
+        self
+    }
+
+    /// The key of its state in checkpoints (default `event_log`): two logs in one run need two.
+    pub fn state_key(mut self, key: &'static str) -> Self {
+        self.key = key;
+        self
+    }
+
     /// Whether to write `DIR/metrics.csv` (default: yes).
     pub fn csv(mut self, write: bool) -> Self {
         self.write_csv = write;
@@ -77,10 +109,37 @@ impl EventLog {
     }
 
     fn emit(&mut self, event: &Event) -> Result<()> {
-        match &mut self.events {
-            Some(writer) => writer.write(event),
-            None => Ok(()),
+        if let Some(writer) = &mut self.events {
+            writer.write(event)?;
         }
+        if let Some(writer) = &mut self.tensorboard {
+            writer.write(event)?;
+        }
+        Ok(())
+    }
+
+    /// Opens the TensorBoard file: the one the checkpoint names, cut to its length then, or a
+    /// new one (a fresh run, a checkpoint without it, or a file that is gone).
+    fn open_tensorboard(&mut self, fresh: bool) -> Result<()> {
+        let Some(dir) = self.tensorboard_dir.clone() else {
+            return Ok(());
+        };
+        let at = self.tensorboard_at.take().filter(|_| !fresh);
+        if fresh {
+            TfEventsWriter::remove_previous(&dir);
+        }
+        let writer = match at {
+            Some((file, bytes)) => match TfEventsWriter::resume(&dir, &file, bytes) {
+                Ok(writer) => writer,
+                Err(e) => {
+                    log::warn!("TensorBoard: {e}; writing a new event file");
+                    TfEventsWriter::create(&dir)?
+                }
+            },
+            None => TfEventsWriter::create(&dir)?,
+        };
+        self.tensorboard = Some(writer);
+        Ok(())
     }
 
     /// A `metrics` event and CSV row for a training reading not logged yet.
@@ -165,7 +224,7 @@ impl EventLog {
 
 impl Callback for EventLog {
     fn key(&self) -> Option<String> {
-        Some("event_log".into())
+        Some(self.key.into())
     }
 
     fn runs_last(&self) -> bool {
@@ -173,10 +232,18 @@ impl Callback for EventLog {
     }
 
     fn state(&self) -> Option<serde_json::Value> {
-        let events = self.events.as_ref()?;
-        Some(
-            serde_json::json!({"lines": events.lines(), "rows": self.csv.as_ref().map_or(0, MetricsCsv::rows)}),
-        )
+        if self.events.is_none() && self.tensorboard.is_none() {
+            return None;
+        }
+        let mut state = serde_json::json!({
+            "lines": self.events.as_ref().map_or(0, EventWriter::lines),
+            "rows": self.csv.as_ref().map_or(0, MetricsCsv::rows),
+        });
+        if let Some(writer) = &self.tensorboard {
+            state["tensorboard"] =
+                serde_json::json!({"file": writer.file_name(), "bytes": writer.bytes()});
+        }
+        Some(state)
     }
 
     fn load_state(&mut self, state: serde_json::Value) -> Result<()> {
@@ -190,11 +257,18 @@ impl Callback for EventLog {
             (Some(lines), Some(rows)) => Some((lines, rows)),
             _ => {
                 return Err(TrainerError::State {
-                    key: "event_log".into(),
+                    key: self.key.into(),
                     message: format!("expected lines and rows, found {state}"),
                 })
             }
         };
+        let tensorboard = state.get("tensorboard");
+        self.tensorboard_at = tensorboard.and_then(|t| {
+            Some((
+                t.get("file")?.as_str()?.to_string(),
+                t.get("bytes")?.as_u64()?,
+            ))
+        });
         Ok(())
     }
 
@@ -207,11 +281,14 @@ impl Callback for EventLog {
             // A checkpoint without this callback's state: cut by step.
             None => (ResumeAt::Step(step), ResumeAt::Step(step)),
         };
-        let events_path = self
-            .events_path
-            .clone()
-            .unwrap_or_else(|| self.dir.join("events.jsonl"));
-        self.events = Some(EventWriter::open(events_path, events_at)?);
+        if self.write_jsonl {
+            let events_path = self
+                .events_path
+                .clone()
+                .unwrap_or_else(|| self.dir.join("events.jsonl"));
+            self.events = Some(EventWriter::open(events_path, events_at)?);
+        }
+        self.open_tensorboard(fresh)?;
         if self.write_csv {
             let mut columns: Vec<&str> = [Split::Train, Split::Valid, Split::Test]
                 .iter()

@@ -7,6 +7,7 @@ mod event_log;
 mod hook;
 mod list;
 mod progress;
+mod tensorboard;
 mod terminate_on_non_finite;
 
 pub use crate::checkpoint::SaveFailure;
@@ -18,6 +19,7 @@ pub use event_log::EventLog;
 pub use hook::Hook;
 pub use list::CallbackList;
 pub use progress::{Progress, ProgressPrinter};
+pub use tensorboard::TensorBoard;
 pub use terminate_on_non_finite::TerminateOnNonFinite;
 
 use std::sync::Arc;
