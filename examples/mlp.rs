@@ -16,6 +16,10 @@
 
 #[path = "support/mod.rs"]
 mod support;
+// The `trainer` CLI's SVG charts, for the range test's curve.
+#[allow(dead_code)]
+#[path = "../src/cli/plot.rs"]
+mod plot;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +32,7 @@ use clap::Parser;
 use sha2::{Digest, Sha256};
 use support::digits::{self, DigitsBatcher};
 use support::mlp::MlpConfig;
+use trainer::core::engine::LrFinderConfig;
 use trainer::prelude::*;
 use trainer_core::checkpoint::latest_in;
 
@@ -75,6 +80,10 @@ struct Args {
     /// Data file (`.csv` or `.csv.gz`); the bundled digits by default.
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Run a learning-rate range test instead of training: print the suggested rate, and with
+    /// `--run-dir` draw the curve into `DIR/lr-find.svg`.
+    #[arg(long)]
+    lr_find: bool,
 }
 
 struct MlpJob {
@@ -128,6 +137,18 @@ impl Launch for MlpJob {
             }
         }
         let mut trainer = builder.build()?;
+        if args.lr_find {
+            let found = trainer.find_lr(&LrFinderConfig::default())?;
+            return Ok(serde_json::json!({
+                "lr_find": {
+                    "suggestion": found.suggestion,
+                    "steps": found.lrs.len(),
+                    "diverged": found.diverged,
+                    "lrs": found.lrs,
+                    "smoothed_losses": found.smoothed,
+                },
+            }));
+        }
         if let (true, Some(dir)) = (args.resume, &checkpoints) {
             match latest_in(dir)? {
                 Some(file) => {
@@ -159,6 +180,47 @@ impl Launch for MlpJob {
             "weights_sha256": format!("{weights:x}"),
         }))
     }
+}
+
+/// Prints a range test's suggestion (one JSON line) and draws its curve into `DIR/lr-find.svg`.
+fn finish_lr_find(
+    found: &mut serde_json::Value,
+    run_dir: Option<&std::path::Path>,
+) -> Result<(), String> {
+    let series = |key: &str| -> Vec<f64> {
+        found[key]
+            .as_array()
+            .map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect())
+            .unwrap_or_default()
+    };
+    let (lrs, losses) = (series("lrs"), series("smoothed_losses"));
+    if let Some(dir) = run_dir {
+        let points = lrs
+            .iter()
+            .zip(&losses)
+            .map(|(lr, loss)| (lr.log10(), *loss))
+            .collect();
+        let curve = plot::Series {
+            name: "smoothed loss".into(),
+            points,
+        };
+        let svg = plot::line_chart_svg(
+            "learning-rate range test",
+            "log10(learning rate)",
+            "loss",
+            &[curve],
+        )
+        .map_err(|e| e.to_string())?;
+        let path = dir.join("lr-find.svg");
+        std::fs::write(&path, svg).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(object) = found.as_object_mut() {
+        object.remove("lrs");
+        object.remove("smoothed_losses");
+    }
+    println!("{}", serde_json::json!({ "lr_find": found }));
+    Ok(())
 }
 
 /// A learning rate: a finite number above 0.
@@ -217,7 +279,10 @@ fn run(args: Args) -> Result<(), String> {
     let job = MlpJob { args, data };
     let (selection, result) = launch(request, job).map_err(|e| e.to_string())?;
     eprintln!("{selection}");
-    let result = result.map_err(|e| e.to_string())?;
+    let mut result = result.map_err(|e| e.to_string())?;
+    if let Some(found) = result.get_mut("lr_find") {
+        return finish_lr_find(found, run_dir.as_deref());
+    }
     if let Some(dir) = run_dir {
         let path = dir.join("result.json");
         std::fs::write(&path, format!("{result:#}\n"))

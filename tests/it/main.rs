@@ -11,6 +11,7 @@ mod cli;
 mod formats;
 mod job;
 mod kill_resume;
+mod lr_finder;
 mod mlp;
 mod tensorboard;
 mod wgpu;

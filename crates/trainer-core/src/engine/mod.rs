@@ -4,6 +4,7 @@
 mod builder;
 mod clip;
 mod contain;
+mod lr_finder;
 mod report;
 mod resume_check;
 mod run_loop;
@@ -13,6 +14,7 @@ mod throughput;
 pub use builder::SupervisedTrainerBuilder;
 pub use clip::clip_gradients;
 pub use contain::{contain, panic_message};
+pub use lr_finder::{steepest_fall, LrFinderConfig, LrFinderResult};
 pub use report::FitReport;
 pub use resume_check::data_order_change;
 pub use run_loop::{run_loop, Engine, Flow, StepDone, StepProgram};

@@ -127,7 +127,7 @@ impl<B: burn::tensor::backend::Backend> Progress<B> {
 }
 
 /// Serialises seeding and forward passes of all trainers in the process (see `program.rs`).
-static BACKEND_RNG: Mutex<()> = Mutex::new(());
+pub(super) static BACKEND_RNG: Mutex<()> = Mutex::new(());
 
 impl<B, M, O, TB, VB> SupervisedTrainer<B, M, O, TB, VB>
 where
