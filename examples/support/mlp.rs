@@ -115,3 +115,12 @@ impl<B: Backend> ValidStep<B, DigitsBatch<B>> for Mlp<B> {
         self.classify(batch)
     }
 }
+
+/// A supervised trainer of the [`Mlp`] on digits batches with Adam.
+pub type DigitsTrainer<B> = trainer::prelude::SupervisedTrainer<
+    B,
+    Mlp<B>,
+    burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, Mlp<B>, B>,
+    DigitsBatch<B>,
+    DigitsBatch<<B as AutodiffBackend>::InnerBackend>,
+>;

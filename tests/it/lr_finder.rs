@@ -11,15 +11,7 @@ use crate::support::mlp::MlpConfig;
 
 type B = burn_autodiff::Autodiff<burn_ndarray::NdArray<f32>>;
 
-fn trainer(
-    data: &digits::Splits<digits::DigitItem>,
-) -> SupervisedTrainer<
-    B,
-    crate::support::mlp::Mlp<B>,
-    burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, crate::support::mlp::Mlp<B>, B>,
-    digits::DigitsBatch<B>,
-    digits::DigitsBatch<burn_ndarray::NdArray<f32>>,
-> {
+fn trainer(data: &digits::Splits<digits::DigitItem>) -> crate::support::mlp::DigitsTrainer<B> {
     let device = Default::default();
     let model = MlpConfig::new(digits::PIXELS, vec![64], digits::CLASSES)
         .with_dropout(0.1)
