@@ -33,6 +33,7 @@ use sha2::{Digest, Sha256};
 use support::digits::{self, DigitsBatcher};
 use support::mlp::MlpConfig;
 use trainer::core::engine::LrFinderConfig;
+use trainer::core::weights::{load_weights, Layout};
 use trainer::prelude::*;
 use trainer_core::checkpoint::latest_in;
 
@@ -80,6 +81,10 @@ struct Args {
     /// Data file (`.csv` or `.csv.gz`); the bundled digits by default.
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Initialise the model from a safetensors or PyTorch (`.pt`) file (PyTorch's or burn's
+    /// layout, told by the file's metadata or the weights' shapes) before training.
+    #[arg(long)]
+    init_from: Option<PathBuf>,
     /// Run a learning-rate range test instead of training: print the suggested rate, and with
     /// `--run-dir` draw the curve into `DIR/lr-find.svg`.
     #[arg(long)]
@@ -98,9 +103,19 @@ impl Launch for MlpJob {
         let started = Instant::now();
         let args = self.args;
         let hidden = args.hidden.iter().map(|&w| w as usize).collect();
-        let model = MlpConfig::new(digits::PIXELS, hidden, digits::CLASSES)
+        let mut model = MlpConfig::new(digits::PIXELS, hidden, digits::CLASSES)
             .with_dropout(args.dropout)
             .init::<B>(args.seed, &device);
+        if let Some(file) = &args.init_from {
+            let (loaded, report) = load_weights(model, file, Layout::Auto, &device)?;
+            eprintln!(
+                "initialised {} parameters from {} ({} layout)",
+                report.loaded,
+                file.display(),
+                report.layout.name()
+            );
+            model = loaded;
+        }
         let config = TrainerConfig::new(args.lr)
             .with_epochs(Some(args.epochs as usize))
             .with_batch_size(args.batch_size as usize)

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 mod curves;
+mod export;
 mod plot;
 mod schedule_preview;
 
@@ -77,6 +78,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a checkpoint's module as a safetensors file: tensors named by their record paths
+    /// (`layers.0.weight`), the run's metadata in the header; exit status 1 with the reason
+    /// when the checkpoint is damaged.
+    Export {
+        /// The checkpoint file, or a checkpoint folder (its `latest` checkpoint).
+        path: PathBuf,
+        /// The file format.
+        #[arg(long, value_enum, default_value = "safetensors")]
+        format: export::Format,
+        /// The file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// PyTorch's layout: `Linear` weights transposed to `[out, in]`; says which tensors it
+        /// did not map.
+        #[arg(long)]
+        torch_names: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -90,6 +108,18 @@ fn main() -> ExitCode {
             metrics,
             x,
         } => match plot(&path, &output, &metrics, x) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("error: {message}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Export {
+            path,
+            format,
+            output,
+            torch_names,
+        } => match export::export(&path, &output, format, torch_names) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
                 eprintln!("error: {message}");

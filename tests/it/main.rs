@@ -14,4 +14,5 @@ mod kill_resume;
 mod lr_finder;
 mod mlp;
 mod tensorboard;
+mod weights;
 mod wgpu;

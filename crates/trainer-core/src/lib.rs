@@ -20,6 +20,7 @@ pub mod schedule;
 mod split;
 mod state;
 mod step;
+pub mod weights;
 
 pub use config::{
     Frequency, GradientClipping, ScheduleInterval, TrainerConfig, MAX_PREFETCH_BATCHES,

@@ -21,12 +21,15 @@ pub struct ParamSpec {
     pub kind: ElementKind,
     /// Its id as records spell it.
     pub id: String,
+    /// The type of the module that holds it (`Struct:Linear`), as burn's visitor names it.
+    pub container: String,
 }
 
 /// Every parameter of `module`, in visiting order (the order of its record).
 pub fn parameter_specs<B: Backend, M: Module<B>>(module: &M) -> Vec<ParamSpec> {
     let mut visitor = SpecVisitor {
         path: Vec::new(),
+        containers: Vec::new(),
         specs: Vec::new(),
     };
     module.visit(&mut visitor);
@@ -128,27 +131,32 @@ pub fn check_optimizer_record(
 
 struct SpecVisitor {
     path: Vec<String>,
+    containers: Vec<String>,
     specs: Vec<ParamSpec>,
 }
 
 impl SpecVisitor {
     fn record(&mut self, shape: &[usize], kind: ElementKind, id: String) {
+        let container = self.containers.last().cloned().unwrap_or_default();
         self.specs.push(ParamSpec {
             path: self.path.join("."),
             shape: shape.to_vec(),
             kind,
             id,
+            container,
         });
     }
 }
 
 impl<B: Backend> ModuleVisitor<B> for SpecVisitor {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
         self.path.push(name.to_string());
+        self.containers.push(container_type.to_string());
     }
 
     fn exit_module(&mut self, _name: &str, _container_type: &str) {
         self.path.pop();
+        self.containers.pop();
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {

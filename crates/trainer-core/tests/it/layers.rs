@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["config", "step"],
     &["metric", "data"],
     &["checkpoint", "event"],
-    &["callback"],
+    &["callback", "weights"],
     &["engine"],
 ];
 
