@@ -1,37 +1,124 @@
-//! Checkpoint speed on a 10M-parameter MLP (64-2560-3840-10, 10,039,050 parameters) with Adam
-//! state (two moments per parameter): about 120 MB of tensors.
+//! Checkpoint speed and memory against the disk's own, on MLPs of 10M and 100M parameters with
+//! Adam state (two moments per parameter): about 120 MB and 1.2 GB of tensors.
 //!
-//! - `sync_save`: snapshot, encode, atomic write with fsync (`SupervisedTrainer::save_checkpoint`);
-//! - `load`: read, verify, decode, shape checks, load into model and optimizer;
-//! - `async_stall`: what the training thread waits for with background saving: taking the
-//!   snapshot and handing it to an idle `CheckpointWriter` (measured side by side with sync
-//!   saves in a plain loop, printed as one line);
-//! - `std_fs_write` / `std_fs_read`: the same number of bytes written (with fsync) and read with
-//!   `std::fs`, the floor the ratios in `docs/benchmarks.md` are taken against.
+//! Side by side in one loop, per backend (ndarray, and flex with `--features flex`) and size:
 //!
-//! `cargo bench --bench checkpoint`
+//! - `save`: a synchronous save (`SupervisedTrainer::save_checkpoint`: snapshot, host copy,
+//!   encoding streamed into a temporary file, fsync, rename);
+//! - `write`: the same number of bytes written with `std::fs` and fsynced, the floor;
+//! - `load`: `SupervisedTrainer::load_checkpoint` (read, checksum, scan, decode, record checks,
+//!   load into model and optimizer);
+//! - `read`: the file read with `std::fs::read`, the floor;
+//! - `save peak`: the most memory a save holds beyond what was live before it, as a multiple of
+//!   the file's size (counted by this program's allocator);
+//! - `async stall`: what the training thread waits for with background saving (the snapshot
+//!   handed to an idle `CheckpointWriter`), against a synchronous save.
+//!
+//! Medians of `TRAINER_BENCH_REPS` repetitions (default 5). `TRAINER_BENCH_SIZES=10m` skips the
+//! 100M model; `TRAINER_BENCH_BACKENDS=flex` runs one backend.
+//!
+//! `cargo bench --bench checkpoint [--features flex]`
 
 #[path = "../examples/support/mod.rs"]
 mod support;
 
+use std::alloc::{GlobalAlloc, Layout};
 use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burn::data::dataset::InMemDataset;
 use burn::optim::AdamConfig;
-use criterion::{criterion_group, criterion_main, Criterion};
+use burn::tensor::backend::AutodiffBackend;
 use support::digits::{self, DigitsBatcher};
 use support::mlp::MlpConfig;
 use trainer::prelude::*;
-use trainer_core::checkpoint::{write_atomic, CheckpointWriter};
-use trainer_gpu::NdArrayBackend as B;
+use trainer_core::checkpoint::CheckpointWriter;
+use trainer_core::engine::{SupervisedModel, SupervisedOptimizer};
 
-fn checkpoints(c: &mut Criterion) {
-    let device = Default::default();
+/// The programs' allocator (`trainer::program_allocator!`: jemalloc on huge pages), counting
+/// the bytes live and the most live since the last reset.
+struct Counting;
+
+#[cfg(not(all(feature = "jemalloc", not(target_env = "msvc"))))]
+use std::alloc::System as Inner;
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+use trainer::allocator::Jemalloc as Inner;
+
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[export_name = "_rjem_malloc_conf"]
+static JEMALLOC_OPTIONS: &[u8; 11] = trainer::allocator::MALLOC_CONF;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let ptr = unsafe { Inner.alloc(layout) };
+        if !ptr.is_null() {
+            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(live, Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { Inner.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let new = unsafe { Inner.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            if new_size >= layout.size() {
+                let grown = new_size - layout.size();
+                let live = LIVE.fetch_add(grown, Ordering::Relaxed) + grown;
+                PEAK.fetch_max(live, Ordering::Relaxed);
+            } else {
+                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        new
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+struct Size {
+    name: &'static str,
+    hidden: [usize; 2],
+}
+
+const SIZES: [Size; 2] = [
+    // 64-2560-3840-10: 10,039,050 parameters.
+    Size {
+        name: "10M",
+        hidden: [2560, 3840],
+    },
+    // 64-8192-12288-10: 101,330,954 parameters.
+    Size {
+        name: "100M",
+        hidden: [8192, 12288],
+    },
+];
+
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn bench<B: AutodiffBackend>(backend: &str, size: &Size, reps: usize, dir: &Path) {
+    let device = B::Device::default();
     let items = digits::load(digits::bundled_path()).expect("bundled digits");
     let model =
-        MlpConfig::new(digits::PIXELS, vec![2560, 3840], digits::CLASSES).init::<B>(1, &device);
+        MlpConfig::new(digits::PIXELS, size.hidden.to_vec(), digits::CLASSES).init::<B>(1, &device);
     let config = TrainerConfig::new(1e-3)
         .with_max_steps(Some(1))
         .with_batch_size(32);
@@ -42,52 +129,74 @@ fn checkpoints(c: &mut Criterion) {
     // One step, so that Adam holds its moments.
     trainer.fit().expect("one step");
 
-    let dir = tempfile::tempdir().expect("temporary folder");
-    let path = dir.path().join("bench.ckpt");
+    let path = dir.join("bench.ckpt");
+    let plain = dir.join("plain.bin");
     trainer.save_checkpoint(&path).expect("save");
     let bytes = std::fs::metadata(&path).expect("checkpoint written").len();
-    println!("checkpoint file: {bytes} bytes");
-
-    let mut group = c.benchmark_group("checkpoint_10m_params");
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(20));
-    group.bench_function("sync_save", |b| {
-        b.iter(|| trainer.save_checkpoint(&path).expect("save"))
-    });
-    group.bench_function("load", |b| {
-        b.iter(|| trainer.load_checkpoint(&path).expect("load"))
-    });
     let raw = vec![0x5au8; bytes as usize];
-    let plain = dir.path().join("plain.bin");
-    group.bench_function("std_fs_write", |b| {
-        b.iter(|| {
-            let mut file = std::fs::File::create(&plain).expect("create");
-            file.write_all(&raw).expect("write");
-            file.sync_all().expect("fsync");
-        })
-    });
-    group.bench_function("std_fs_read", |b| {
-        b.iter(|| std::fs::read(&plain).expect("read"))
-    });
-    group.finish();
-    async_stall(&mut trainer, dir.path());
+    let (mut save, mut write, mut load, mut read, mut peak) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0usize);
+    for _ in 0..reps {
+        let live = LIVE.load(Ordering::Relaxed);
+        PEAK.store(live, Ordering::Relaxed);
+        let started = Instant::now();
+        trainer.save_checkpoint(&path).expect("save");
+        save.push(started.elapsed());
+        peak = peak.max(PEAK.load(Ordering::Relaxed) - live);
+
+        let started = Instant::now();
+        let mut file = std::fs::File::create(&plain).expect("create");
+        file.write_all(&raw).expect("write");
+        file.sync_all().expect("fsync");
+        drop(file);
+        write.push(started.elapsed());
+
+        let started = Instant::now();
+        trainer.load_checkpoint(&path).expect("load");
+        load.push(started.elapsed());
+
+        let started = Instant::now();
+        let back = std::fs::read(&path).expect("read");
+        read.push(started.elapsed());
+        drop(back);
+    }
+    let (save, write, load, read) = (median(save), median(write), median(load), median(read));
+    println!(
+        "{backend:8} {:5} {:>6.0} MB | save {:7.1} ms, write+fsync {:7.1} ms, save/write {:.2} | load {:7.1} ms, read {:7.1} ms, load/read {:.2} | save peak {:.2}x the file",
+        size.name,
+        bytes as f64 / 1e6,
+        ms(save),
+        ms(write),
+        save.as_secs_f64() / write.as_secs_f64(),
+        ms(load),
+        ms(read),
+        load.as_secs_f64() / read.as_secs_f64(),
+        peak as f64 / bytes as f64,
+    );
+    async_stall(&mut trainer, dir, reps);
+    let _ = std::fs::remove_file(&plain);
 }
 
 /// The training thread's stall with background saving, side by side with synchronous saves.
-/// Not a criterion loop: each stall is microseconds but frees the thread only after a whole save,
-/// which criterion's iteration-count planning cannot represent.
-fn async_stall(trainer: &mut Trainer10M, dir: &std::path::Path) {
-    const SAVES: usize = 10;
+fn async_stall<B: AutodiffBackend, M, O, TB, VB>(
+    trainer: &mut SupervisedTrainer<B, M, O, TB, VB>,
+    dir: &Path,
+    reps: usize,
+) where
+    M: SupervisedModel<B, TB, VB>,
+    O: SupervisedOptimizer<M, B>,
+    TB: Send + 'static,
+    VB: Send + 'static,
+{
     let writer = CheckpointWriter::new(1);
     let (mut stalls, mut syncs) = (Vec::new(), Vec::new());
-    for i in 0..SAVES {
+    for i in 0..reps {
         let started = Instant::now();
         let snapshot = Arc::new(trainer.snapshot().expect("snapshot"));
         let target = dir.join(format!("async-{i}.ckpt"));
         writer.submit(move || {
-            let bytes = snapshot.encode().expect("encode");
-            write_atomic(&target, &bytes).expect("write");
+            snapshot.save(&target).expect("write");
+            let _ = std::fs::remove_file(&target);
         });
         stalls.push(started.elapsed());
         // The next save finds the writer idle, as in training between checkpoints.
@@ -98,24 +207,35 @@ fn async_stall(trainer: &mut Trainer10M, dir: &std::path::Path) {
             .expect("save");
         syncs.push(started.elapsed());
     }
-    let median = |v: &mut Vec<Duration>| {
-        v.sort();
-        v[v.len() / 2]
-    };
-    let (stall, sync) = (median(&mut stalls), median(&mut syncs));
+    let (stall, sync) = (median(stalls), median(syncs));
     println!(
-        "checkpoint_10m_params/async_stall: median {stall:?} over {SAVES} saves; sync save median {sync:?}; stall/sync = {:.5}",
+        "{:14} async stall {stall:?}, sync save {sync:?}: stall/sync {:.5}",
+        "",
         stall.as_secs_f64() / sync.as_secs_f64()
     );
 }
 
-type Trainer10M = SupervisedTrainer<
-    B,
-    support::mlp::Mlp<B>,
-    burn::optim::adaptor::OptimizerAdaptor<burn::optim::Adam, support::mlp::Mlp<B>, B>,
-    support::digits::DigitsBatch<B>,
-    support::digits::DigitsBatch<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend>,
->;
-
-criterion_group!(benches, checkpoints);
-criterion_main!(benches);
+fn main() {
+    // `cargo bench` passes `--bench`; this harness takes no other arguments.
+    let reps = std::env::var("TRAINER_BENCH_REPS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5usize)
+        .max(1);
+    let only = std::env::var("TRAINER_BENCH_SIZES").unwrap_or_default();
+    let backends = std::env::var("TRAINER_BENCH_BACKENDS").unwrap_or_default();
+    let wanted = |name: &str| backends.is_empty() || backends.split(',').any(|b| b == name);
+    let dir = tempfile::tempdir_in(".").expect("a temporary folder on this disk");
+    for size in SIZES
+        .iter()
+        .filter(|s| only.is_empty() || only.eq_ignore_ascii_case(s.name))
+    {
+        if wanted("ndarray") {
+            bench::<trainer_gpu::NdArrayBackend>("ndarray", size, reps, dir.path());
+        }
+        #[cfg(feature = "flex")]
+        if wanted("flex") {
+            bench::<trainer_gpu::FlexBackend>("flex", size, reps, dir.path());
+        }
+    }
+}

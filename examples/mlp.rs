@@ -30,6 +30,8 @@ use burn::optim::AdamConfig;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Parser;
 use sha2::{Digest, Sha256};
+
+trainer::program_allocator!();
 use support::digits::{self, DigitsBatcher};
 use support::mlp::MlpConfig;
 use trainer::core::engine::LrFinderConfig;
@@ -52,7 +54,8 @@ struct Args {
     /// Seed for the split, the weights, the data order and dropout.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// `cpu`, `wgpu`, `wgpu:N` or `auto` (TRAINER_DEVICE overrides it).
+    /// `cpu` (flex when compiled in, else ndarray), `flex`, `ndarray`, `wgpu`, `wgpu:N` or `auto`
+    /// (TRAINER_DEVICE overrides it).
     #[arg(long, default_value = "auto")]
     device: String,
     /// Hidden layer widths, comma-separated.

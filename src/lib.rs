@@ -15,6 +15,8 @@
 //! and benches share, in `examples/support/`.
 #![warn(missing_docs)]
 
+pub mod allocator;
+
 pub use trainer_core as core;
 pub use trainer_gpu as gpu;
 pub use trainer_job as job;

@@ -16,6 +16,8 @@ use schedule_preview::preview;
 use trainer_core::checkpoint::{latest_in, CheckpointSummary};
 use trainer_gpu::{compiled_backends, select, wgpu_adapters, DeviceRequest, DEVICE_ENV};
 
+trainer::program_allocator!();
+
 /// Tools around trainer runs.
 #[derive(Debug, Parser)]
 #[command(name = "trainer", version, about)]
@@ -304,7 +306,7 @@ fn devices(json: bool) -> ExitCode {
             ),
             Err(e) => println!("auto: error: {e}"),
         }
-        println!("override with {DEVICE_ENV}=cpu|wgpu|wgpu:N|auto");
+        println!("override with {DEVICE_ENV}=cpu|flex|ndarray|wgpu|wgpu:N|auto");
     }
     match auto {
         Ok(_) => ExitCode::SUCCESS,

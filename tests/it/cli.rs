@@ -24,6 +24,7 @@ fn devices_lists_backends_and_what_auto_picks() {
         .map(|b| b.as_str().unwrap())
         .collect();
     assert!(backends.contains(&"ndarray"));
+    assert_eq!(backends.contains(&"flex"), cfg!(feature = "flex"));
     assert_eq!(backends.contains(&"wgpu"), cfg!(feature = "wgpu"));
     let auto = report["auto"]["backend"].as_str().unwrap();
     let adapters = report["wgpu_adapters"].as_array().unwrap().len();
@@ -43,7 +44,13 @@ fn the_environment_variable_overrides_auto() {
         .output()
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(report["auto"]["backend"], "ndarray");
+    // `cpu` is the best CPU backend compiled in.
+    let cpu = if cfg!(feature = "flex") {
+        "flex"
+    } else {
+        "ndarray"
+    };
+    assert_eq!(report["auto"]["backend"], cpu);
     assert!(
         report["auto"]["reason"]
             .as_str()

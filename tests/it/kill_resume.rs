@@ -26,21 +26,13 @@ pub fn example_binary() -> PathBuf {
     path
 }
 
-const ARGS: [&str; 8] = [
-    "--epochs",
-    "8",
-    "--checkpoint-every",
-    "7",
-    "--device",
-    "cpu",
-    "--seed",
-    "5",
-];
+const ARGS: [&str; 6] = ["--epochs", "8", "--checkpoint-every", "7", "--seed", "5"];
 
-fn command(run_dir: &Path, resume: bool) -> Command {
+fn command(run_dir: &Path, device: &str, resume: bool) -> Command {
     let mut command = Command::new(example_binary());
     command
         .args(ARGS)
+        .args(["--device", device])
         .arg("--run-dir")
         .arg(run_dir)
         .stdout(Stdio::piped())
@@ -52,8 +44,8 @@ fn command(run_dir: &Path, resume: bool) -> Command {
 }
 
 /// Runs to the end and returns the final JSON line's `weights_sha256`.
-fn finish(run_dir: &Path, resume: bool) -> String {
-    let mut child = command(run_dir, resume).spawn().unwrap();
+fn finish(run_dir: &Path, device: &str, resume: bool) -> String {
+    let mut child = command(run_dir, device, resume).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(300);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
@@ -108,17 +100,48 @@ fn delays(reference: Duration) -> Vec<u64> {
 
 #[test]
 fn a_run_killed_at_random_moments_and_resumed_ends_with_the_same_weights() {
-    let root = std::env::temp_dir().join(format!("trainer-kill-resume-{}", std::process::id()));
+    kill_and_resume("ndarray");
+}
+
+#[cfg(feature = "flex")]
+#[test]
+fn a_run_killed_at_random_moments_and_resumed_ends_with_the_same_weights_on_flex() {
+    kill_and_resume("flex");
+}
+
+fn kill_and_resume(device: &str) {
+    let root = std::env::temp_dir().join(format!(
+        "trainer-kill-resume-{device}-{}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&root);
     let started = Instant::now();
-    let reference = finish(&root.join("straight"), false);
+    let reference = finish(&root.join("straight"), device, false);
     let reference_time = started.elapsed();
 
     let run_dir = root.join("killed");
     let delays = delays(reference_time);
     eprintln!("uninterrupted run: {reference_time:?}; SIGKILL after {delays:?} ms (KILL_RESUME_DELAYS_MS to replay)");
+    // One kill certain to land mid-run: as soon as the first checkpoint is named by `latest`.
+    let mut child = command(&run_dir, device, true).spawn().unwrap();
+    let latest_file = run_dir.join("checkpoints/latest");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !latest_file.is_file() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its first checkpoint"
+        );
+        assert!(Instant::now() < deadline, "no checkpoint in 300 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "SIGKILL ended the run: {status}");
+    }
     for (attempt, delay) in delays.iter().enumerate() {
-        let mut child = command(&run_dir, true).spawn().unwrap();
+        let mut child = command(&run_dir, device, true).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(*delay));
         // `kill` sends SIGKILL; the child may already have finished.
         let killed = child.kill().is_ok();
@@ -130,7 +153,7 @@ fn a_run_killed_at_random_moments_and_resumed_ends_with_the_same_weights() {
             latest.trim()
         );
     }
-    let resumed = finish(&run_dir, true);
+    let resumed = finish(&run_dir, device, true);
     assert_eq!(
         resumed, reference,
         "weights after kills at {delays:?} ms differ from the uninterrupted run"

@@ -41,6 +41,22 @@ pub fn read_regular_file(path: &Path, cap: u64, action: &'static str) -> Result<
 /// `path`, fsync of the folder. On any failure `path` keeps its old content (or stays absent)
 /// and the temporary file is removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |file| {
+        file.write_all(bytes).map_err(|source| TrainerError::Io {
+            action: "writing",
+            path: path.to_path_buf(),
+            source,
+        })
+    })
+}
+
+/// [`write_atomic`] for content that `write` streams into the temporary file (which it may
+/// also seek in): nothing but the file holds the bytes. The same guarantees hold when `write`
+/// fails: `path` keeps its old content and the temporary file is removed.
+pub fn write_atomic_with<F>(path: &Path, write: F) -> Result<()>
+where
+    F: FnOnce(&mut std::fs::File) -> Result<()>,
+{
     let folder = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -58,9 +74,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .suffix(".tmp")
         .tempfile_in(folder)
         .map_err(io("creating a temporary file in", folder))?;
-    temporary
-        .write_all(bytes)
-        .map_err(io("writing", temporary.path()))?;
+    write(temporary.as_file_mut())?;
     temporary
         .as_file()
         .sync_all()

@@ -4,6 +4,8 @@ pub enum BackendKind {
     /// burn-ndarray on the CPU (multi-threaded; built without its `simd` feature, which breaks
     /// run-to-run determinism).
     NdArray,
+    /// burn-flex on the CPU: gemm's matmuls, SIMD elementwise kernels, rayon threads.
+    Flex,
     /// burn-wgpu: Vulkan, Metal or DX12, by platform.
     Wgpu,
 }
@@ -13,6 +15,7 @@ impl BackendKind {
     pub fn name(&self) -> &'static str {
         match self {
             BackendKind::NdArray => "ndarray",
+            BackendKind::Flex => "flex",
             BackendKind::Wgpu => "wgpu",
         }
     }
@@ -30,6 +33,9 @@ pub fn compiled_backends() -> Vec<BackendKind> {
     if cfg!(feature = "ndarray") {
         kinds.push(BackendKind::NdArray);
     }
+    if cfg!(feature = "flex") {
+        kinds.push(BackendKind::Flex);
+    }
     if cfg!(feature = "wgpu") {
         kinds.push(BackendKind::Wgpu);
     }
@@ -39,6 +45,10 @@ pub fn compiled_backends() -> Vec<BackendKind> {
 /// The CPU training backend: autodiff over burn-ndarray with `f32`.
 #[cfg(feature = "ndarray")]
 pub type NdArrayBackend = burn_autodiff::Autodiff<burn_ndarray::NdArray<f32>>;
+
+/// The fast CPU training backend: autodiff over burn-flex with `f32`.
+#[cfg(feature = "flex")]
+pub type FlexBackend = burn_autodiff::Autodiff<burn_flex::Flex>;
 
 /// The GPU training backend: autodiff over burn-wgpu with `f32`.
 #[cfg(feature = "wgpu")]

@@ -4,7 +4,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum GpuError {
     /// A device name (flag or environment variable) is not one of the known ones.
-    #[error("unknown device `{value}` in {origin}: use `cpu`, `wgpu`, `wgpu:N` (the N-th adapter) or `auto`")]
+    #[error("unknown device `{value}` in {origin}: use `cpu` (the best CPU backend), `flex`, `ndarray`, `wgpu`, `wgpu:N` (the N-th adapter) or `auto`")]
     UnknownDevice {
         /// The rejected text.
         value: String,

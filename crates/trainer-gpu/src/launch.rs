@@ -18,6 +18,8 @@ pub trait Launch {
 pub enum SelectedDevice {
     /// The ndarray CPU device.
     NdArray,
+    /// The flex CPU device.
+    Flex,
     /// A wgpu device.
     #[cfg(feature = "wgpu")]
     Wgpu(burn_wgpu::WgpuDevice),
@@ -62,6 +64,32 @@ fn ndarray(reason: String) -> Result<Selection, GpuError> {
     }
 }
 
+fn flex(reason: String) -> Result<Selection, GpuError> {
+    if cfg!(feature = "flex") {
+        Ok(Selection {
+            backend: BackendKind::Flex,
+            device: SelectedDevice::Flex,
+            device_name: "cpu".into(),
+            reason,
+        })
+    } else {
+        Err(GpuError::NotCompiled {
+            backend: "flex",
+            feature: "flex",
+        })
+    }
+}
+
+/// The best CPU backend compiled in: flex, faster on every workload measured
+/// (`docs/benchmarks.md`), else ndarray.
+fn best_cpu(reason: String) -> Result<Selection, GpuError> {
+    if cfg!(feature = "flex") {
+        flex(reason)
+    } else {
+        ndarray(reason)
+    }
+}
+
 /// Chooses the device for `request`, after the [`DEVICE_ENV`] override. Never panics: no GPU
 /// is an error for an explicit wgpu request and a fallback to the CPU for `auto`.
 pub fn select(request: DeviceRequest) -> Result<Selection, GpuError> {
@@ -72,16 +100,18 @@ pub fn select(request: DeviceRequest) -> Result<Selection, GpuError> {
         format!("requested {effective}")
     };
     match effective {
-        DeviceRequest::Cpu => ndarray(origin),
+        DeviceRequest::Cpu => best_cpu(origin),
+        DeviceRequest::Flex => flex(origin),
+        DeviceRequest::NdArray => ndarray(origin),
         DeviceRequest::Wgpu(index) => select_wgpu(index, origin),
         DeviceRequest::Auto => {
             if !cfg!(feature = "wgpu") {
-                return ndarray(format!("{origin}; the wgpu feature is not compiled in"));
+                return best_cpu(format!("{origin}; the wgpu feature is not compiled in"));
             }
             match select_wgpu(0, origin.clone()) {
                 Ok(selection) => Ok(selection),
                 Err(GpuError::NoAdapter { .. }) => {
-                    ndarray(format!("{origin}; no wgpu adapter found"))
+                    best_cpu(format!("{origin}; no wgpu adapter found"))
                 }
                 Err(other) => Err(other),
             }
@@ -133,6 +163,12 @@ fn run_on<L: Launch>(selection: &Selection, job: L) -> L::Output {
         }
         #[cfg(not(feature = "ndarray"))]
         SelectedDevice::NdArray => unreachable!("select() refuses ndarray when it is not compiled"),
+        #[cfg(feature = "flex")]
+        SelectedDevice::Flex => {
+            job.launch::<crate::backend::FlexBackend>(Default::default(), selection)
+        }
+        #[cfg(not(feature = "flex"))]
+        SelectedDevice::Flex => unreachable!("select() refuses flex when it is not compiled"),
         #[cfg(feature = "wgpu")]
         SelectedDevice::Wgpu(device) => {
             job.launch::<crate::backend::WgpuBackend>(device.clone(), selection)

@@ -1,5 +1,5 @@
-//! Backends for `trainer`: wgpu (Vulkan, Metal, DX12) and the ndarray CPU backend, and the
-//! choice between them.
+//! Backends for `trainer`: wgpu (Vulkan, Metal, DX12), and on the CPU burn-flex (feature
+//! `flex`, the faster) and burn-ndarray (the default); and the choice between them.
 //!
 //! burn picks its backend by type, so a program hands a backend-generic job to [`launch`], which
 //! picks a device ([`DeviceRequest`], overridable by the `TRAINER_DEVICE` environment variable)
@@ -33,6 +33,8 @@ mod launch;
 mod request;
 
 pub use adapters::{wgpu_adapters, AdapterSummary};
+#[cfg(feature = "flex")]
+pub use backend::FlexBackend;
 #[cfg(feature = "ndarray")]
 pub use backend::NdArrayBackend;
 #[cfg(feature = "wgpu")]

@@ -4,19 +4,24 @@ use crate::error::GpuError;
 
 /// The environment variable that overrides the device a program asks for.
 ///
-/// Values: `cpu` (ndarray), `wgpu` (the first wgpu adapter), `wgpu:N` (the N-th adapter, from 0,
-/// in the order `trainer devices` lists them), `auto` (the first wgpu adapter if the `wgpu`
-/// feature is compiled in and an adapter exists, else ndarray).
+/// Values: `cpu` (the best CPU backend compiled in: flex, else ndarray), `flex`, `ndarray`,
+/// `wgpu` (the first wgpu adapter), `wgpu:N` (the N-th adapter, from 0, in the order
+/// `trainer devices` lists them), `auto` (the first wgpu adapter if the `wgpu` feature is
+/// compiled in and an adapter exists, else `cpu`).
 pub const DEVICE_ENV: &str = "TRAINER_DEVICE";
 
 /// Which device a program asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceRequest {
-    /// The ndarray CPU backend.
+    /// The best CPU backend compiled in: flex, else ndarray.
     Cpu,
+    /// The flex CPU backend.
+    Flex,
+    /// The ndarray CPU backend.
+    NdArray,
     /// The wgpu adapter with this index (0: the first).
     Wgpu(usize),
-    /// The first wgpu adapter if there is one, else the CPU.
+    /// The first wgpu adapter if there is one, else [`Cpu`](Self::Cpu).
     #[default]
     Auto,
 }
@@ -29,7 +34,9 @@ impl DeviceRequest {
             origin: origin.to_string(),
         };
         match value.trim().to_ascii_lowercase().as_str() {
-            "cpu" | "ndarray" => Ok(Self::Cpu),
+            "cpu" => Ok(Self::Cpu),
+            "flex" => Ok(Self::Flex),
+            "ndarray" => Ok(Self::NdArray),
             "wgpu" | "gpu" => Ok(Self::Wgpu(0)),
             "auto" => Ok(Self::Auto),
             other => match other.strip_prefix("wgpu:") {
@@ -62,6 +69,8 @@ impl std::fmt::Display for DeviceRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Cpu => f.write_str("cpu"),
+            Self::Flex => f.write_str("flex"),
+            Self::NdArray => f.write_str("ndarray"),
             Self::Wgpu(0) => f.write_str("wgpu"),
             Self::Wgpu(n) => write!(f, "wgpu:{n}"),
             Self::Auto => f.write_str("auto"),
@@ -78,7 +87,11 @@ mod tests {
         assert_eq!("cpu".parse::<DeviceRequest>().unwrap(), DeviceRequest::Cpu);
         assert_eq!(
             "NdArray".parse::<DeviceRequest>().unwrap(),
-            DeviceRequest::Cpu
+            DeviceRequest::NdArray
+        );
+        assert_eq!(
+            "flex".parse::<DeviceRequest>().unwrap(),
+            DeviceRequest::Flex
         );
         assert_eq!(
             "wgpu".parse::<DeviceRequest>().unwrap(),
@@ -92,6 +105,19 @@ mod tests {
             " auto ".parse::<DeviceRequest>().unwrap(),
             DeviceRequest::Auto
         );
+        for request in [
+            DeviceRequest::Cpu,
+            DeviceRequest::Flex,
+            DeviceRequest::NdArray,
+            DeviceRequest::Wgpu(0),
+            DeviceRequest::Wgpu(3),
+            DeviceRequest::Auto,
+        ] {
+            assert_eq!(
+                request.to_string().parse::<DeviceRequest>().unwrap(),
+                request
+            );
+        }
     }
 
     #[test]
@@ -101,5 +127,6 @@ mod tests {
             .to_string();
         assert!(err.contains("`cuda`") && err.contains("--device"), "{err}");
         assert!(DeviceRequest::parse("wgpu:x", "flag").is_err());
+        assert!(err.contains("flex") && err.contains("ndarray"), "{err}");
     }
 }

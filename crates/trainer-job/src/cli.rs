@@ -54,7 +54,8 @@ pub struct RunArgs {
     /// `RUN_DIR/CANCEL`).
     #[arg(long)]
     pub cancel_file: Option<PathBuf>,
-    /// `cpu`, `wgpu`, `wgpu:N` or `auto` (`TRAINER_DEVICE` overrides it).
+    /// `cpu` (flex when compiled in, else ndarray), `flex`, `ndarray`, `wgpu`, `wgpu:N` or `auto`
+    /// (`TRAINER_DEVICE` overrides it).
     #[arg(long, default_value = "cpu")]
     pub device: String,
 }

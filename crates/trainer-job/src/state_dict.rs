@@ -90,8 +90,10 @@ impl StateDict {
     where
         M::Record: HostRecord<B>,
     {
-        Ok(load_module_host::<B, M>(module, self.get(key)?, device)
-            .map_err(|e| format!("state entry `{key}`: {e}"))?)
+        Ok(
+            load_module_host::<B, M>(module, self.get(key)?, None, device)
+                .map_err(|e| format!("state entry `{key}`: {e}"))?,
+        )
     }
 
     /// Loads the optimizer state stored under `key` into `optimizer`, checked first against the
@@ -111,7 +113,7 @@ impl StateDict {
         O::Record: HostRecord<B>,
     {
         let host: <O::Record as HostRecord<B>>::Host = self.get(key)?;
-        check_optimizer_host::<B, M, _>(&host, model)
+        check_optimizer_host::<B, M, _>(&host, None, model)
             .map_err(|e| format!("state entry `{key}`: {e}"))?;
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             optimizer.load_record(O::Record::from_host(host, device))

@@ -1,3 +1,4 @@
+use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use serde::{de::DeserializeOwned, Serialize};
@@ -9,14 +10,83 @@ use crate::fs::read_regular_file;
 
 /// The bytes of a checkpoint file holding `payload` (MessagePack with named fields).
 pub fn encode<T: Serialize>(payload: &T) -> Result<Vec<u8>> {
-    let body = rmp_serde::to_vec_named(payload).map_err(|e| TrainerError::CheckpointDamaged {
-        path: "<new checkpoint>".into(),
-        detail: format!("cannot encode the payload: {e}"),
-    })?;
-    let mut bytes = Vec::with_capacity(HEADER_LEN + body.len());
-    bytes.extend_from_slice(&Header::for_payload(&body).to_bytes());
-    bytes.extend_from_slice(&body);
-    Ok(bytes)
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    write_payload(payload, &mut bytes, Path::new("<memory>"))?;
+    Ok(bytes.into_inner())
+}
+
+/// Writes the checkpoint file holding `payload` into `out` from its current position and
+/// returns the header written. The payload streams through the checksum into `out` as it is
+/// encoded (tensor bytes go from the record to the file, with no buffer of the whole payload);
+/// the header, which needs the payload's length and checksum, is written last, in front.
+/// `origin` names the file in errors.
+pub fn write_payload<T, W>(payload: &T, out: &mut W, origin: &Path) -> Result<Header>
+where
+    T: Serialize,
+    W: Write + Seek + ?Sized,
+{
+    let io = |source| TrainerError::Io {
+        action: "writing checkpoint",
+        path: origin.to_path_buf(),
+        source,
+    };
+    let start = out.stream_position().map_err(io)?;
+    out.write_all(&[0u8; HEADER_LEN]).map_err(io)?;
+    let (hasher, len) = {
+        let mut sink = ChecksumWriter {
+            inner: BufWriter::with_capacity(1 << 16, &mut *out),
+            hasher: crc32fast::Hasher::new(),
+            len: 0,
+            failure: None,
+        };
+        if let Err(e) = rmp_serde::encode::write_named(&mut sink, payload) {
+            return Err(match sink.failure.take() {
+                Some(source) => io(source),
+                None => TrainerError::CheckpointDamaged {
+                    path: origin.display().to_string(),
+                    detail: format!("cannot encode the payload: {e}"),
+                },
+            });
+        }
+        sink.inner.flush().map_err(io)?;
+        (sink.hasher, sink.len)
+    };
+    let header = Header::for_streamed_payload(len, &hasher);
+    out.seek(SeekFrom::Start(start)).map_err(io)?;
+    out.write_all(&header.to_bytes()).map_err(io)?;
+    out.seek(SeekFrom::End(0)).map_err(io)?;
+    Ok(header)
+}
+
+/// Passes bytes on while computing their CRC-32 and counting them; keeps the first I/O error,
+/// which the encoder's own error type would otherwise blur.
+struct ChecksumWriter<W: Write> {
+    inner: W,
+    hasher: crc32fast::Hasher,
+    len: u64,
+    failure: Option<std::io::Error>,
+}
+
+impl<W: Write> Write for ChecksumWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.inner.write(buf) {
+            Ok(n) => {
+                self.hasher.update(&buf[..n]);
+                self.len += n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                if self.failure.is_none() {
+                    self.failure = Some(std::io::Error::new(e.kind(), e.to_string()));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Checks and decodes the bytes of a checkpoint file; `origin` names them in errors (a path).
@@ -50,24 +120,83 @@ pub fn decode_checked<T: DeserializeOwned>(bytes: &[u8], origin: &str) -> Result
 /// Checks the header and checksum of a checkpoint file's bytes (everything [`decode`] checks
 /// before the payload) and returns the header.
 pub fn verify(bytes: &[u8], origin: &str) -> Result<Header> {
+    let header = check_header(
+        &bytes[..bytes.len().min(HEADER_LEN)],
+        bytes.len() as u64,
+        origin,
+    )?;
+    check_checksum(
+        &header,
+        header.compute_checksum(&bytes[HEADER_LEN..]),
+        origin,
+    )?;
+    Ok(header)
+}
+
+/// [`verify`] for the file at `path`, read in pieces: the whole file is never in memory.
+pub fn verify_file(path: &Path) -> Result<Header> {
+    use std::io::Read;
+    let origin = path.display().to_string();
+    let io = |source| TrainerError::Io {
+        action: "reading checkpoint",
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file.take(len));
+    let mut prefix = Vec::with_capacity(HEADER_LEN);
+    (&mut reader)
+        .take(HEADER_LEN as u64)
+        .read_to_end(&mut prefix)
+        .map_err(io)?;
+    let header = check_header(&prefix, len, &origin)?;
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&header.to_bytes()[..20]);
+    let mut read = 0u64;
+    loop {
+        let chunk = std::io::BufRead::fill_buf(&mut reader).map_err(io)?;
+        if chunk.is_empty() {
+            break;
+        }
+        hasher.update(chunk);
+        read += chunk.len() as u64;
+        let n = chunk.len();
+        std::io::BufRead::consume(&mut reader, n);
+    }
+    if read != header.payload_len {
+        return Err(TrainerError::CheckpointDamaged {
+            path: origin,
+            detail: format!(
+                "the file changed while it was read ({read} payload bytes, {} announced)",
+                header.payload_len
+            ),
+        });
+    }
+    check_checksum(&header, hasher.finalize(), &origin)?;
+    Ok(header)
+}
+
+/// The checks of the header's bytes (`prefix`: up to the first [`HEADER_LEN`] bytes of a file of
+/// `total_len` bytes): magic, major version, payload length.
+fn check_header(prefix: &[u8], total_len: u64, origin: &str) -> Result<Header> {
     let damaged = |detail: String| TrainerError::CheckpointDamaged {
         path: origin.to_string(),
         detail,
     };
-    if bytes.len() < HEADER_LEN {
+    if prefix.len() < HEADER_LEN {
         return Err(damaged(format!(
-            "{} bytes, fewer than the {HEADER_LEN}-byte header: the file is truncated or not a checkpoint",
-            bytes.len()
+            "{total_len} bytes, fewer than the {HEADER_LEN}-byte header: the file is truncated or not a checkpoint"
         )));
     }
-    if bytes[..8] != MAGIC {
+    if prefix[..8] != MAGIC {
         return Err(damaged(format!(
             "it does not start with the magic bytes {:?}: not a trainer checkpoint",
             String::from_utf8_lossy(&MAGIC)
         )));
     }
     let mut raw = [0u8; HEADER_LEN];
-    raw.copy_from_slice(&bytes[..HEADER_LEN]);
+    raw.copy_from_slice(&prefix[..HEADER_LEN]);
     let header = Header::from_bytes(&raw);
     if header.major != FORMAT_MAJOR {
         return Err(TrainerError::CheckpointVersion {
@@ -76,22 +205,27 @@ pub fn verify(bytes: &[u8], origin: &str) -> Result<Header> {
             supported: FORMAT_MAJOR,
         });
     }
-    let payload = &bytes[HEADER_LEN..];
-    if payload.len() as u64 != header.payload_len {
+    let payload_len = total_len - HEADER_LEN as u64;
+    if payload_len != header.payload_len {
         return Err(damaged(format!(
-            "the header announces {} payload bytes, the file holds {}: truncated or extended",
-            header.payload_len,
-            payload.len()
-        )));
-    }
-    let actual = header.compute_checksum(payload);
-    if actual != header.checksum {
-        return Err(damaged(format!(
-            "checksum mismatch (stored {:08x}, computed {actual:08x}): the bytes were altered",
-            header.checksum
+            "the header announces {} payload bytes, the file holds {payload_len}: truncated or extended",
+            header.payload_len
         )));
     }
     Ok(header)
+}
+
+fn check_checksum(header: &Header, actual: u32, origin: &str) -> Result<()> {
+    if actual != header.checksum {
+        return Err(TrainerError::CheckpointDamaged {
+            path: origin.to_string(),
+            detail: format!(
+                "checksum mismatch (stored {:08x}, computed {actual:08x}): the bytes were altered",
+                header.checksum
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Reads and decodes the checkpoint file at `path`.

@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::names::is_step_file_name;
 use super::{
-    read_checkpoint_bytes, write_latest, BestEntry, CheckpointIndex, IndexEntry, Retention,
-    SaveReason, Snapshot, LATEST_FILE,
+    verify_file, write_latest, BestEntry, CheckpointIndex, IndexEntry, Retention, SaveReason,
+    Snapshot, LATEST_FILE,
 };
 use crate::error::{Result, TrainerError};
-use crate::fs::{write_atomic, TEMPORARY_PREFIX};
+use crate::fs::{write_atomic_with, TEMPORARY_PREFIX};
 use crate::metric::{Best, Monitor};
 use crate::state::unix_ms_now;
 
@@ -142,22 +142,35 @@ impl SaveJob {
     }
 
     fn write(&self) -> Result<()> {
-        let bytes = self.snapshot.encode()?;
         let path = self.dir.join(&self.file);
-        write_atomic(&path, &bytes)?;
+        let header = self.snapshot.save(&path)?;
         if self.reasons.contains(&SaveReason::End) {
             // The last checkpoint of a run is what gets collected and resumed: read it back
-            // from the disk and check it whole before `latest` names it.
-            let written = read_checkpoint_bytes(&path)?;
-            if written != bytes {
+            // from the disk and check it whole (length and checksum) before `latest` names it.
+            let found = verify_file(&path)?;
+            if found != header {
                 return Err(TrainerError::CheckpointDamaged {
                     path: path.display().to_string(),
-                    detail: "the bytes read back differ from the bytes written".into(),
+                    detail: "the file read back is not the file written".into(),
                 });
             }
         }
         if let Some(best_file) = &self.best_file {
-            write_atomic(&self.dir.join(best_file), &bytes)?;
+            let best = self.dir.join(best_file);
+            write_atomic_with(&best, |out| {
+                let mut written =
+                    std::fs::File::open(&path).map_err(|source| TrainerError::Io {
+                        action: "reading checkpoint",
+                        path: path.clone(),
+                        source,
+                    })?;
+                std::io::copy(&mut written, out).map_err(|source| TrainerError::Io {
+                    action: "writing checkpoint",
+                    path: best.clone(),
+                    source,
+                })?;
+                Ok(())
+            })?;
         }
         // `latest` moves only once the new file is durable, and before retention deletes
         // anything, so that a crash at any point leaves `latest` naming a whole file.

@@ -41,6 +41,23 @@ impl Header {
         header
     }
 
+    /// The header of a payload of `payload_len` bytes whose CRC-32 `payload_checksum` computed
+    /// while it was written: the header's own bytes come first in the checksum, so the two
+    /// checksums are combined.
+    pub fn for_streamed_payload(payload_len: u64, payload_checksum: &crc32fast::Hasher) -> Self {
+        let mut header = Self {
+            major: FORMAT_MAJOR,
+            minor: FORMAT_MINOR,
+            payload_len,
+            checksum: 0,
+        };
+        let mut hasher = crc32fast::Hasher::new();
+        hasher.update(&header.to_bytes()[..20]);
+        hasher.combine(payload_checksum);
+        header.checksum = hasher.finalize();
+        header
+    }
+
     /// The CRC-32 this header and `payload` should carry.
     pub fn compute_checksum(&self, payload: &[u8]) -> u32 {
         let mut hasher = crc32fast::Hasher::new();
@@ -92,6 +109,14 @@ mod tests {
             (FORMAT_MAJOR, FORMAT_MINOR, payload.len() as u64)
         );
         assert_eq!(header.compute_checksum(payload), header.checksum);
+        let mut streamed = crc32fast::Hasher::new();
+        streamed.update(&payload[..5]);
+        streamed.update(&payload[5..]);
+        assert_eq!(
+            Header::for_streamed_payload(payload.len() as u64, &streamed),
+            header,
+            "a checksum combined from the streamed payload's is the one computed in one piece"
+        );
         assert_ne!(
             header.compute_checksum(b"some payload bytez"),
             header.checksum

@@ -23,9 +23,10 @@ mod snapshot;
 mod summary;
 mod writer;
 
-pub use crate::fs::{read_regular_file, write_atomic, TEMPORARY_PREFIX};
+pub use crate::fs::{read_regular_file, write_atomic, write_atomic_with, TEMPORARY_PREFIX};
 pub use file::{
-    decode, decode_checked, encode, read, read_checkpoint_bytes, verify, MAX_CHECKPOINT_BYTES,
+    decode, decode_checked, encode, read, read_checkpoint_bytes, verify, verify_file,
+    write_payload, MAX_CHECKPOINT_BYTES,
 };
 pub use folder::{lock, open_folder, FolderBook, SaveFailure, SaveJob, SharedBook};
 pub use header::{Header, FORMAT_MAJOR, FORMAT_MINOR, HEADER_LEN, MAGIC};
@@ -45,9 +46,9 @@ pub use record_check::{
 };
 pub use retention::{Retention, RetentionPolicy};
 pub use scan::{
-    scan_payload, valid_param_id, ElementKind, PayloadScan, ScannedTensor, TensorDtype, MAX_DEPTH,
-    MAX_ELEMENTS, MAX_RANK,
+    scan_payload, valid_param_id, ElementKind, PayloadScan, RecordSource, ScannedTensor,
+    TensorDtype, MAX_DEPTH, MAX_ELEMENTS, MAX_RANK,
 };
-pub use snapshot::Snapshot;
+pub use snapshot::{CheckpointSink, Snapshot};
 pub use summary::CheckpointSummary;
 pub use writer::CheckpointWriter;

@@ -5,6 +5,7 @@ use burn::tensor::backend::Backend;
 use super::record_check::{
     check_module_record, check_optimizer_record, keyed_by_param_id, parameter_specs, record_tensors,
 };
+use super::scan::RecordSource;
 use serde::{de::DeserializeOwned, Serialize};
 
 /// A burn record that can leave the device as plain host data, at full precision. Every
@@ -39,10 +40,13 @@ where
 
 /// Loads a module's host record into `module`, checked first against the module's parameters
 /// (count, shapes, element kinds, ids: see [`check_module_record`]) so that burn never sees a
-/// record that does not fit. The error names the first tensor that does not fit.
+/// record that does not fit. The error names the first tensor that does not fit. `source`, the
+/// bytes the record was decoded from and their scan when the caller has them, spares encoding
+/// the record again for the checks (see [`record_tensors`]).
 pub fn load_module_host<B, M>(
     module: M,
     host: <M::Record as HostRecord<B>>::Host,
+    source: Option<RecordSource<'_>>,
     device: &B::Device,
 ) -> Result<M, String>
 where
@@ -50,7 +54,10 @@ where
     M: Module<B>,
     M::Record: HostRecord<B>,
 {
-    check_module_record(&record_tensors(&host)?, &parameter_specs::<B, M>(&module))?;
+    check_module_record(
+        &record_tensors(&host, source)?,
+        &parameter_specs::<B, M>(&module),
+    )?;
     // The checks above leave burn nothing to refuse; the guard stays for records of modules
     // whose own `load_record` panics on something else.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -63,7 +70,11 @@ where
 /// checkpoint, so that the ids agree) before burn loads it: for optimizers whose state is keyed
 /// by parameter id (all of burn's), every key is a parameter of the model and every state tensor
 /// has its parameter's shape. Other optimizers' records are left to their own loading.
-pub fn check_optimizer_host<B, M, H>(host: &H, model: &M) -> Result<(), String>
+pub fn check_optimizer_host<B, M, H>(
+    host: &H,
+    source: Option<RecordSource<'_>>,
+    model: &M,
+) -> Result<(), String>
 where
     B: Backend,
     M: Module<B>,
@@ -72,5 +83,8 @@ where
     if !keyed_by_param_id::<H>() {
         return Ok(());
     }
-    check_optimizer_record(&record_tensors(host)?, &parameter_specs::<B, M>(model))
+    check_optimizer_record(
+        &record_tensors(host, source)?,
+        &parameter_specs::<B, M>(model),
+    )
 }

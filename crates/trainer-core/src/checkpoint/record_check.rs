@@ -8,7 +8,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 use serde::{de::DeserializeOwned, Serialize};
 
-use super::scan::{scan_payload, ElementKind, ScannedTensor};
+use super::scan::{scan_payload, ElementKind, RecordSource, ScannedTensor};
 
 /// One parameter of a module: where it sits, its shape, its element kind and its id.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,10 +38,56 @@ pub fn parameter_specs<B: Backend, M: Module<B>>(module: &M) -> Vec<ParamSpec> {
 
 /// The tensors of a decoded record, in record order (the record encoded again, so that every
 /// tensor serde decoded is seen in the one form the scan reads).
-pub fn record_tensors<T: Serialize>(record: &T) -> Result<Vec<ScannedTensor>, String> {
+///
+/// With the `source` the record was decoded from, the record is encoded again only to compare
+/// it with those bytes as it goes (no copy of its tensors): when they are the same bytes, the
+/// source's scan describes the record exactly, whatever order a file put its fields in.
+pub fn record_tensors<T: Serialize>(
+    record: &T,
+    source: Option<RecordSource<'_>>,
+) -> Result<Vec<ScannedTensor>, String> {
+    if let Some(source) = source {
+        if encodes_to(record, source.encoded) {
+            // The scan's paths start with the payload field's name; the record's do not.
+            return Ok(source
+                .tensors
+                .iter()
+                .map(|tensor| ScannedTensor {
+                    path: tensor
+                        .path
+                        .split_once('.')
+                        .map_or(String::new(), |(_, rest)| rest.to_string()),
+                    ..tensor.clone()
+                })
+                .collect());
+        }
+    }
     let bytes =
         rmp_serde::to_vec_named(record).map_err(|e| format!("the record does not encode: {e}"))?;
     Ok(scan_payload(&bytes)?.all().cloned().collect())
+}
+
+/// Whether `record` encodes to exactly `expected`; stops at the first byte that differs.
+fn encodes_to<T: Serialize>(record: &T, expected: &[u8]) -> bool {
+    struct Compare<'a> {
+        rest: &'a [u8],
+    }
+    impl std::io::Write for Compare<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            match self.rest.strip_prefix(buf) {
+                Some(rest) => {
+                    self.rest = rest;
+                    Ok(buf.len())
+                }
+                None => Err(std::io::Error::other("differs")),
+            }
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut compare = Compare { rest: expected };
+    rmp_serde::encode::write_named(&mut compare, record).is_ok() && compare.rest.is_empty()
 }
 
 /// Checks a decoded module record against the parameters of the model it will load into: the

@@ -101,6 +101,8 @@ impl ScannedTensor {
 pub struct PayloadScan {
     /// Tensors per top-level field.
     pub fields: BTreeMap<String, Vec<ScannedTensor>>,
+    /// Where each top-level field's value lies in the payload (byte offsets).
+    pub spans: BTreeMap<String, std::ops::Range<usize>>,
 }
 
 impl PayloadScan {
@@ -109,10 +111,29 @@ impl PayloadScan {
         self.fields.get(name).map_or(&[], Vec::as_slice)
     }
 
+    /// The bytes of the top-level field `name` in `payload` (the bytes this scan was made of)
+    /// with the tensors found in them: what a record decoded from that field was read from.
+    pub fn source<'a>(&'a self, payload: &'a [u8], name: &str) -> Option<RecordSource<'a>> {
+        let span = self.spans.get(name)?.clone();
+        Some(RecordSource {
+            encoded: payload.get(span)?,
+            tensors: self.field(name),
+        })
+    }
+
     /// Every tensor, whatever field holds it.
     pub fn all(&self) -> impl Iterator<Item = &ScannedTensor> {
         self.fields.values().flatten()
     }
+}
+
+/// The MessagePack bytes a record was decoded from, and the tensors a scan found in them.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordSource<'a> {
+    /// The record's encoded bytes.
+    pub encoded: &'a [u8],
+    /// The tensors in them, in order.
+    pub tensors: &'a [ScannedTensor],
 }
 
 /// Walks the MessagePack `bytes` and checks every tensor record (a map with exactly the keys
@@ -354,11 +375,16 @@ impl<'a> Walker<'a> {
             if rank.is_some() {
                 self.rank = rank;
             }
-            if self.path.is_empty() {
-                self.scan.fields.entry(segment.clone()).or_default();
+            let top = self.path.is_empty().then(|| segment.clone());
+            if let Some(top) = &top {
+                self.scan.fields.entry(top.clone()).or_default();
             }
             self.path.push(segment);
+            let start = self.pos;
             let walked = self.value(depth + 1);
+            if let Some(top) = top {
+                self.scan.spans.insert(top, start..self.pos);
+            }
             self.path.pop();
             self.rank = outer_rank;
             walked?;

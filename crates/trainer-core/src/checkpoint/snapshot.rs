@@ -1,10 +1,16 @@
 use std::marker::PhantomData;
+use std::path::Path;
 use std::sync::Mutex;
 
 use burn::tensor::backend::Backend;
 
-use super::{encode, CheckpointPayload, HostRecord};
+use super::{write_payload, CheckpointPayload, Header, HostRecord};
 use crate::error::Result;
+
+/// Where a checkpoint file is written: a file, or memory.
+pub trait CheckpointSink: std::io::Write + std::io::Seek {}
+
+impl<W: std::io::Write + std::io::Seek> CheckpointSink for W {}
 
 /// A checkpoint taken from a trainer, not yet encoded: taking one costs the training thread
 /// only references to the model's and optimizer's tensors. burn tensors are immutable values
@@ -19,9 +25,9 @@ pub struct Snapshot {
     payload: Mutex<Box<dyn PayloadSource>>,
 }
 
-/// Something that can produce the payload's bytes (more than once).
+/// Something that can write the payload (more than once).
 trait PayloadSource: Send {
-    fn encode(&mut self) -> Result<Vec<u8>>;
+    fn write(&mut self, out: &mut dyn CheckpointSink, origin: &Path) -> Result<Header>;
 }
 
 /// A payload whose module and optimizer records are still device tensors; the first encode
@@ -36,7 +42,7 @@ struct RecordPayload<B: Backend, MR: HostRecord<B>, OR: HostRecord<B>> {
 impl<B: Backend, MR: HostRecord<B> + 'static, OR: HostRecord<B> + 'static> PayloadSource
     for RecordPayload<B, MR, OR>
 {
-    fn encode(&mut self) -> Result<Vec<u8>> {
+    fn write(&mut self, out: &mut dyn CheckpointSink, origin: &Path) -> Result<Header> {
         if let Some((module, optimizer, kept)) = self.records.take() {
             // The host copies of the records are independent: the model's (and kept weights')
             // run beside the optimizer's, which holds twice the bytes with Adam.
@@ -54,7 +60,7 @@ impl<B: Backend, MR: HostRecord<B> + 'static, OR: HostRecord<B> + 'static> Paylo
             .host
             .as_ref()
             .expect("records or their host form are present");
-        encode(host)
+        write_payload(host, out, origin)
     }
 }
 
@@ -66,8 +72,8 @@ struct HostPayload<M, O, E> {
 impl<M: serde::Serialize + Send, O: serde::Serialize + Send, E: serde::Serialize + Send>
     PayloadSource for HostPayload<M, O, E>
 {
-    fn encode(&mut self) -> Result<Vec<u8>> {
-        encode(&self.payload)
+    fn write(&mut self, out: &mut dyn CheckpointSink, origin: &Path) -> Result<Header> {
+        write_payload(&self.payload, out, origin)
     }
 }
 
@@ -130,11 +136,32 @@ impl Snapshot {
 
     /// The bytes of the checkpoint file (header and payload).
     pub fn encode(&self) -> Result<Vec<u8>> {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        self.write_to(&mut bytes, Path::new("<memory>"))?;
+        Ok(bytes.into_inner())
+    }
+
+    /// Writes the checkpoint file into `out` (from its current position), streaming the payload
+    /// (see [`write_payload`]), and returns the header written; `origin` names the file in
+    /// errors. The first call copies the device records to the host and keeps that copy for
+    /// later calls.
+    pub fn write_to(&self, out: &mut dyn CheckpointSink, origin: &Path) -> Result<Header> {
         let mut payload = self
             .payload
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        payload.encode()
+        payload.write(out, origin)
+    }
+
+    /// Writes the checkpoint file at `path` atomically (see
+    /// [`write_atomic_with`](crate::fs::write_atomic_with)) and returns its header.
+    pub fn save(&self, path: &Path) -> Result<Header> {
+        let mut header = None;
+        crate::fs::write_atomic_with(path, |file| {
+            header = Some(self.write_to(file, path)?);
+            Ok(())
+        })?;
+        Ok(header.expect("a successful write returns its header"))
     }
 }
 

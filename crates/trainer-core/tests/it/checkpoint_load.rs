@@ -210,3 +210,44 @@ fn a_snapshot_keeps_the_values_of_its_moment_while_training_goes_on() {
     assert!(parameter_bits(fresh.model()) == at_snapshot);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_files_own_scan_stands_for_a_record_only_when_the_record_encodes_to_the_same_bytes() {
+    use trainer_core::checkpoint::{record_tensors, scan_payload};
+    let (dir, bytes) = saved("record-source");
+    let payload = &bytes[HEADER_LEN..];
+    let scan = scan_payload(payload).unwrap();
+    let source = scan.source(payload, "module").expect("a module field");
+    let record: rmpv::Value = rmp_serde::from_slice(source.encoded).unwrap();
+    let own = record_tensors(&record, None).unwrap();
+    assert!(!own.is_empty());
+    assert_eq!(record_tensors(&record, Some(source)).unwrap(), own);
+
+    // The same record with the fields of every map in reverse order: serde would decode it
+    // the same, but the file's order no longer is the record's.
+    fn reversed(value: &rmpv::Value) -> rmpv::Value {
+        match value {
+            rmpv::Value::Map(entries) => rmpv::Value::Map(
+                entries
+                    .iter()
+                    .rev()
+                    .map(|(k, v)| (k.clone(), reversed(v)))
+                    .collect(),
+            ),
+            rmpv::Value::Array(items) => rmpv::Value::Array(items.iter().map(reversed).collect()),
+            other => other.clone(),
+        }
+    }
+    let shuffled = reversed(&record);
+    let theirs = record_tensors(&shuffled, Some(source)).unwrap();
+    assert_eq!(theirs, record_tensors(&shuffled, None).unwrap());
+    let shapes = |tensors: &[trainer_core::checkpoint::ScannedTensor]| {
+        tensors.iter().map(|t| t.shape.clone()).collect::<Vec<_>>()
+    };
+    assert_ne!(
+        shapes(&theirs),
+        shapes(&own),
+        "the reordered record lists its tensors in its own order, not the file's"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

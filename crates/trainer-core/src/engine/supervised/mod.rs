@@ -18,7 +18,7 @@ use burn::tensor::backend::AutodiffBackend;
 use super::run_loop::{run_loop, Engine, StepProgram};
 use super::throughput::Throughput;
 use super::{clip_gradients, contain, FitReport};
-use crate::checkpoint::{write_atomic, EpochProgress, HostRecord, Snapshot};
+use crate::checkpoint::{EpochProgress, HostRecord, Snapshot};
 use crate::config::{ScheduleInterval, TrainerConfig};
 use crate::data::{Batches, DataCursor, DataLoader};
 use crate::error::{Result, TrainerError};
@@ -254,8 +254,7 @@ where
 
     /// Writes a checkpoint of the run to `path`, synchronously and atomically.
     pub fn save_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<()> {
-        let bytes = self.snapshot()?.encode()?;
-        write_atomic(path.as_ref(), &bytes)
+        self.snapshot()?.save(path.as_ref()).map(|_| ())
     }
 
     pub(super) fn optimizer_step(&mut self, grads: GradientsParams) {

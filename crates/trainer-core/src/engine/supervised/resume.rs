@@ -65,7 +65,7 @@ where
             path: origin.clone(),
             detail,
         };
-        scan_payload(&bytes[HEADER_LEN..]).map_err(damaged)?;
+        let scan = scan_payload(&bytes[HEADER_LEN..]).map_err(damaged)?;
         let decoded = catch_unwind(|| {
             rmp_serde::from_slice::<CheckpointPayload<ModuleHost<B, M>, OptimizerHost<B, M, O>>>(
                 &bytes[HEADER_LEN..],
@@ -77,7 +77,6 @@ where
                 "its payload does not decode as this model's and optimizer's records: {e}"
             ))
         })?;
-        drop(bytes);
         if let Some((field, theirs, ours)) = data_order_change(&payload.config, &self.engine.config)
         {
             return Err(mismatch(format!(
@@ -94,17 +93,29 @@ where
             }
         }
         let device = self.device.clone();
-        let model = load_module_host::<B, M>(self.model().clone(), payload.module, &device)
-            .map_err(|detail| mismatch(format!("its module record does not fit: {detail}")))?;
+        let source = |field: &str| scan.source(&bytes[HEADER_LEN..], field);
+        let model = load_module_host::<B, M>(
+            self.model().clone(),
+            payload.module,
+            source("module"),
+            &device,
+        )
+        .map_err(|detail| mismatch(format!("its module record does not fit: {detail}")))?;
         let kept = match payload.kept_module {
             None => None,
             Some(host) => Some(
-                load_module_host::<B, M>(self.model().clone(), host, &device)
-                    .map_err(|detail| mismatch(format!("its kept weights do not fit: {detail}")))?,
+                load_module_host::<B, M>(
+                    self.model().clone(),
+                    host,
+                    source("kept_module"),
+                    &device,
+                )
+                .map_err(|detail| mismatch(format!("its kept weights do not fit: {detail}")))?,
             ),
         };
-        check_optimizer_host::<B, M, _>(&payload.optimizer, &model)
+        check_optimizer_host::<B, M, _>(&payload.optimizer, source("optimizer"), &model)
             .map_err(|detail| mismatch(format!("its optimizer record does not fit: {detail}")))?;
+        drop(bytes);
         let current = self.optimizer.clone();
         let record = payload.optimizer;
         let optimizer = catch_unwind(AssertUnwindSafe(|| {
