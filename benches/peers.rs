@@ -53,14 +53,23 @@ fn measure(reps: usize, mut run: impl FnMut() -> usize) -> f64 {
     )
 }
 
-fn backend<B: AutodiffBackend>(name: &str, workloads: &[(Workload, Data)], reps: usize, table: &mut Table) {
+fn backend<B: AutodiffBackend>(
+    name: &str,
+    workloads: &[(Workload, Data)],
+    reps: usize,
+    table: &mut Table,
+) {
     let device = B::Device::default();
     for (w, data) in workloads {
         let steps = w.steps(data.train.len());
         let hand = measure(reps, || hand::run::<B>(*w, data, &device).0);
         let ours = measure(reps, || ours::run::<B>(*w, data, &device).0);
         let learner = measure(reps, || learner::run::<B>(*w, data, &device));
-        for (runner, value) in [("hand-written burn loop", hand), ("SupervisedTrainer", ours), ("burn-train Learner", learner)] {
+        for (runner, value) in [
+            ("hand-written burn loop", hand),
+            ("SupervisedTrainer", ours),
+            ("burn-train Learner", learner),
+        ] {
             table.insert((w.name, format!("{runner} ({name})")), value);
         }
         eprintln!("{name} {}: {steps} steps, trainer {ours:.1}/s, hand {hand:.1}/s, learner {learner:.1}/s", w.name);
@@ -100,13 +109,20 @@ fn python(workloads: &[(Workload, Data)], reps: usize, table: &mut Table) {
         ));
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers.py");
-    let output = Command::new(&python).arg(script).args(&args).output().expect("python runs");
+    let output = Command::new(&python)
+        .arg(script)
+        .args(&args)
+        .output()
+        .expect("python runs");
     eprint!("{}", String::from_utf8_lossy(&output.stderr));
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         let fields: Vec<&str> = line.split('\t').collect();
         if let [workload, runner, value] = fields[..] {
             let workload = if workload == "A" { "A" } else { "B" };
-            table.insert((workload, runner.to_string()), value.parse().unwrap_or(f64::NAN));
+            table.insert(
+                (workload, runner.to_string()),
+                value.parse().unwrap_or(f64::NAN),
+            );
         }
     }
 }
@@ -117,7 +133,10 @@ fn main() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(3usize)
         .max(1);
-    let workloads: Vec<(Workload, Data)> = [data::A, data::B].into_iter().map(|w| (w, w.data())).collect();
+    let workloads: Vec<(Workload, Data)> = [data::A, data::B]
+        .into_iter()
+        .map(|w| (w, w.data()))
+        .collect();
     let mut table = Table::new();
     backend::<trainer_gpu::NdArrayBackend>("ndarray", &workloads, reps, &mut table);
     #[cfg(feature = "flex")]

@@ -59,12 +59,12 @@ pub fn run<B: AutodiffBackend>(w: Workload, data: &Data, device: &B::Device) -> 
             let inner = device.clone();
             let mut valid_sum = None;
             for chunk in data.valid.chunks(w.batch) {
-                let batch = Batcher::<B::InnerBackend, _, _>::batch(
-                    &ItemBatcher,
-                    chunk.to_vec(),
-                    &inner,
-                );
-                let loss = valid_model.classify(batch).loss.mul_scalar(chunk.len() as f64);
+                let batch =
+                    Batcher::<B::InnerBackend, _, _>::batch(&ItemBatcher, chunk.to_vec(), &inner);
+                let loss = valid_model
+                    .classify(batch)
+                    .loss
+                    .mul_scalar(chunk.len() as f64);
                 valid_sum = Some(match valid_sum {
                     Some(sum) => loss + sum,
                     None => loss,

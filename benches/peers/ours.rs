@@ -26,6 +26,10 @@ pub fn run<B: AutodiffBackend>(w: Workload, data: &Data, device: &B::Device) -> 
     }
     let mut trainer = builder.build().expect("a valid configuration");
     let report = trainer.fit().expect("training runs");
-    let loss = trainer.state().history.last().map_or(f64::NAN, |e| e.train["loss"]);
+    let loss = trainer
+        .state()
+        .history
+        .last()
+        .map_or(f64::NAN, |e| e.train["loss"]);
     (report.steps, loss as f32)
 }

@@ -1,11 +1,11 @@
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use burn::data::{dataloader::batcher::Batcher, dataset::Dataset};
 use burn::tensor::backend::Backend;
 
+use super::handoff::{CloseOnDrop, Handoff};
 use super::{epoch_order, BatchSource, DataCursor, DatasetBatches, PreparedBatch};
 use crate::error::{panic_message, Result, TrainerError};
 use crate::split::Split;
@@ -189,20 +189,22 @@ impl<B: Backend, O: Send + 'static> DataLoader<B, O> {
             });
         }
         let order = self.order(cursor.epoch);
-        let (sender, receiver) = sync_channel(self.prefetch);
+        let queue = Arc::new(Handoff::new(self.prefetch));
+        let sender = queue.clone();
         let source = self.source.clone();
         let batch_size = self.batch_size;
         let first = cursor.batch;
         let handle = std::thread::Builder::new()
             .name(format!("trainer-{}-loader", self.split))
             .spawn(move || {
+                let _close = CloseOnDrop(sender.clone());
                 for batch in first..num_batches {
                     let start = batch * batch_size;
                     let end = (start + batch_size).min(order.len());
                     let built = source.prepare(&order[start..end]);
                     let failed = built.is_err();
                     // The consumer went away: stop quietly.
-                    if sender.send(built).is_err() || failed {
+                    if !sender.push(built) || failed {
                         return;
                     }
                 }
@@ -213,7 +215,7 @@ impl<B: Backend, O: Send + 'static> DataLoader<B, O> {
             })?;
         Ok(Batches {
             device: self.device.clone(),
-            receiver,
+            queue,
             handle: Some(handle),
             remaining: num_batches - first,
             split: self.split.as_str(),
@@ -227,7 +229,7 @@ impl<B: Backend, O: Send + 'static> DataLoader<B, O> {
 /// hands it out, on the calling thread.
 pub struct Batches<B: Backend, O> {
     device: B::Device,
-    receiver: Receiver<std::result::Result<PreparedBatch<B, O>, String>>,
+    queue: Arc<Handoff<std::result::Result<PreparedBatch<B, O>, String>>>,
     handle: Option<JoinHandle<()>>,
     remaining: usize,
     split: &'static str,
@@ -255,8 +257,8 @@ impl<B: Backend, O> Iterator for Batches<B, O> {
         if self.remaining == 0 {
             return None;
         }
-        match self.receiver.recv() {
-            Ok(Ok(prepared)) => {
+        match self.queue.pop() {
+            Some(Ok(prepared)) => {
                 self.remaining -= 1;
                 let device = &self.device;
                 match std::panic::catch_unwind(AssertUnwindSafe(|| prepared(device))) {
@@ -273,14 +275,14 @@ impl<B: Backend, O> Iterator for Batches<B, O> {
                     }
                 }
             }
-            Ok(Err(message)) => {
+            Some(Err(message)) => {
                 self.remaining = 0;
                 Some(Err(TrainerError::Data {
                     split: self.split,
                     message,
                 }))
             }
-            Err(_) => {
+            None => {
                 self.remaining = 0;
                 Some(Err(self.thread_failure()))
             }
@@ -289,5 +291,12 @@ impl<B: Backend, O> Iterator for Batches<B, O> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.remaining, Some(self.remaining))
+    }
+}
+
+impl<B: Backend, O> Drop for Batches<B, O> {
+    fn drop(&mut self) {
+        // A loader thread waiting for room wakes and stops.
+        self.queue.abandon();
     }
 }

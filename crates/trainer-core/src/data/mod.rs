@@ -6,6 +6,7 @@
 //! fetched on a background thread, a bounded number of batches ahead of the consumer.
 
 mod cursor;
+mod handoff;
 mod loader;
 mod order;
 mod source;
