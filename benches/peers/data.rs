@@ -5,6 +5,9 @@
 //!   epoch.
 //! - B: an MLP 784-512-512-10, batch 256, 300 Adam steps (10 epochs of 30 batches) on synthetic
 //!   MNIST-sized vectors: ten Gaussian clusters, so that the loss falls. Kernel-bound.
+//!
+//! Shared with `examples/peer_workload.rs`, which uses a part of it.
+#![allow(dead_code)]
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
