@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use arrow_array::{ArrayRef, RecordBatch, UInt32Array};
-use arrow_schema::{DataType, Schema, SchemaRef};
+use arrow_schema::{Schema, SchemaRef};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
 use trainer_core::data::{epoch_order, mix_seed, DataCursor};
@@ -53,11 +53,6 @@ pub const DECODED_CACHE_BYTES: usize = 512 << 20;
 struct DecodedCache {
     units: std::collections::HashMap<(usize, usize), RecordBatch>,
     bytes: usize,
-}
-
-/// A column type the feed delivers: integers, floats, booleans.
-fn readable(data_type: &DataType) -> bool {
-    data_type.is_integer() || data_type.is_floating() || *data_type == DataType::Boolean
 }
 
 fn open_reader(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
@@ -113,7 +108,8 @@ fn checked_row_groups(
 
 impl ParquetSource {
     /// Opens `paths` and checks them: each is a parquet file with every one of `columns` (all
-    /// of the first file's when `None`), of a numeric or boolean type, the same in every file.
+    /// of the first file's when `None`), of any Arrow type (numbers, strings, binary, lists,
+    /// dictionaries, structs), the same in every file.
     pub fn open(paths: &[PathBuf], columns: Option<&[String]>) -> Result<Self> {
         let mut files = Vec::new();
         let mut schema: Option<SchemaRef> = None;
@@ -146,10 +142,9 @@ impl ParquetSource {
                         ),
                     )
                 })?;
+                // Any Arrow type: the feed only shuffles and cuts rows; what a column means is the
+                // trainer's business (`prepare_batch`).
                 let data_type = file_schema.field(index).data_type();
-                if !readable(data_type) {
-                    return Err(JobError::data(path, format!("column {name:?} has type {data_type}; the feed reads integer, float and boolean columns")));
-                }
                 if let Some(first) = &schema {
                     let expected = first
                         .field_with_name(name)

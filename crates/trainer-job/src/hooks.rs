@@ -71,19 +71,31 @@ pub trait StepHooks<B: AutodiffBackend> {
         device: &B::Device,
     ) -> HookResult<()>;
 
-    /// Anything else to checkpoint (JSON), beside the state dict. Default: nothing.
-    fn save_checkpoint(&self, state: &Self::State) -> HookResult<Option<serde_json::Value>> {
-        let _ = state;
+    /// Anything else to checkpoint (JSON, kept in the checkpoint file beside the state dict),
+    /// and files of its own: weights in another format (a LoRA adapter, safetensors), a
+    /// tokenizer, written into [`CheckpointContext::output_dir`]. The runtime puts that folder
+    /// in place beside the checkpoint file (`<checkpoint>.artifacts/`) before the checkpoint is
+    /// written, lists its files in the folder's `index.json` and the `checkpoint` event,
+    /// deletes it with its checkpoint under `keep_checkpoints`, and hands it back on resume
+    /// ([`ResumeContext::checkpoint_dir`]). Default: nothing.
+    fn save_checkpoint(
+        &self,
+        state: &Self::State,
+        ctx: &CheckpointContext<'_>,
+    ) -> HookResult<Option<serde_json::Value>> {
+        let _ = (state, ctx);
         Ok(None)
     }
 
-    /// Restores what [`save_checkpoint`](StepHooks::save_checkpoint) returned.
+    /// Restores what [`save_checkpoint`](StepHooks::save_checkpoint) returned (`extra`) and
+    /// wrote (`ctx.checkpoint_dir`), after [`load_state_dict`](StepHooks::load_state_dict).
     fn load_checkpoint(
         &mut self,
         state: &mut Self::State,
-        extra: serde_json::Value,
+        extra: Option<serde_json::Value>,
+        ctx: &ResumeContext<'_>,
     ) -> HookResult<()> {
-        let _ = (state, extra);
+        let _ = (state, extra, ctx);
         Ok(())
     }
 
@@ -138,6 +150,32 @@ pub struct StepContext {
     /// Whether this step's metrics will be emitted (the end of a `metric_every` window): a step
     /// may compute costly metrics only then.
     pub emits_metrics: bool,
+}
+
+/// What [`StepHooks::save_checkpoint`] is told.
+#[derive(Debug, Clone)]
+pub struct CheckpointContext<'a> {
+    /// Steps done at this checkpoint.
+    pub step: usize,
+    /// An empty folder for the checkpoint's own files (nothing written there: no folder).
+    /// `None` when the checkpoint folder cannot take one now (it is not writable): the save
+    /// itself then fails too and is reported as `checkpoint_failed`, and the job goes on as
+    /// after any failed save.
+    pub output_dir: Option<&'a Path>,
+    /// Whether it is the job's last checkpoint of this session (`max_steps` reached, or the
+    /// job cancelled or stopped).
+    pub is_final: bool,
+}
+
+/// What [`StepHooks::load_checkpoint`] is told.
+#[derive(Debug, Clone)]
+pub struct ResumeContext<'a> {
+    /// Steps done at the checkpoint.
+    pub step: usize,
+    /// The checkpoint file.
+    pub checkpoint_file: &'a Path,
+    /// The folder `save_checkpoint` filled for it, when it wrote anything.
+    pub checkpoint_dir: Option<&'a Path>,
 }
 
 /// What a sample hook is told.

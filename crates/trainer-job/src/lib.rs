@@ -25,8 +25,8 @@ mod window;
 pub use cancel::CancelToken;
 pub use error::{HookResult, JobError, Result};
 pub use hooks::{
-    mock_float_batch, mock_value, ColumnReader, JobContext, SampleContext, Scalar, StepContext,
-    StepControl, StepHooks, StepResult,
+    mock_float_batch, mock_value, CheckpointContext, ColumnReader, JobContext, ResumeContext,
+    SampleContext, Scalar, StepContext, StepControl, StepHooks, StepResult,
 };
 pub use launch::{launch, EXIT_UNSTARTED};
 pub use registry::{Builtins, Plugins, Registry};

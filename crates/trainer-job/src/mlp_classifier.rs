@@ -43,6 +43,9 @@ pub struct MlpHyperparams {
     /// A learning-rate schedule (read by the runtime).
     #[serde(default)]
     pub lr_schedule: Option<serde_json::Value>,
+    /// The step metric a plateau schedule watches (read by the runtime, default `"loss"`).
+    #[serde(default)]
+    pub lr_schedule_monitor: Option<serde_json::Value>,
     /// Classes; by default one more than the largest label in the data (2 in mock runs).
     #[serde(default)]
     pub num_classes: Option<usize>,
@@ -217,6 +220,23 @@ impl<B: AutodiffBackend> StepHooks<B> for MlpClassifier {
         self.features = names.into_iter().filter(|n| n != self.label()).collect();
         if self.features.is_empty() {
             return Err("no feature columns: the projected columns hold only the label".into());
+        }
+        // The feed delivers any Arrow column; this trainer reads numbers only, so a text or list
+        // column among its features is refused here, by name, rather than cast at each batch.
+        // (The label's type is checked where it is read.)
+        for field in ctx.schema.fields() {
+            let data_type = field.data_type();
+            let number = data_type.is_integer()
+                || data_type.is_floating()
+                || *data_type == DataType::Boolean;
+            if field.name() != self.label() && !number {
+                return Err(format!(
+                    "column {:?} has type {data_type}; mlp-classifier reads numbers and \
+                     booleans as features (leave the column out with dataset.columns)",
+                    field.name()
+                )
+                .into());
+            }
         }
         self.classes = match (self.params.num_classes, ctx.columns) {
             (Some(n), _) => n,

@@ -279,12 +279,39 @@ impl JobSpec {
                 }
             },
         };
-        if let Some(schedule) = self.schedule_config(origin)? {
-            schedule
-                .build(learning_rate)
-                .map_err(|e| JobError::spec(origin, "hyperparams.lr_schedule", e.to_string()))?;
+        let schedule =
+            match self.schedule_config(origin)? {
+                Some(config) => Some(config.build(learning_rate).map_err(|e| {
+                    JobError::spec(origin, "hyperparams.lr_schedule", e.to_string())
+                })?),
+                None => None,
+            };
+        let monitor = self.schedule_monitor(origin)?;
+        if hyperparams.contains_key(MONITOR_FIELD) && !schedule.is_some_and(|s| s.needs_metric()) {
+            return Err(JobError::spec(
+                origin,
+                "hyperparams.lr_schedule_monitor",
+                format!(
+                    "{monitor:?} is read only by a plateau schedule (ReduceLROnPlateau), and \
+                     `hyperparams.lr_schedule` has none"
+                ),
+            ));
         }
         Ok(())
+    }
+
+    /// `hyperparams.lr_schedule_monitor`: the step metric whose mean over each `metric_every`
+    /// window steps a plateau schedule; [`DEFAULT_SCHEDULE_MONITOR`] when absent.
+    pub fn schedule_monitor(&self, origin: &str) -> Result<String> {
+        match self.hyperparams.get(MONITOR_FIELD) {
+            None | Some(serde_json::Value::Null) => Ok(DEFAULT_SCHEDULE_MONITOR.to_string()),
+            Some(serde_json::Value::String(name)) if !name.is_empty() => Ok(name.clone()),
+            Some(other) => Err(JobError::spec(
+                origin,
+                "hyperparams.lr_schedule_monitor",
+                format!("{other} is not a metric name (a non-empty string)"),
+            )),
+        }
     }
 
     /// `hyperparams.learning_rate`, or 0.001.
@@ -305,6 +332,11 @@ impl JobSpec {
         }
     }
 }
+
+/// The metric a plateau schedule watches when `hyperparams.lr_schedule_monitor` names none.
+pub const DEFAULT_SCHEDULE_MONITOR: &str = "loss";
+
+const MONITOR_FIELD: &str = "lr_schedule_monitor";
 
 /// The learning rate when the hyperparams give none.
 pub const DEFAULT_LEARNING_RATE: f64 = 1e-3;

@@ -191,7 +191,10 @@ impl EventLog {
         self.failures_seen += failed.len();
         for entry in written {
             self.emit(&Event::new(
-                EventKind::Checkpoint { file: entry.file },
+                EventKind::Checkpoint {
+                    file: entry.file,
+                    files: entry.files,
+                },
                 entry.step,
                 entry.epoch,
             ))?;

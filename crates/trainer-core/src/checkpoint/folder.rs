@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use super::companion::{list_companion, remove_companion, remove_orphan_companions};
 use super::names::is_step_file_name;
 use super::{
     verify_file, write_latest, BestEntry, CheckpointIndex, IndexEntry, Retention, SaveReason,
@@ -68,6 +69,7 @@ pub fn open_folder(
         source,
     })?;
     remove_stale_temporaries(dir);
+    remove_orphan_companions(dir);
     let mut index = CheckpointIndex::load(dir)?.unwrap_or_default();
     let before = index.checkpoints.len();
     index.checkpoints.retain(|e| e.step <= step);
@@ -172,6 +174,7 @@ impl SaveJob {
                 Ok(())
             })?;
         }
+        let files = list_companion(&self.dir, &self.file)?;
         // `latest` moves only once the new file is durable, and before retention deletes
         // anything, so that a crash at any point leaves `latest` naming a whole file.
         write_latest(&self.dir, &self.file)?;
@@ -185,6 +188,7 @@ impl SaveJob {
             reasons: self.reasons.clone(),
             monitored: self.monitored,
             created_unix_ms,
+            files,
         };
         book.written.push(entry.clone());
         let index = &mut book.index;
@@ -218,14 +222,15 @@ impl SaveJob {
     }
 }
 
-/// Deletes a checkpoint file that retention dropped: only a name of the forms this callback
-/// writes, only a regular file in `dir` itself (a symlink there is left alone, so nothing
-/// outside the folder is ever deleted through it).
+/// Deletes a checkpoint file that retention dropped, and its companion folder: only a name of
+/// the forms this callback writes, only a regular file (and a real folder) in `dir` itself (a
+/// symlink there is left alone, so nothing outside the folder is ever deleted through it).
 fn remove_checkpoint_file(dir: &Path, file: &str) {
     if !is_step_file_name(file) {
         log::warn!("retention leaves {file:?} alone: not a checkpoint file name of this folder");
         return;
     }
+    remove_companion(dir, file);
     let path = dir.join(file);
     match std::fs::symlink_metadata(&path) {
         Ok(meta) if meta.file_type().is_file() => {

@@ -48,6 +48,10 @@ pub struct IndexEntry {
     pub monitored: Option<f64>,
     /// When the snapshot was taken, in milliseconds since the Unix epoch.
     pub created_unix_ms: u64,
+    /// The files of its companion folder (`epoch-EEEE-step-SSSSSS.artifacts/`), relative to
+    /// it; empty when it has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
 }
 
 /// The best checkpoint of the monitored metric.

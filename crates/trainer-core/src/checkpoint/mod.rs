@@ -9,6 +9,7 @@
 //! [`Checkpointing`](crate::callback::Checkpointing) callback decides when to take one and
 //! where it goes.
 
+mod companion;
 mod file;
 mod folder;
 mod header;
@@ -24,6 +25,10 @@ mod summary;
 mod writer;
 
 pub use crate::fs::{read_regular_file, write_atomic, write_atomic_with, TEMPORARY_PREFIX};
+pub use companion::{
+    companion_dir, companion_dir_name, list_companion, remove_companion, StagedCompanion,
+    MAX_COMPANION_FILES,
+};
 pub use file::{
     decode, decode_checked, encode, read, read_checkpoint_bytes, verify, verify_file,
     write_payload, MAX_CHECKPOINT_BYTES,

@@ -113,6 +113,7 @@ mod tests {
             reasons: vec![SaveReason::EveryNSteps],
             monitored,
             created_unix_ms: 0,
+            files: Vec::new(),
         }
     }
 

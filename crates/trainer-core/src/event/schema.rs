@@ -66,6 +66,9 @@ pub enum EventKind {
     Checkpoint {
         /// Its name within the checkpoint folder.
         file: String,
+        /// The files of its companion folder (`<name>.artifacts/`), relative to it; absent
+        /// from the line when there are none.
+        files: Vec<String>,
     },
     /// A checkpoint could not be written (the earlier ones are intact).
     CheckpointFailed {
@@ -168,6 +171,8 @@ struct EventLine {
     metrics: Option<BTreeMap<String, Option<f64>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     file: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    files: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     status: Option<RunStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -188,6 +193,7 @@ impl From<Event> for EventLine {
             split: None,
             metrics: None,
             file: None,
+            files: Vec::new(),
             status: None,
             reason: None,
         };
@@ -207,7 +213,10 @@ impl From<Event> for EventLine {
                 line.split = Some(reading.split);
                 line.metrics = Some(reading.metrics);
             }
-            EventKind::Checkpoint { file } => line.file = Some(file),
+            EventKind::Checkpoint { file, files } => {
+                line.file = Some(file);
+                line.files = files;
+            }
             EventKind::CheckpointFailed { file, reason } => {
                 line.file = Some(file);
                 line.reason = Some(reason);
@@ -247,6 +256,7 @@ impl TryFrom<EventLine> for Event {
             "epoch" => EventKind::Epoch(reading(&line)?),
             "checkpoint" => EventKind::Checkpoint {
                 file: line.file.clone().ok_or_else(|| missing("file"))?,
+                files: line.files.clone(),
             },
             "checkpoint_failed" => EventKind::CheckpointFailed {
                 file: line.file.clone().ok_or_else(|| missing("file"))?,

@@ -73,7 +73,7 @@ fn reason(event: &Event) -> Option<&str> {
 
 fn file(event: &Event) -> Option<&str> {
     match &event.kind {
-        EventKind::Checkpoint { file } | EventKind::CheckpointFailed { file, .. } => Some(file),
+        EventKind::Checkpoint { file, .. } | EventKind::CheckpointFailed { file, .. } => Some(file),
         EventKind::Artifact { file, .. } => file.as_deref(),
         _ => None,
     }

@@ -161,6 +161,9 @@ struct JobRun<'a, B: AutodiffBackend, H: StepHooks<B>> {
     throughput: Throughput,
     /// Time in steps and waiting when the current window started.
     window_clock: (Duration, Duration),
+    /// The metric whose window means step a plateau schedule; `None` when the schedule steps
+    /// per optimizer step.
+    plateau_monitor: Option<String>,
 }
 
 fn hook_error(

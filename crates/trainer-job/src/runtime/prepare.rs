@@ -8,7 +8,7 @@ use std::time::Duration;
 use arrow_schema::{DataType, Field, Schema};
 use burn::tensor::backend::AutodiffBackend;
 use trainer_core::callback::{AvailableMetrics, Callback, CallbackList, Checkpointing, EventLog};
-use trainer_core::checkpoint::{latest_in, read, Retention};
+use trainer_core::checkpoint::{companion_dir, latest_in, read, Retention};
 use trainer_core::data::DataCursor;
 use trainer_core::engine::{data_order_change, Engine, Throughput};
 use trainer_core::metric::Split;
@@ -19,7 +19,7 @@ use super::{hook_error, JobRun, RUNTIME_METRICS};
 use crate::cancel::CancelToken;
 use crate::error::{JobError, Result};
 use crate::feed::ParquetSource;
-use crate::hooks::{JobContext, StepHooks};
+use crate::hooks::{JobContext, ResumeContext, StepHooks};
 use crate::settings::ResolvedJob;
 use crate::window::{JobPayload, MetricWindow};
 
@@ -130,7 +130,11 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
             waiting: Duration::ZERO,
             throughput: Throughput::default(),
             window_clock: (Duration::ZERO, Duration::ZERO),
+            plateau_monitor: None,
         };
+        if run.engine.schedule.needs_metric() {
+            run.plateau_monitor = Some(spec.schedule_monitor(origin)?);
+        }
         if let Some(file) = latest_in(&job.paths.checkpoints_dir)? {
             run.resume(&file)?;
         }
@@ -176,11 +180,18 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
         self.hooks
             .load_state_dict(&mut self.state, payload.module, &self.device)
             .map_err(hook_error("load_state_dict", step))?;
-        if let Some(extra) = record.extra {
-            self.hooks
-                .load_checkpoint(&mut self.state, extra)
-                .map_err(hook_error("load_checkpoint", step))?;
-        }
+        let companion = file
+            .parent()
+            .zip(file.file_name().and_then(|n| n.to_str()))
+            .and_then(|(dir, name)| companion_dir(dir, name));
+        let ctx = ResumeContext {
+            step,
+            checkpoint_file: file,
+            checkpoint_dir: companion.as_deref(),
+        };
+        self.hooks
+            .load_checkpoint(&mut self.state, record.extra, &ctx)
+            .map_err(hook_error("load_checkpoint", step))?;
         self.engine
             .load_states(payload.schedule, payload.callbacks)?;
         self.window = MetricWindow::from_totals(record.window);

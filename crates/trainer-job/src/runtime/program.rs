@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
 use trainer_core::callback::Artifact;
-use trainer_core::checkpoint::{EpochProgress, Snapshot};
+use trainer_core::checkpoint::{step_file_name, EpochProgress, Snapshot, StagedCompanion};
 use trainer_core::data::mix_seed;
 use trainer_core::engine::{Engine, StepDone, StepProgram};
 use trainer_core::metric::Split;
@@ -14,16 +14,32 @@ use trainer_core::StopReason;
 use super::{engine_error, hook_error, Batches, JobRun};
 use crate::error::{JobError, Result};
 use crate::feed::{Feed, FeedItem};
-use crate::hooks::{JobContext, SampleContext, StepContext, StepHooks};
+use crate::hooks::{CheckpointContext, JobContext, SampleContext, StepContext, StepHooks};
 use crate::window::{JobPayload, JobRecord};
 
 impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
-    /// Emits the window's means (with the runtime's metrics) as the latest training reading.
-    fn emit_metrics(&mut self, lr: f64) {
+    /// Emits the window's means (with the runtime's metrics) as the latest training reading,
+    /// and steps a plateau schedule with the monitored metric's mean.
+    fn emit_metrics(&mut self, lr: f64) -> Result<()> {
         if self.window.is_empty() {
-            return;
+            return Ok(());
         }
         let mut values = self.window.take_means();
+        if let Some(monitor) = &self.plateau_monitor {
+            let Some(&mean) = values.get(monitor) else {
+                return Err(JobError::spec(
+                    "(resolved spec)",
+                    "hyperparams.lr_schedule_monitor",
+                    format!(
+                        "the plateau schedule watches {monitor:?}, but the window that ended \
+                         at step {} holds no such metric; the step reports: {}",
+                        self.engine.state.global_step,
+                        values.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            };
+            self.engine.schedule.step_with_metric(mean);
+        }
         values.insert("lr".into(), lr);
         if let Some(steps_per_second) = self.throughput.take().steps_per_second() {
             values.insert("steps_per_second".into(), steps_per_second);
@@ -47,6 +63,7 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
         self.engine
             .latest
             .set(Split::Train, self.engine.state.global_step, values);
+        Ok(())
     }
 
     pub(super) fn wait_fraction(&self) -> f64 {
@@ -117,7 +134,10 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
         state.epoch = self.cursor.epoch;
         state.batch_in_epoch = self.cursor.batch;
         state.samples_seen += rows as u64;
-        self.engine.schedule.step();
+        // A plateau schedule steps once per window, in `emit_metrics`.
+        if self.plateau_monitor.is_none() {
+            self.engine.schedule.step();
+        }
         self.window.add(result.metrics);
         self.throughput.step();
         if let Some(debug) = &result.debug {
@@ -131,7 +151,7 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
                 .global_step
                 .is_multiple_of(spec.metric_every)
         {
-            self.emit_metrics(lr);
+            self.emit_metrics(lr)?;
         }
         Ok(StepDone {
             optimizer_step: true,
@@ -176,10 +196,27 @@ impl<B: AutodiffBackend, H: StepHooks<B>> StepProgram for JobRun<'_, B, H> {
             .hooks
             .state_dict(&self.state)
             .map_err(hook_error("state_dict", step))?;
+        // The checkpoint's own folder is filled and put in place before the file is written:
+        // a file in the index always has its whole folder beside it.
+        let state = &self.engine.state;
+        let file = step_file_name(state.epoch, step);
+        // A folder that cannot be staged or put in place is the checkpoint folder failing: the
+        // save fails with it and is reported as such; the step goes on.
+        let staged = StagedCompanion::new(&self.job.paths.checkpoints_dir, &file)
+            .inspect_err(|e| log::warn!("no artifacts folder for checkpoint {file}: {e}"))
+            .ok();
+        let ctx = CheckpointContext {
+            step,
+            output_dir: staged.as_ref().map(StagedCompanion::path),
+            is_final: step >= self.job.spec.max_steps || state.stop_reason.is_some(),
+        };
         let extra = self
             .hooks
-            .save_checkpoint(&self.state)
+            .save_checkpoint(&self.state, &ctx)
             .map_err(hook_error("save_checkpoint", step))?;
+        if let Some(Err(e)) = staged.map(StagedCompanion::commit) {
+            log::warn!("the artifacts of checkpoint {file} were not put in place: {e}");
+        }
         let record = JobRecord {
             run_id: self.job.spec.run_id.clone(),
             trainer: self.job.trainer.clone(),
@@ -252,7 +289,7 @@ impl<B: AutodiffBackend, H: StepHooks<B>> StepProgram for JobRun<'_, B, H> {
             Some(StopReason::Cancelled(_))
         ) {
             let lr = self.engine.schedule.lr();
-            self.emit_metrics(lr);
+            self.emit_metrics(lr).map_err(engine_error)?;
         }
         // Ends the feed's thread.
         self.batches = None;

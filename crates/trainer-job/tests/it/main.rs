@@ -3,7 +3,10 @@
 
 mod common;
 
+mod artifacts;
+mod columns;
 mod feed;
 mod formats;
+mod plateau;
 mod runtime;
 mod spec;

@@ -171,6 +171,20 @@ fn each_bad_field_is_named() {
             "hyperparams.lr_schedule",
             "step_size",
         ),
+        (
+            Box::new(|s| s["hyperparams"]["lr_schedule_monitor"] = json!("loss")),
+            "hyperparams.lr_schedule_monitor",
+            "only by a plateau schedule",
+        ),
+        (
+            Box::new(|s| {
+                s["hyperparams"]["lr_schedule"] =
+                    json!({"scheduler": "ReduceLROnPlateau", "params": {}});
+                s["hyperparams"]["lr_schedule_monitor"] = json!(3);
+            }),
+            "hyperparams.lr_schedule_monitor",
+            "not a metric name",
+        ),
         (Box::new(|s| s["owner"] = json!(7)), "owner", "invalid type"),
         // An unknown field is named by its path; a missing one in the message, at its parent.
         (
