@@ -8,6 +8,7 @@
 //! schedules and event schema as the supervised trainer. See `docs/job.md`.
 #![warn(missing_docs)]
 
+pub mod artifacts;
 mod cancel;
 pub mod cli;
 mod error;

@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use trainer_core::schedule::ScheduleConfig;
 
+use crate::artifacts::ArtifactsSpec;
 use crate::error::{JobError, Result};
 
 /// The `trainer_api_version`s this runtime reads.
@@ -60,6 +61,10 @@ pub struct JobSpec {
     /// `mock_batch` hook; `dataset.parquet_paths` is then not read.
     #[serde(default)]
     pub mock_batches: Option<usize>,
+    /// Where checkpoints, their files and samples are uploaded (see `docs/job.md`); nowhere
+    /// when absent.
+    #[serde(default)]
+    pub artifacts: Option<ArtifactsSpec>,
 }
 
 /// The training data of a job.
@@ -106,6 +111,11 @@ impl JobSpec {
         for file in &mut spec.dataset.parquet_paths {
             if file.is_relative() {
                 *file = base.join(&*file);
+            }
+        }
+        if let Some(ArtifactsSpec::Dir { path, .. }) = &mut spec.artifacts {
+            if path.is_relative() {
+                *path = base.join(&*path);
             }
         }
         Ok(spec)
@@ -286,6 +296,11 @@ impl JobSpec {
                 })?),
                 None => None,
             };
+        if let Some(artifacts) = &self.artifacts {
+            artifacts
+                .check()
+                .map_err(|(field, message)| JobError::spec(origin, field, message))?;
+        }
         let monitor = self.schedule_monitor(origin)?;
         if hyperparams.contains_key(MONITOR_FIELD) && !schedule.is_some_and(|s| s.needs_metric()) {
             return Err(JobError::spec(

@@ -3,7 +3,8 @@ use std::path::PathBuf;
 use super::{Artifact, Callback, CheckpointHandle, Context};
 use crate::error::{Result, TrainerError};
 use crate::event::{
-    Event, EventKind, EventWriter, MetricsCsv, Reading, ResumeAt, RunStatus, TfEventsWriter,
+    Event, EventKind, EventSource, EventWriter, MetricsCsv, Reading, ResumeAt, RunStatus,
+    TfEventsWriter,
 };
 use crate::metric::Split;
 use crate::state::StopReason;
@@ -36,6 +37,7 @@ pub struct EventLog {
     checkpoints_seen: usize,
     failures_seen: usize,
     pending_end: Option<Event>,
+    sources: Vec<Box<dyn EventSource>>,
     /// Lines and rows the files held when the checkpoint being resumed from was taken.
     resume_at: Option<(usize, usize)>,
 }
@@ -60,6 +62,7 @@ impl EventLog {
             checkpoints_seen: 0,
             failures_seen: 0,
             pending_end: None,
+            sources: Vec::new(),
             resume_at: None,
         }
     }
@@ -67,6 +70,13 @@ impl EventLog {
     /// Reports the files this checkpointing callback writes.
     pub fn checkpoints(mut self, handle: CheckpointHandle) -> Self {
         self.checkpoints = Some(handle);
+        self
+    }
+
+    /// Also writes the events `source` makes on another thread (polled at each callback
+    /// round that reports checkpoints, settled before `run_ended`).
+    pub fn source(mut self, source: impl EventSource + 'static) -> Self {
+        self.sources.push(Box::new(source));
         self
     }
 
@@ -180,10 +190,10 @@ impl EventLog {
         Ok(())
     }
 
-    /// `checkpoint` events for files written since the last look.
+    /// `checkpoint` events for files written since the last look, then the sources' events.
     fn written_checkpoints(&mut self) -> Result<()> {
         let Some(handle) = &self.checkpoints else {
-            return Ok(());
+            return self.source_events(false);
         };
         let written = handle.written_since(self.checkpoints_seen);
         self.checkpoints_seen += written.len();
@@ -206,7 +216,26 @@ impl EventLog {
             };
             self.emit(&Event::new(kind, failure.step, failure.epoch))?;
         }
-        Ok(())
+        self.source_events(false)
+    }
+
+    /// Writes the sources' events; `settle` first waits for their work.
+    fn source_events(&mut self, settle: bool) -> Result<()> {
+        let mut events = Vec::new();
+        for source in &mut self.sources {
+            events.extend(if settle {
+                source.settle()
+            } else {
+                source.poll()
+            });
+        }
+        events.iter().try_for_each(|event| self.emit(event))
+    }
+
+    /// Writes `run_ended`, after the sources' last events.
+    fn emit_end(&mut self, event: &Event) -> Result<()> {
+        self.source_events(true)?;
+        self.emit(event)
     }
 
     fn end(&mut self, ctx: &Context<'_>, status: RunStatus, reason: Option<String>) -> Result<()> {
@@ -220,7 +249,7 @@ impl EventLog {
             self.pending_end = Some(event);
             Ok(())
         } else {
-            self.emit(&event)
+            self.emit_end(&event)
         }
     }
 }
@@ -354,7 +383,7 @@ impl Callback for EventLog {
     fn on_checkpoint(&mut self, _ctx: &mut Context<'_>) -> Result<()> {
         self.written_checkpoints()?;
         if let Some(event) = self.pending_end.take() {
-            self.emit(&event)?;
+            self.emit_end(&event)?;
         }
         Ok(())
     }
@@ -403,7 +432,7 @@ impl Drop for EventLog {
     fn drop(&mut self) {
         // A run_ended that waited for a checkpoint that never came (a failed emergency save).
         if let Some(event) = self.pending_end.take() {
-            let _ = self.emit(&event);
+            let _ = self.emit_end(&event);
         }
     }
 }

@@ -5,9 +5,11 @@
 mod csv;
 mod jsonl;
 mod schema;
+mod source;
 mod tfevents;
 
 pub use csv::MetricsCsv;
 pub use jsonl::{EventWriter, ResumeAt};
 pub use schema::{Event, EventKind, Reading, RunStatus, EVENT_SCHEMA_VERSION};
+pub use source::EventSource;
 pub use tfevents::{masked_crc32c, TfEventsWriter, TFEVENTS_PREFIX};

@@ -82,6 +82,22 @@ pub enum EventKind {
         /// Why.
         reason: String,
     },
+    /// A file reached the run's artifact sink (the job runtime's uploads).
+    ArtifactUploaded {
+        /// Its name at the sink (`checkpoints/epoch-0001-step-000500.ckpt`).
+        file: String,
+        /// The SHA-256 of its bytes, in hex.
+        sha256: String,
+        /// Its size.
+        bytes: u64,
+    },
+    /// A file could not be uploaded after the retries.
+    ArtifactFailed {
+        /// Its name at the sink.
+        file: String,
+        /// Why the last attempt failed.
+        reason: String,
+    },
     /// The run ended.
     RunEnded {
         /// How.
@@ -134,6 +150,8 @@ impl Event {
             EventKind::Epoch(_) => "epoch",
             EventKind::Checkpoint { .. } => "checkpoint",
             EventKind::CheckpointFailed { .. } => "checkpoint_failed",
+            EventKind::ArtifactUploaded { .. } => "artifact_uploaded",
+            EventKind::ArtifactFailed { .. } => "artifact_failed",
             EventKind::EarlyStop { .. } => "early_stop",
             EventKind::RunEnded { .. } => "run_ended",
             EventKind::Artifact { kind, .. } => kind,
@@ -174,6 +192,10 @@ struct EventLine {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     files: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     status: Option<RunStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
@@ -194,6 +216,8 @@ impl From<Event> for EventLine {
             metrics: None,
             file: None,
             files: Vec::new(),
+            sha256: None,
+            bytes: None,
             status: None,
             reason: None,
         };
@@ -218,6 +242,19 @@ impl From<Event> for EventLine {
                 line.files = files;
             }
             EventKind::CheckpointFailed { file, reason } => {
+                line.file = Some(file);
+                line.reason = Some(reason);
+            }
+            EventKind::ArtifactUploaded {
+                file,
+                sha256,
+                bytes,
+            } => {
+                line.file = Some(file);
+                line.sha256 = Some(sha256);
+                line.bytes = Some(bytes);
+            }
+            EventKind::ArtifactFailed { file, reason } => {
                 line.file = Some(file);
                 line.reason = Some(reason);
             }
@@ -259,6 +296,15 @@ impl TryFrom<EventLine> for Event {
                 files: line.files.clone(),
             },
             "checkpoint_failed" => EventKind::CheckpointFailed {
+                file: line.file.clone().ok_or_else(|| missing("file"))?,
+                reason: line.reason.clone().ok_or_else(|| missing("reason"))?,
+            },
+            "artifact_uploaded" => EventKind::ArtifactUploaded {
+                file: line.file.clone().ok_or_else(|| missing("file"))?,
+                sha256: line.sha256.clone().ok_or_else(|| missing("sha256"))?,
+                bytes: line.bytes.ok_or_else(|| missing("bytes"))?,
+            },
+            "artifact_failed" => EventKind::ArtifactFailed {
                 file: line.file.clone().ok_or_else(|| missing("file"))?,
                 reason: line.reason.clone().ok_or_else(|| missing("reason"))?,
             },

@@ -17,6 +17,7 @@ use trainer_core::engine::{contain, run_loop, Engine, StepProgram, Throughput};
 use trainer_core::event::{Event, EventKind, EventWriter, ResumeAt, RunStatus};
 use trainer_core::{StopReason, TrainerError};
 
+use crate::artifacts::Uploads;
 use crate::cancel::CancelToken;
 use crate::error::{JobError, Result};
 use crate::feed::{Feed, ParquetSource};
@@ -164,6 +165,8 @@ struct JobRun<'a, B: AutodiffBackend, H: StepHooks<B>> {
     /// The metric whose window means step a plateau schedule; `None` when the schedule steps
     /// per optimizer step.
     plateau_monitor: Option<String>,
+    /// The artifact uploads, when the spec names a sink.
+    uploads: Option<Uploads>,
 }
 
 fn hook_error(

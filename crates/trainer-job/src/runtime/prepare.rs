@@ -16,6 +16,7 @@ use trainer_core::schedule::ConstantLr;
 use trainer_core::TrainerConfig;
 
 use super::{hook_error, JobRun, RUNTIME_METRICS};
+use crate::artifacts::{ArtifactSink, ArtifactsSpec, CommandSink, DirSink, Uploads, LEDGER_FILE};
 use crate::cancel::CancelToken;
 use crate::error::{JobError, Result};
 use crate::feed::ParquetSource;
@@ -93,11 +94,23 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
             .events_path
             .parent()
             .map_or_else(|| Path::new(".").to_path_buf(), Path::to_path_buf);
-        let event_log = EventLog::new(events_dir)
+        let uploads = spec.artifacts.as_ref().map(|artifacts| {
+            Uploads::start(
+                artifact_sink(artifacts),
+                artifacts.retry().clone(),
+                events_dir.join(LEDGER_FILE),
+                checkpointing.handle(),
+                job.paths.checkpoints_dir.clone(),
+            )
+        });
+        let mut event_log = EventLog::new(events_dir)
             .events_path(&job.paths.events_path)
             .csv(false)
             .run_config(serde_json::json!({"job": spec, "trainer": job.trainer}))
             .checkpoints(checkpointing.handle());
+        if let Some(uploads) = &uploads {
+            event_log = event_log.source(uploads.source());
+        }
         let mut list: Vec<Box<dyn Callback>> = extra;
         list.push(Box::new(checkpointing));
         list.push(Box::new(event_log));
@@ -131,6 +144,7 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
             throughput: Throughput::default(),
             window_clock: (Duration::ZERO, Duration::ZERO),
             plateau_monitor: None,
+            uploads,
         };
         if run.engine.schedule.needs_metric() {
             run.plateau_monitor = Some(spec.schedule_monitor(origin)?);
@@ -204,5 +218,20 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
             file.display()
         );
         Ok(())
+    }
+}
+
+/// The sink the spec's `artifacts` section names.
+fn artifact_sink(spec: &ArtifactsSpec) -> Box<dyn ArtifactSink> {
+    match spec {
+        ArtifactsSpec::Dir { path, .. } => Box::new(DirSink::new(path)),
+        ArtifactsSpec::Command {
+            argv,
+            timeout_seconds,
+            ..
+        } => Box::new(CommandSink::new(
+            argv.clone(),
+            Duration::from_secs_f64(*timeout_seconds),
+        )),
     }
 }

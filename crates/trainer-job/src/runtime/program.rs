@@ -12,6 +12,7 @@ use trainer_core::metric::Split;
 use trainer_core::StopReason;
 
 use super::{engine_error, hook_error, Batches, JobRun};
+use crate::artifacts::{Upload, UploadKind};
 use crate::error::{JobError, Result};
 use crate::feed::{Feed, FeedItem};
 use crate::hooks::{CheckpointContext, JobContext, SampleContext, StepContext, StepHooks};
@@ -173,6 +174,15 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
             .sample(&mut self.state, &SampleContext { step, dir: &dir })
             .map_err(hook_error("sample", step))?;
         if let Some(file) = file {
+            if let (Some(uploads), Some(name)) = (&self.uploads, file.file_name()) {
+                uploads.queue(Upload {
+                    name: format!("samples/{}", name.to_string_lossy()),
+                    path: file.clone(),
+                    kind: UploadKind::Sample,
+                    step,
+                    epoch: self.engine.state.epoch,
+                });
+            }
             let artifact = Artifact {
                 kind: "sample".into(),
                 step,

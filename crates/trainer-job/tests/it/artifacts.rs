@@ -14,18 +14,18 @@ use trainer_core::event::RunStatus;
 use trainer_job::mlp_classifier::{MlpBatch, MlpClassifier, MlpState};
 use trainer_job::{
     run_job, CancelToken, CheckpointContext, HookResult, JobContext, RecordBatch, ResolvedJob,
-    ResumeContext, StateDict, StepContext, StepHooks, StepResult,
+    ResumeContext, SampleContext, StateDict, StepContext, StepHooks, StepResult,
 };
 
 /// What `load_checkpoint` was handed: the step, and the folder's `weights/step.txt`.
-type Resumed = Arc<Mutex<Vec<(usize, Option<String>)>>>;
+pub type Resumed = Arc<Mutex<Vec<(usize, Option<String>)>>>;
 
 /// The mlp-classifier writing `weights/step.txt` (the step) and `final` (on the last
 /// checkpoint) per checkpoint; cancels the job at a step.
-struct WithArtifacts {
-    inner: MlpClassifier,
-    cancel_at: Option<(usize, CancelToken)>,
-    resumed: Resumed,
+pub struct WithArtifacts {
+    pub inner: MlpClassifier,
+    pub cancel_at: Option<(usize, CancelToken)>,
+    pub resumed: Resumed,
 }
 
 impl<Bk: AutodiffBackend> StepHooks<Bk> for WithArtifacts {
@@ -101,12 +101,19 @@ impl<Bk: AutodiffBackend> StepHooks<Bk> for WithArtifacts {
         self.resumed.lock().unwrap().push((ctx.step, written));
         Ok(())
     }
+    fn sample(
+        &mut self,
+        state: &mut Self::State,
+        ctx: &SampleContext<'_>,
+    ) -> HookResult<Option<PathBuf>> {
+        self.inner.sample(state, ctx)
+    }
     fn mock_batch(&mut self, ctx: &JobContext<'_>, index: usize) -> HookResult<RecordBatch> {
         <MlpClassifier as StepHooks<Bk>>::mock_batch(&mut self.inner, ctx, index)
     }
 }
 
-fn artifacts_job(dir: &std::path::Path) -> ResolvedJob {
+pub fn artifacts_job(dir: &std::path::Path) -> ResolvedJob {
     let mut job = job(dir, vec![dir.join("never-read.parquet")], 12, 2, 3);
     job.spec.dataset.parquet_paths.clear();
     job.spec.mock_batches = Some(5);

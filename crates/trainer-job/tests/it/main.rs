@@ -10,3 +10,4 @@ mod formats;
 mod plateau;
 mod runtime;
 mod spec;
+mod uploads;

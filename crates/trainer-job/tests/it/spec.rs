@@ -185,6 +185,35 @@ fn each_bad_field_is_named() {
             "hyperparams.lr_schedule_monitor",
             "not a metric name",
         ),
+        (
+            Box::new(|s| s["artifacts"] = json!({"sink": "ftp", "path": "x"})),
+            "artifacts.sink",
+            "unknown variant `ftp`",
+        ),
+        (
+            Box::new(|s| s["artifacts"] = json!({"sink": "dir", "path": "x", "bucket": "y"})),
+            "artifacts",
+            "unknown field `bucket`",
+        ),
+        (
+            Box::new(|s| s["artifacts"] = json!({"sink": "command", "argv": []})),
+            "artifacts.argv",
+            "must name a program",
+        ),
+        (
+            Box::new(|s| {
+                s["artifacts"] = json!({"sink": "dir", "path": "x", "retry": {"attempts": 0}})
+            }),
+            "artifacts.retry.attempts",
+            "1 to 100",
+        ),
+        (
+            Box::new(|s| {
+                s["artifacts"] = json!({"sink": "command", "argv": ["true"], "timeout_seconds": -1})
+            }),
+            "artifacts.timeout_seconds",
+            "seconds",
+        ),
         (Box::new(|s| s["owner"] = json!(7)), "owner", "invalid type"),
         // An unknown field is named by its path; a missing one in the message, at its parent.
         (
