@@ -13,6 +13,7 @@ mod cancel;
 pub mod cli;
 mod error;
 pub mod feed;
+pub mod helpers;
 mod hooks;
 mod launch;
 pub mod mlp_classifier;

@@ -7,6 +7,7 @@ mod artifacts;
 mod columns;
 mod feed;
 mod formats;
+mod helpers;
 mod plateau;
 mod runtime;
 mod spec;
