@@ -9,6 +9,7 @@ mod support;
 
 mod allocator;
 mod backends;
+mod captions;
 mod cli;
 mod flex;
 mod formats;

@@ -62,9 +62,26 @@ pub fn record_tensors<T: Serialize>(
                 .collect());
         }
     }
-    let bytes =
-        rmp_serde::to_vec_named(record).map_err(|e| format!("the record does not encode: {e}"))?;
-    Ok(scan_payload(&bytes)?.all().cloned().collect())
+    // Under one field, so that the scan keeps the record's own order: a scan groups tensors
+    // by top-level field, by name, and a record whose fields are tensors (a bare `Linear`:
+    // `weight`, `bias`) or modules (`encoder`, `decoder`) would come back sorted.
+    #[derive(Serialize)]
+    struct Wrapped<'a, T> {
+        record: &'a T,
+    }
+    let bytes = rmp_serde::to_vec_named(&Wrapped { record })
+        .map_err(|e| format!("the record does not encode: {e}"))?;
+    Ok(scan_payload(&bytes)?
+        .field("record")
+        .iter()
+        .map(|tensor| ScannedTensor {
+            path: tensor
+                .path
+                .split_once('.')
+                .map_or(String::new(), |(_, rest)| rest.to_string()),
+            ..tensor.clone()
+        })
+        .collect())
 }
 
 /// Whether `record` encodes to exactly `expected`; stops at the first byte that differs.

@@ -197,3 +197,21 @@ fn a_trainable_part_that_does_not_fit_is_refused_by_name() {
         "{error}"
     );
 }
+
+#[test]
+fn a_record_whose_fields_are_tensors_loads_in_its_own_order() {
+    // A bare `Linear` record is `{weight, bias}`: its tensors are checked against the module in
+    // that order (a sorted scan put `bias` first and refused the record).
+    let device = Default::default();
+    seed_everything::<B>(5, &device);
+    let layer: Linear<B> = LinearConfig::new(6, 3).init(&device);
+    // burn initialises parameters lazily, each clone on its own: read them before cloning.
+    let expected = layer.weight.val().into_data().bytes.to_vec();
+    let mut dict = StateDict::new();
+    dict.put_module::<B, _>("model", &layer).unwrap();
+    let bytes = rmp_serde::to_vec_named(&dict).unwrap();
+    let dict: StateDict = rmp_serde::from_slice(&bytes).unwrap();
+    let fresh: Linear<B> = LinearConfig::new(6, 3).init(&device);
+    let loaded = dict.load_module::<B, _>("model", fresh, &device).unwrap();
+    assert_eq!(loaded.weight.val().into_data().bytes.to_vec(), expected);
+}
