@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use trainer::job::JobPayload;
 use trainer_core::checkpoint::{latest_in, read};
 
-fn trainer() -> Command {
+pub(crate) fn trainer() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_trainer"));
     for var in [
         "TRAINER_JOB_SPEC_PATH",
@@ -25,11 +25,11 @@ fn trainer() -> Command {
     command
 }
 
-fn example_dir() -> PathBuf {
+pub(crate) fn example_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/job")
 }
 
-fn events(path: &Path) -> Vec<Value> {
+pub(crate) fn events(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
@@ -37,7 +37,7 @@ fn events(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-fn steps_of(events: &[Value], kind: &str) -> Vec<u64> {
+pub(crate) fn steps_of(events: &[Value], kind: &str) -> Vec<u64> {
     events
         .iter()
         .filter(|e| e["event"] == kind)
@@ -45,7 +45,7 @@ fn steps_of(events: &[Value], kind: &str) -> Vec<u64> {
         .collect()
 }
 
-fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
@@ -112,7 +112,7 @@ fn the_example_job_emits_metrics_checkpoints_and_samples_on_cadence() {
 }
 
 /// The example job's spec with a constant lr, `max_steps` steps, data path made absolute.
-fn long_spec(dir: &Path, max_steps: usize) -> PathBuf {
+pub(crate) fn long_spec(dir: &Path, max_steps: usize) -> PathBuf {
     let mut spec: Value =
         serde_json::from_str(&std::fs::read_to_string(example_dir().join("spec.json")).unwrap())
             .unwrap();
@@ -131,7 +131,7 @@ fn long_spec(dir: &Path, max_steps: usize) -> PathBuf {
 }
 
 /// The model's tensors in order and the optimizer's sorted (keyed by parameter ids).
-fn tensors(checkpoint_dir: &Path) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+pub(crate) fn tensors(checkpoint_dir: &Path) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let payload: JobPayload = read(&latest_in(checkpoint_dir).unwrap().unwrap()).unwrap();
     let (model, mut optimizer) = (
         payload.module.tensor_bytes("model").unwrap(),

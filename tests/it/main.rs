@@ -13,6 +13,7 @@ mod captions;
 mod cli;
 mod flex;
 mod formats;
+mod isolate;
 mod job;
 mod kill_resume;
 mod lr_finder;

@@ -58,6 +58,11 @@ pub struct RunArgs {
     /// (`TRAINER_DEVICE` overrides it).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Runs the trainer's step code in a child process (the spec's `"isolation":
+    /// "subprocess"`): a crash there fails the job with the child's exit status, checkpoints
+    /// intact; `max_restarts` in the spec starts it again from the last checkpoint.
+    #[arg(long)]
+    pub isolate: bool,
 }
 
 /// The standalone form of [`RunArgs`], for a runner program's `main`.
@@ -73,6 +78,16 @@ pub struct RunCli {
 /// returns the exit status: 0 completed, 1 failed, 130 cancelled, 2 not started (bad spec,
 /// setting, trainer name or device). The outcome is printed as one JSON line on stdout.
 pub fn run<P: Plugins>(args: &RunArgs) -> ExitCode {
+    // Started by a runtime as an isolated job's trainer process.
+    if let Some(contract) = std::env::var_os(crate::isolate::CONTRACT_ENV) {
+        return match crate::serve_contract::<P>(std::path::Path::new(&contract)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("trainer process: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let options = RunOptions {
         spec_path: args.spec.clone(),
         trainer: args.trainer.clone(),
@@ -86,10 +101,13 @@ pub fn run<P: Plugins>(args: &RunArgs) -> ExitCode {
         eprintln!("trainer run: {message}");
         ExitCode::from(EXIT_UNSTARTED as u8)
     };
-    let job = match options.resolve() {
+    let mut job = match options.resolve() {
         Ok(job) => job,
         Err(e) => return unstarted(e.to_string()),
     };
+    if args.isolate {
+        job.spec.isolation = crate::Isolation::Subprocess;
+    }
     let request = match std::env::var(DEVICE_ENV)
         .ok()
         .filter(|v| !v.is_empty())
@@ -112,6 +130,7 @@ pub fn run<P: Plugins>(args: &RunArgs) -> ExitCode {
                 "run_id": job.spec.run_id,
                 "status": outcome.status,
                 "step": outcome.step,
+                "restarts": outcome.restarts,
                 "reason": outcome.reason,
                 "data_wait_fraction": outcome.data_wait_fraction,
                 "events": job.paths.events_path,

@@ -6,12 +6,14 @@ use crate::error::{JobError, Result};
 use crate::registry::{Plugins, Registry};
 use crate::runtime::JobOutcome;
 use crate::settings::ResolvedJob;
+use crate::spec::Isolation;
 
 /// The exit status of a job that could not start (bad spec, setting or device).
 pub const EXIT_UNSTARTED: i32 = 2;
 
 struct JobLaunch<'a, P> {
     job: &'a ResolvedJob,
+    request: String,
     cancel: &'a CancelToken,
     plugins: std::marker::PhantomData<P>,
 }
@@ -22,7 +24,12 @@ impl<P: Plugins> Launch for JobLaunch<'_, P> {
     fn launch<B: AutodiffBackend>(self, device: B::Device, _selection: &Selection) -> Self::Output {
         let mut registry = Registry::<B>::with_builtins();
         P::register(&mut registry);
-        registry.run(self.job, device, self.cancel, Vec::new())
+        match self.job.spec.isolation {
+            Isolation::InProcess => registry.run(self.job, device, self.cancel, Vec::new()),
+            Isolation::Subprocess => {
+                registry.run_isolated(self.job, device, &self.request, self.cancel, Vec::new())
+            }
+        }
     }
 }
 
@@ -37,6 +44,7 @@ pub fn launch<P: Plugins>(
         request,
         JobLaunch::<P> {
             job,
+            request: request.to_string(),
             cancel,
             plugins: std::marker::PhantomData,
         },
@@ -44,4 +52,45 @@ pub fn launch<P: Plugins>(
     .map_err(|e| JobError::Device(e.to_string()))?;
     log::info!("job {} ran on {selection}", job.spec.run_id);
     outcome
+}
+
+struct ChildLaunch<'a, P> {
+    job: &'a ResolvedJob,
+    contract: &'a crate::isolate::Contract,
+    plugins: std::marker::PhantomData<P>,
+}
+
+impl<P: Plugins> Launch for ChildLaunch<'_, P> {
+    type Output = Result<()>;
+
+    fn launch<B: AutodiffBackend>(self, device: B::Device, _selection: &Selection) -> Self::Output {
+        let mut registry = Registry::<B>::with_builtins();
+        P::register(&mut registry);
+        registry.serve(self.job, device, self.contract)
+    }
+}
+
+/// Serves the contract at `path` as an isolated job's child process, with the built-in
+/// trainers and those `P` registers, on the device the contract names.
+pub fn serve_contract<P: Plugins>(path: &std::path::Path) -> Result<()> {
+    let contract = crate::isolate::Contract::read(path)?;
+    let job = contract.job()?;
+    let request: DeviceRequest = contract
+        .device
+        .parse()
+        .map_err(|e: trainer_gpu::GpuError| JobError::Device(e.to_string()))?;
+    let ((), served) = trainer_gpu::launch(
+        request,
+        ChildLaunch::<P> {
+            job: &job,
+            contract: &contract,
+            plugins: std::marker::PhantomData,
+        },
+    )
+    .map(|(selection, served)| {
+        log::info!("trainer process on {selection}");
+        ((), served)
+    })
+    .map_err(|e| JobError::Device(e.to_string()))?;
+    served
 }

@@ -15,6 +15,7 @@ mod error;
 pub mod feed;
 pub mod helpers;
 mod hooks;
+pub mod isolate;
 mod launch;
 pub mod mlp_classifier;
 mod registry;
@@ -30,7 +31,7 @@ pub use hooks::{
     mock_float_batch, mock_value, CheckpointContext, ColumnReader, JobContext, ResumeContext,
     SampleContext, Scalar, StepContext, StepControl, StepHooks, StepResult,
 };
-pub use launch::{launch, EXIT_UNSTARTED};
+pub use launch::{launch, serve_contract, EXIT_UNSTARTED};
 pub use registry::{Builtins, Plugins, Registry};
 pub use runtime::{hook_failure, run_job, JobOutcome, EXIT_CANCELLED, RUNTIME_METRICS};
 pub use settings::{
@@ -38,7 +39,7 @@ pub use settings::{
     ENV_PLUGIN, ENV_SAMPLES_DIR, ENV_SPEC_PATH,
 };
 pub use spec::{
-    DatasetSpec, JobSpec, DEFAULT_LEARNING_RATE, MAX_BATCH_SIZE, MAX_READAHEAD,
+    DatasetSpec, Isolation, JobSpec, DEFAULT_LEARNING_RATE, MAX_BATCH_SIZE, MAX_READAHEAD,
     SUPPORTED_API_VERSIONS,
 };
 pub use state_dict::StateDict;

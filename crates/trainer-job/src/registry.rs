@@ -6,6 +6,7 @@ use trainer_core::callback::Callback;
 use crate::cancel::CancelToken;
 use crate::error::{HookResult, JobError, Result};
 use crate::hooks::StepHooks;
+use crate::isolate::{ChildExit, ChildHooks, Contract};
 use crate::runtime::{run_job, JobOutcome};
 use crate::settings::ResolvedJob;
 use crate::spec::JobSpec;
@@ -14,16 +15,20 @@ type Device<B> = <B as burn::tensor::backend::BackendTypes>::Device;
 type Runner<B> = Box<
     dyn Fn(&ResolvedJob, Device<B>, &CancelToken, Vec<Box<dyn Callback>>) -> Result<JobOutcome>,
 >;
+type Server<B> = Box<dyn Fn(&ResolvedJob, Device<B>, &Contract) -> Result<()>>;
 
-/// Trainers by name, for one backend: each entry makes a trainer from the job spec and runs it.
+/// Trainers by name, for one backend: each entry makes a trainer from the job spec and runs it
+/// (in process), or serves a runtime's calls with it (as an isolated job's child process).
 pub struct Registry<B: AutodiffBackend> {
     runners: BTreeMap<String, Runner<B>>,
+    servers: BTreeMap<String, Server<B>>,
 }
 
 impl<B: AutodiffBackend> Default for Registry<B> {
     fn default() -> Self {
         Self {
             runners: BTreeMap::new(),
+            servers: BTreeMap::new(),
         }
     }
 }
@@ -51,6 +56,22 @@ impl<B: AutodiffBackend> Registry<B> {
         H: StepHooks<B> + 'static,
         F: Fn(&JobSpec) -> HookResult<H> + 'static,
     {
+        let make = std::rc::Rc::new(make);
+        let make_for_child = make.clone();
+        let child_name = name.to_string();
+        self.servers.insert(
+            name.to_string(),
+            Box::new(move |job, device, contract| {
+                let hooks = make_for_child(&job.spec).map_err(|e| {
+                    JobError::spec(
+                        "(hyperparams)",
+                        format!("hyperparams of {child_name}"),
+                        e.to_string(),
+                    )
+                })?;
+                crate::isolate::serve::<B, H>(hooks, job, device, contract)
+            }),
+        );
         let name_owned = name.to_string();
         self.runners.insert(
             name.to_string(),
@@ -72,6 +93,102 @@ impl<B: AutodiffBackend> Registry<B> {
             }),
         );
         self
+    }
+
+    /// Serves an isolated job's calls with its trainer: what a child process does.
+    pub fn serve(&self, job: &ResolvedJob, device: B::Device, contract: &Contract) -> Result<()> {
+        let server = self
+            .servers
+            .get(&job.trainer)
+            .ok_or_else(|| JobError::UnknownTrainer {
+                name: job.trainer.clone(),
+                known: self.names(),
+            })?;
+        server(job, device, contract)
+    }
+
+    /// Runs the job with its trainer in a child process: this program again, with the same
+    /// arguments and the contract in its environment (see [`crate::isolate`]). A child that
+    /// dies is started again from the last checkpoint up to `max_restarts` times; `callbacks`
+    /// join the first session only.
+    pub fn run_isolated(
+        &self,
+        job: &ResolvedJob,
+        device: B::Device,
+        device_request: &str,
+        cancel: &CancelToken,
+        callbacks: Vec<Box<dyn Callback>>,
+    ) -> Result<JobOutcome> {
+        if !self.servers.contains_key(&job.trainer) {
+            return Err(JobError::UnknownTrainer {
+                name: job.trainer.clone(),
+                known: self.names(),
+            });
+        }
+        let run_dir = job
+            .paths
+            .events_path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let (contract, contract_path) = Contract::write(
+            job,
+            device_request,
+            &run_dir.join(crate::isolate::ISOLATE_DIR),
+        )?;
+        let program = std::env::current_exe().map_err(|source| JobError::Io {
+            action: "finding this program for",
+            path: "the trainer process".into(),
+            source,
+        })?;
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let mut callbacks = Some(callbacks);
+        let mut restarts: Vec<String> = Vec::new();
+        loop {
+            let exit = ChildExit::default();
+            let hooks = match ChildHooks::spawn(
+                &program,
+                &args,
+                contract.clone(),
+                &contract_path,
+                exit.clone(),
+            ) {
+                Ok(hooks) => hooks,
+                Err(e) => {
+                    let error = JobError::Setting {
+                        name: "--isolate".into(),
+                        message: e.to_string(),
+                    };
+                    crate::runtime::report_unstarted(&job.paths.events_path, &error)?;
+                    return Ok(JobOutcome::unstarted(&error));
+                }
+            };
+            let outcome = run_job::<B, ChildHooks>(
+                hooks,
+                job,
+                device.clone(),
+                cancel,
+                callbacks.take().unwrap_or_default(),
+            )?;
+            let died = exit.died();
+            if outcome.status == trainer_core::event::RunStatus::Failed
+                && restarts.len() < job.spec.max_restarts
+                && cancel.reason().is_none()
+            {
+                if let Some(how) = died {
+                    log::warn!(
+                        "the trainer process {how}; restart {} of {} from the last checkpoint",
+                        restarts.len() + 1,
+                        job.spec.max_restarts
+                    );
+                    restarts.push(how);
+                    continue;
+                }
+            }
+            let mut outcome = outcome;
+            outcome.restarts = restarts;
+            return Ok(outcome);
+        }
     }
 
     /// The registered names.

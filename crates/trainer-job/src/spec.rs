@@ -65,6 +65,25 @@ pub struct JobSpec {
     /// when absent.
     #[serde(default)]
     pub artifacts: Option<ArtifactsSpec>,
+    /// Where the trainer's step code runs: `"in_process"` (default) or `"subprocess"` (a child
+    /// process; `trainer run --isolate` sets it). See `docs/job.md`, "Isolation".
+    #[serde(default)]
+    pub isolation: Isolation,
+    /// With `"subprocess"`: how often a child that died (crash, abort, kill) is started again
+    /// from the last checkpoint before the job fails (default 0; unused in process).
+    #[serde(default)]
+    pub max_restarts: usize,
+}
+
+/// Where a job's step code runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    /// In the runtime's process.
+    #[default]
+    InProcess,
+    /// In a child process that the runtime drives through the subprocess contract.
+    Subprocess,
 }
 
 /// The training data of a job.
@@ -296,6 +315,13 @@ impl JobSpec {
                 })?),
                 None => None,
             };
+        if self.max_restarts > MAX_RESTARTS {
+            return Err(JobError::spec(
+                origin,
+                "max_restarts",
+                format!("{}: at most {MAX_RESTARTS}", self.max_restarts),
+            ));
+        }
         if let Some(artifacts) = &self.artifacts {
             artifacts
                 .check()
@@ -352,6 +378,9 @@ impl JobSpec {
 pub const DEFAULT_SCHEDULE_MONITOR: &str = "loss";
 
 const MONITOR_FIELD: &str = "lr_schedule_monitor";
+
+/// The most restarts of a job's child process.
+pub const MAX_RESTARTS: usize = 100;
 
 /// The learning rate when the hyperparams give none.
 pub const DEFAULT_LEARNING_RATE: f64 = 1e-3;

@@ -5,6 +5,8 @@
 mod prepare;
 mod program;
 
+pub(crate) use prepare::JobData;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +42,9 @@ pub struct JobOutcome {
     pub reason: Option<String>,
     /// The share of this session's step time spent waiting for data.
     pub data_wait_fraction: f64,
+    /// How each child process that died ended, when an isolated job restarted it (oldest
+    /// first; empty in process).
+    pub restarts: Vec<String>,
 }
 
 impl JobOutcome {
@@ -112,6 +117,7 @@ impl JobOutcome {
             step: 0,
             reason: Some(error.to_string()),
             data_wait_fraction: 0.0,
+            restarts: Vec::new(),
         }
     }
 }
@@ -207,6 +213,7 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
                 step: self.engine.state.global_step,
                 reason: Some(error.to_string()),
                 data_wait_fraction: self.wait_fraction(),
+                restarts: Vec::new(),
             });
         }
         let (status, reason) = match &self.engine.state.stop_reason {
@@ -221,6 +228,7 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
             step: self.engine.state.global_step,
             reason,
             data_wait_fraction: self.wait_fraction(),
+            restarts: Vec::new(),
         })
     }
 }

@@ -33,28 +33,12 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
     ) -> Result<Self> {
         let spec = &job.spec;
         let origin = "(resolved spec)";
-        let source = match spec.mock_batches {
-            Some(_) => None,
-            None => Some(Arc::new(ParquetSource::open(
-                &spec.dataset.parquet_paths,
-                spec.dataset.columns.as_deref(),
-            )?)),
-        };
-        let mock_schema = Arc::new(Schema::new(
-            spec.dataset
-                .columns
-                .iter()
-                .flatten()
-                .map(|c| Field::new(c, DataType::Float32, false))
-                .collect::<Vec<_>>(),
-        ));
-        let (schema, rows) = match &source {
-            Some(source) => (source.schema(), source.rows()),
-            None => (
-                mock_schema.clone(),
-                spec.mock_batches.unwrap_or(0) * spec.dataset.batch_size,
-            ),
-        };
+        let JobData {
+            source,
+            mock_schema,
+            schema,
+            rows,
+        } = JobData::open(spec)?;
         let state = {
             let ctx = JobContext {
                 spec,
@@ -233,5 +217,62 @@ fn artifact_sink(spec: &ArtifactsSpec) -> Box<dyn ArtifactSink> {
             argv.clone(),
             Duration::from_secs_f64(*timeout_seconds),
         )),
+    }
+}
+
+/// A job's data as the trainer's `setup` sees it: the parquet source (none in mock runs), the
+/// schema of the batches and the rows of an epoch.
+pub(crate) struct JobData {
+    pub source: Option<Arc<ParquetSource>>,
+    /// The schema of mock batches: `dataset.columns` as `Float32`.
+    pub mock_schema: Arc<Schema>,
+    pub schema: arrow_schema::SchemaRef,
+    pub rows: usize,
+}
+
+impl JobData {
+    /// Opens and checks the spec's data (nothing is read in mock runs).
+    pub fn open(spec: &crate::spec::JobSpec) -> Result<Self> {
+        let source = match spec.mock_batches {
+            Some(_) => None,
+            None => Some(Arc::new(ParquetSource::open(
+                &spec.dataset.parquet_paths,
+                spec.dataset.columns.as_deref(),
+            )?)),
+        };
+        let mock_schema = Arc::new(Schema::new(
+            spec.dataset
+                .columns
+                .iter()
+                .flatten()
+                .map(|c| Field::new(c, DataType::Float32, false))
+                .collect::<Vec<_>>(),
+        ));
+        let (schema, rows) = match &source {
+            Some(source) => (source.schema(), source.rows()),
+            None => (
+                mock_schema.clone(),
+                spec.mock_batches.unwrap_or(0) * spec.dataset.batch_size,
+            ),
+        };
+        Ok(Self {
+            source,
+            mock_schema,
+            schema,
+            rows,
+        })
+    }
+
+    /// The context of `setup`, `configure` and `mock_batch`.
+    pub fn context<'a>(&'a self, spec: &'a crate::spec::JobSpec) -> JobContext<'a> {
+        JobContext {
+            spec,
+            schema: self.schema.clone(),
+            rows: self.rows,
+            columns: self
+                .source
+                .as_deref()
+                .map(|s| s as &dyn crate::hooks::ColumnReader),
+        }
     }
 }
