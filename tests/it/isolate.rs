@@ -140,6 +140,29 @@ fn a_child_that_aborts_or_is_killed_fails_the_job_with_its_status_and_keeps_the_
     let payload: JobPayload = read(&latest_in(&run.join("checkpoints")).unwrap().unwrap()).unwrap();
     assert_eq!(payload.state.global_step, 20);
 
+    // A panic in the child: the process exits with 101.
+    let panicking = spec(dir.path(), "panic", 60, |s| {
+        s["trainer"] = json!("mlp-faulty");
+        s["hyperparams"]["fault"] = json!({"at_step": 15, "kind": "panic"});
+    });
+    let run = dir.path().join("panic");
+    let output = faulty_runner()
+        .args(["--isolate", "--spec"])
+        .arg(&panicking)
+        .arg("--run-dir")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let log = events(&run.join("events.jsonl"));
+    let reason = log.last().unwrap()["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("exited with status 101"), "{reason}");
+    assert!(
+        stderr(&output).contains("the fault at step 15"),
+        "the child's panic message reaches stderr"
+    );
+    assert_eq!(steps_of(&log, "checkpoint"), [10]);
+
     // SIGKILL to the child of a long job, once it has checkpointed.
     let long = spec(dir.path(), "long", 200_000, |s| {
         s["checkpoint_every"] = json!(50);
