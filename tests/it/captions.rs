@@ -2,29 +2,13 @@
 //! `classifier.safetensors` beside each checkpoint, uploads everything, and resumes with its
 //! artifact checked against the restored weights.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
-fn example() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let example = exe
-        .parent()
-        .and_then(Path::parent)
-        .unwrap()
-        .join("examples")
-        .join(format!("captions{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        example.is_file(),
-        "{} is missing: `cargo test` builds it, or run `cargo build --example captions`",
-        example.display()
-    );
-    example
-}
-
 fn run(dir: &Path, steps: u64) -> Value {
-    let output = Command::new(example())
+    let output = Command::new(crate::kill_resume::example("captions"))
         .arg(dir)
         .arg(steps.to_string())
         .output()

@@ -13,14 +13,19 @@ use std::time::{Duration, Instant};
 use trainer::core::event::{Event, EventKind, RunStatus};
 
 pub fn example_binary() -> PathBuf {
+    example("mlp")
+}
+
+/// The example program `name`, which `cargo test` builds beside the test binaries.
+pub fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(Path::parent).unwrap();
     let path = profile_dir
         .join("examples")
-        .join(format!("mlp{}", std::env::consts::EXE_SUFFIX));
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.is_file(),
-        "{} is missing: `cargo test` builds it, or run `cargo build --example mlp`",
+        "{} is missing: `cargo test` builds it, or run `cargo build --example {name}`",
         path.display()
     );
     path

@@ -11,10 +11,10 @@ use burn::tensor::backend::AutodiffBackend;
 use common::{events, job, B};
 use trainer_core::checkpoint::CheckpointIndex;
 use trainer_core::event::RunStatus;
-use trainer_job::mlp_classifier::{MlpBatch, MlpClassifier, MlpState};
+use trainer_job::mlp_classifier::MlpClassifier;
 use trainer_job::{
-    run_job, CancelToken, CheckpointContext, HookResult, JobContext, RecordBatch, ResolvedJob,
-    ResumeContext, SampleContext, StateDict, StepContext, StepHooks, StepResult,
+    run_job, CancelToken, CheckpointContext, HookResult, ResolvedJob, ResumeContext, StepContext,
+    StepHooks, StepResult,
 };
 
 /// What `load_checkpoint` was handed: the step, and the folder's `weights/step.txt`.
@@ -29,23 +29,8 @@ pub struct WithArtifacts {
 }
 
 impl<Bk: AutodiffBackend> StepHooks<Bk> for WithArtifacts {
-    type State = MlpState<Bk>;
-    type Batch = MlpBatch<Bk>;
+    crate::delegate_to_mlp!(Bk);
 
-    fn setup(&mut self, ctx: &JobContext<'_>) -> HookResult<()> {
-        <MlpClassifier as StepHooks<Bk>>::setup(&mut self.inner, ctx)
-    }
-    fn configure(&mut self, ctx: &JobContext<'_>, device: &Bk::Device) -> HookResult<Self::State> {
-        <MlpClassifier as StepHooks<Bk>>::configure(&mut self.inner, ctx, device)
-    }
-    fn prepare_batch(
-        &mut self,
-        state: &mut Self::State,
-        batch: &RecordBatch,
-        device: &Bk::Device,
-    ) -> HookResult<Self::Batch> {
-        self.inner.prepare_batch(state, batch, device)
-    }
     fn train_step(
         &mut self,
         state: &mut Self::State,
@@ -58,17 +43,6 @@ impl<Bk: AutodiffBackend> StepHooks<Bk> for WithArtifacts {
             }
         }
         self.inner.train_step(state, batch, ctx)
-    }
-    fn state_dict(&self, state: &Self::State) -> HookResult<StateDict> {
-        <MlpClassifier as StepHooks<Bk>>::state_dict(&self.inner, state)
-    }
-    fn load_state_dict(
-        &mut self,
-        state: &mut Self::State,
-        dict: StateDict,
-        device: &Bk::Device,
-    ) -> HookResult<()> {
-        self.inner.load_state_dict(state, dict, device)
     }
     fn save_checkpoint(
         &self,
@@ -100,16 +74,6 @@ impl<Bk: AutodiffBackend> StepHooks<Bk> for WithArtifacts {
             .map(|dir| std::fs::read_to_string(dir.join("weights/step.txt")).unwrap());
         self.resumed.lock().unwrap().push((ctx.step, written));
         Ok(())
-    }
-    fn sample(
-        &mut self,
-        state: &mut Self::State,
-        ctx: &SampleContext<'_>,
-    ) -> HookResult<Option<PathBuf>> {
-        self.inner.sample(state, ctx)
-    }
-    fn mock_batch(&mut self, ctx: &JobContext<'_>, index: usize) -> HookResult<RecordBatch> {
-        <MlpClassifier as StepHooks<Bk>>::mock_batch(&mut self.inner, ctx, index)
     }
 }
 

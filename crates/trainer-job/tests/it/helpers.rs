@@ -205,10 +205,11 @@ fn a_record_whose_fields_are_tensors_loads_in_its_own_order() {
     let device = Default::default();
     seed_everything::<B>(5, &device);
     let layer: Linear<B> = LinearConfig::new(6, 3).init(&device);
-    // burn initialises parameters lazily, each clone on its own: read them before cloning.
-    let expected = layer.weight.val().into_data().bytes.to_vec();
     let mut dict = StateDict::new();
+    // Stored before the layer's lazy parameters were ever read: what is stored must be what
+    // the layer then holds (a clone of an uninitialised parameter draws values of its own).
     dict.put_module::<B, _>("model", &layer).unwrap();
+    let expected = layer.weight.val().into_data().bytes.to_vec();
     let bytes = rmp_serde::to_vec_named(&dict).unwrap();
     let dict: StateDict = rmp_serde::from_slice(&bytes).unwrap();
     let fresh: Linear<B> = LinearConfig::new(6, 3).init(&device);

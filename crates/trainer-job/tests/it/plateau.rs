@@ -8,10 +8,9 @@ use burn::tensor::backend::AutodiffBackend;
 use common::{events, job, B};
 use serde_json::Value;
 use trainer_core::event::RunStatus;
-use trainer_job::mlp_classifier::{MlpBatch, MlpClassifier, MlpState};
+use trainer_job::mlp_classifier::MlpClassifier;
 use trainer_job::{
-    run_job, CancelToken, HookResult, JobContext, RecordBatch, ResolvedJob, StateDict, StepContext,
-    StepHooks, StepResult,
+    run_job, CancelToken, HookResult, ResolvedJob, StepContext, StepHooks, StepResult,
 };
 
 /// The mlp-classifier, also reporting `score`: at each step of window `k` (steps
@@ -23,23 +22,8 @@ struct Scored {
 }
 
 impl<Bk: AutodiffBackend> StepHooks<Bk> for Scored {
-    type State = MlpState<Bk>;
-    type Batch = MlpBatch<Bk>;
+    crate::delegate_to_mlp!(Bk);
 
-    fn setup(&mut self, ctx: &JobContext<'_>) -> HookResult<()> {
-        <MlpClassifier as StepHooks<Bk>>::setup(&mut self.inner, ctx)
-    }
-    fn configure(&mut self, ctx: &JobContext<'_>, device: &Bk::Device) -> HookResult<Self::State> {
-        <MlpClassifier as StepHooks<Bk>>::configure(&mut self.inner, ctx, device)
-    }
-    fn prepare_batch(
-        &mut self,
-        state: &mut Self::State,
-        batch: &RecordBatch,
-        device: &Bk::Device,
-    ) -> HookResult<Self::Batch> {
-        self.inner.prepare_batch(state, batch, device)
-    }
     fn train_step(
         &mut self,
         state: &mut Self::State,
@@ -51,20 +35,6 @@ impl<Bk: AutodiffBackend> StepHooks<Bk> for Scored {
         // Values around the mean (the window averages them), so that the runtime must average.
         let offset = [-0.25, 0.0, 0.25][ctx.step % self.every];
         Ok(result.metric("score", mean + offset))
-    }
-    fn state_dict(&self, state: &Self::State) -> HookResult<StateDict> {
-        <MlpClassifier as StepHooks<Bk>>::state_dict(&self.inner, state)
-    }
-    fn load_state_dict(
-        &mut self,
-        state: &mut Self::State,
-        dict: StateDict,
-        device: &Bk::Device,
-    ) -> HookResult<()> {
-        self.inner.load_state_dict(state, dict, device)
-    }
-    fn mock_batch(&mut self, ctx: &JobContext<'_>, index: usize) -> HookResult<RecordBatch> {
-        <MlpClassifier as StepHooks<Bk>>::mock_batch(&mut self.inner, ctx, index)
     }
 }
 

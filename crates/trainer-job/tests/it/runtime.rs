@@ -12,10 +12,10 @@ use common::{events, job, steps_of, write_table, B};
 use trainer_core::callback::{Callback, Context};
 use trainer_core::checkpoint::{latest_in, read};
 use trainer_core::event::RunStatus;
-use trainer_job::mlp_classifier::{MlpBatch, MlpClassifier, MlpState};
+use trainer_job::mlp_classifier::MlpClassifier;
 use trainer_job::{
-    run_job, CancelToken, HookResult, JobContext, JobOutcome, JobPayload, RecordBatch, ResolvedJob,
-    SampleContext, StateDict, StepContext, StepHooks, StepResult, EXIT_CANCELLED,
+    run_job, CancelToken, HookResult, JobOutcome, JobPayload, ResolvedJob, StepContext, StepHooks,
+    StepResult, EXIT_CANCELLED,
 };
 
 /// The mlp-classifier with scripted trouble: fail at a step, cancel at a step, skip the
@@ -44,26 +44,8 @@ impl Scripted {
 }
 
 impl<Bk: AutodiffBackend> StepHooks<Bk> for Scripted {
-    type State = MlpState<Bk>;
-    type Batch = MlpBatch<Bk>;
+    crate::delegate_to_mlp!(Bk);
 
-    fn setup(&mut self, ctx: &JobContext<'_>) -> HookResult<()> {
-        <MlpClassifier as StepHooks<Bk>>::setup(&mut self.inner, ctx)
-    }
-    fn configure(&mut self, ctx: &JobContext<'_>, device: &Bk::Device) -> HookResult<Self::State> {
-        <MlpClassifier as StepHooks<Bk>>::configure(&mut self.inner, ctx, device)
-    }
-    fn metric_names(&self) -> Vec<String> {
-        <MlpClassifier as StepHooks<Bk>>::metric_names(&self.inner)
-    }
-    fn prepare_batch(
-        &mut self,
-        state: &mut Self::State,
-        batch: &RecordBatch,
-        device: &Bk::Device,
-    ) -> HookResult<Self::Batch> {
-        self.inner.prepare_batch(state, batch, device)
-    }
     fn train_step(
         &mut self,
         state: &mut Self::State,
@@ -91,27 +73,6 @@ impl<Bk: AutodiffBackend> StepHooks<Bk> for Scripted {
         let mut result = self.inner.train_step(state, batch, ctx)?;
         result.control.skip_cadence_emit = self.skip_at == Some(ctx.step + 1);
         Ok(result)
-    }
-    fn state_dict(&self, state: &Self::State) -> HookResult<StateDict> {
-        <MlpClassifier as StepHooks<Bk>>::state_dict(&self.inner, state)
-    }
-    fn load_state_dict(
-        &mut self,
-        state: &mut Self::State,
-        dict: StateDict,
-        device: &Bk::Device,
-    ) -> HookResult<()> {
-        self.inner.load_state_dict(state, dict, device)
-    }
-    fn sample(
-        &mut self,
-        state: &mut Self::State,
-        ctx: &SampleContext<'_>,
-    ) -> HookResult<Option<PathBuf>> {
-        self.inner.sample(state, ctx)
-    }
-    fn mock_batch(&mut self, ctx: &JobContext<'_>, index: usize) -> HookResult<RecordBatch> {
-        <MlpClassifier as StepHooks<Bk>>::mock_batch(&mut self.inner, ctx, index)
     }
 }
 

@@ -110,3 +110,77 @@ pub fn steps_of(events: &[Value], kind: &str) -> Vec<u64> {
         .map(|e| e["step"].as_u64().unwrap())
         .collect()
 }
+
+/// The `StepHooks` methods of a test trainer that wraps `mlp-classifier` in its field `inner`,
+/// all but `train_step` (and the checkpoint hooks, left to their defaults unless the wrapper
+/// writes them): `impl<Bk: AutodiffBackend> StepHooks<Bk> for W { delegate_to_mlp!(Bk); ... }`.
+#[macro_export]
+macro_rules! delegate_to_mlp {
+    ($b:ident) => {
+        type State = trainer_job::mlp_classifier::MlpState<$b>;
+        type Batch = trainer_job::mlp_classifier::MlpBatch<$b>;
+
+        fn setup(&mut self, ctx: &trainer_job::JobContext<'_>) -> trainer_job::HookResult<()> {
+            <trainer_job::mlp_classifier::MlpClassifier as trainer_job::StepHooks<$b>>::setup(
+                &mut self.inner,
+                ctx,
+            )
+        }
+        fn configure(
+            &mut self,
+            ctx: &trainer_job::JobContext<'_>,
+            device: &$b::Device,
+        ) -> trainer_job::HookResult<Self::State> {
+            <trainer_job::mlp_classifier::MlpClassifier as trainer_job::StepHooks<$b>>::configure(
+                &mut self.inner,
+                ctx,
+                device,
+            )
+        }
+        fn metric_names(&self) -> Vec<String> {
+            <trainer_job::mlp_classifier::MlpClassifier as trainer_job::StepHooks<$b>>::metric_names(
+                &self.inner,
+            )
+        }
+        fn prepare_batch(
+            &mut self,
+            state: &mut Self::State,
+            batch: &trainer_job::RecordBatch,
+            device: &$b::Device,
+        ) -> trainer_job::HookResult<Self::Batch> {
+            self.inner.prepare_batch(state, batch, device)
+        }
+        fn state_dict(&self, state: &Self::State) -> trainer_job::HookResult<trainer_job::StateDict> {
+            <trainer_job::mlp_classifier::MlpClassifier as trainer_job::StepHooks<$b>>::state_dict(
+                &self.inner,
+                state,
+            )
+        }
+        fn load_state_dict(
+            &mut self,
+            state: &mut Self::State,
+            dict: trainer_job::StateDict,
+            device: &$b::Device,
+        ) -> trainer_job::HookResult<()> {
+            self.inner.load_state_dict(state, dict, device)
+        }
+        fn sample(
+            &mut self,
+            state: &mut Self::State,
+            ctx: &trainer_job::SampleContext<'_>,
+        ) -> trainer_job::HookResult<Option<std::path::PathBuf>> {
+            self.inner.sample(state, ctx)
+        }
+        fn mock_batch(
+            &mut self,
+            ctx: &trainer_job::JobContext<'_>,
+            index: usize,
+        ) -> trainer_job::HookResult<trainer_job::RecordBatch> {
+            <trainer_job::mlp_classifier::MlpClassifier as trainer_job::StepHooks<$b>>::mock_batch(
+                &mut self.inner,
+                ctx,
+                index,
+            )
+        }
+    };
+}
