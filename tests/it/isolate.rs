@@ -87,11 +87,15 @@ fn an_isolated_job_runs_like_the_same_job_in_process() {
     );
     // Metric means: the same values, summed on the host in the child's case (within f32
     // rounding of the device sums in process).
-    for (x, y) in a.iter().zip(&b).filter(|(x, _)| x["event"] == "metrics") {
-        let (x, y) = (
-            x["metrics"]["loss"].as_f64().unwrap(),
-            y["metrics"]["loss"].as_f64().unwrap(),
-        );
+    let losses = |log: &[Value]| -> Vec<f64> {
+        log.iter()
+            .filter(|e| e["event"] == "metrics")
+            .map(|e| e["metrics"]["loss"].as_f64().unwrap())
+            .collect()
+    };
+    let (x, y) = (losses(&a), losses(&b));
+    assert_eq!(x.len(), 5);
+    for (x, y) in x.iter().zip(&y) {
         assert!((x - y).abs() <= 1e-6 * x.abs(), "loss {x} vs {y}");
     }
 }
