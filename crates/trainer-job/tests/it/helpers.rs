@@ -14,6 +14,16 @@ use trainer_job::helpers::{
 };
 use trainer_job::StateDict;
 
+/// burn's backend RNG is one per process and the tests of this binary run on parallel threads:
+/// the tests that seed it or draw from it (initialising a layer draws) hold this lock.
+static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    BACKEND_RNG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[derive(Module, Debug)]
 struct Net<B: burn::tensor::backend::Backend> {
     layers: Vec<Linear<B>>,
@@ -46,6 +56,7 @@ fn state_bytes<R: HostRecord<B>>(state: R) -> Vec<u8> {
 
 #[test]
 fn the_same_seed_initialises_the_same_weights() {
+    let _rng = rng_lock();
     assert_eq!(
         bytes(&net(3, 8).layers[0].weight),
         bytes(&net(3, 8).layers[0].weight)
@@ -107,6 +118,7 @@ fn float_scalar_reads_a_loss_of_any_rank() {
 
 #[test]
 fn the_trainable_part_loads_into_a_fresh_model_with_its_optimizer_state() {
+    let _rng = rng_lock();
     let device = Default::default();
     let mut model = net(1, 8);
     let mut optim = AdamConfig::new().init::<B, Net<B>>();
@@ -169,6 +181,7 @@ fn the_trainable_part_loads_into_a_fresh_model_with_its_optimizer_state() {
 
 #[test]
 fn a_trainable_part_that_does_not_fit_is_refused_by_name() {
+    let _rng = rng_lock();
     let device = Default::default();
     let model = net(1, 8);
     let optim = AdamConfig::new().init::<B, Net<B>>();
@@ -200,6 +213,7 @@ fn a_trainable_part_that_does_not_fit_is_refused_by_name() {
 
 #[test]
 fn a_record_whose_fields_are_tensors_loads_in_its_own_order() {
+    let _rng = rng_lock();
     // A bare `Linear` record is `{weight, bias}`: its tensors are checked against the module in
     // that order (a sorted scan put `bias` first and refused the record).
     let device = Default::default();
