@@ -119,6 +119,17 @@ impl<B: AutodiffBackend> Registry<B> {
         cancel: &CancelToken,
         callbacks: Vec<Box<dyn Callback>>,
     ) -> Result<JobOutcome> {
+        // A program started as a trainer process that did not hand its contract to
+        // `serve_contract` would start a trainer process of its own, and so on: refuse.
+        if std::env::var_os(crate::isolate::CONTRACT_ENV).is_some() {
+            return Err(JobError::Setting {
+                name: crate::isolate::CONTRACT_ENV.into(),
+                message: "this program was started as an isolated job's trainer process but \
+                          runs a job instead of serving the contract: call \
+                          `trainer_job::serve_contract` (as `cli::run` does) first in `main`"
+                    .into(),
+            });
+        }
         if !self.servers.contains_key(&job.trainer) {
             return Err(JobError::UnknownTrainer {
                 name: job.trainer.clone(),
@@ -227,4 +238,48 @@ pub struct Builtins;
 
 impl Plugins for Builtins {
     fn register<B: AutodiffBackend>(_registry: &mut Registry<B>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type B = burn_autodiff::Autodiff<burn_ndarray::NdArray<f32>>;
+
+    #[test]
+    fn a_trainer_process_that_runs_an_isolated_job_is_refused_instead_of_forking_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = serde_json::json!({
+            "trainer_api_version": "v1", "run_id": "r", "trainer": "mlp-classifier",
+            "max_steps": 2, "metric_every": 1, "checkpoint_every": 1, "mock_batches": 1,
+            "isolation": "subprocess",
+            "dataset": {"batch_size": 2, "columns": ["x", "label"]}
+        });
+        let job = ResolvedJob {
+            spec: JobSpec::parse(&spec.to_string(), "test").unwrap(),
+            trainer: "mlp-classifier".into(),
+            paths: crate::JobPaths {
+                checkpoints_dir: dir.path().join("checkpoints"),
+                samples_dir: dir.path().join("samples"),
+                events_path: dir.path().join("events.jsonl"),
+                cancel_file: dir.path().join("CANCEL"),
+            },
+        };
+        // No other test of this binary reads the variable.
+        std::env::set_var(
+            crate::isolate::CONTRACT_ENV,
+            dir.path().join("contract.json"),
+        );
+        let result = Registry::<B>::with_builtins().run_isolated(
+            &job,
+            Default::default(),
+            "ndarray",
+            &CancelToken::new(),
+            Vec::new(),
+        );
+        std::env::remove_var(crate::isolate::CONTRACT_ENV);
+        let error = result.unwrap_err().to_string();
+        assert!(error.contains("serve_contract"), "{error}");
+        assert!(!dir.path().join("isolate").exists(), "nothing started");
+    }
 }
