@@ -5,13 +5,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use trainer::job::JobPayload;
 use trainer_core::checkpoint::{latest_in, read};
 
-use crate::job::{events, long_spec, stderr, steps_of, tensors, trainer};
+use crate::job::{events, long_spec, stderr, steps_of, tensors, trainer, wait_for_event};
 
 fn faulty_runner() -> Command {
     let mut command = Command::new(crate::kill_resume::example("faulty_runner"));
@@ -170,16 +169,7 @@ fn a_child_that_aborts_or_is_killed_fails_the_job_with_its_status_and_keeps_the_
         .arg(&run)
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while !std::fs::read_to_string(run.join("events.jsonl"))
-        .is_ok_and(|t| t.contains("\"event\":\"checkpoint\""))
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "no checkpoint in 120 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_event(&run.join("events.jsonl"), "checkpoint");
     let kids = children(parent.id());
     assert_eq!(kids.len(), 1, "one trainer process: {kids:?}");
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", kids[0])).unwrap();

@@ -45,6 +45,19 @@ pub(crate) fn steps_of(events: &[Value], kind: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Waits (120 s at most) until the events file at `path` holds an event of `kind`.
+pub(crate) fn wait_for_event(path: &Path, kind: &str) {
+    let started = Instant::now();
+    let needle = format!("\"event\":\"{kind}\"");
+    while !std::fs::read_to_string(path).is_ok_and(|t| t.contains(&needle)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no {kind} event in 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -159,20 +172,8 @@ fn sigterm_cancels_with_a_checkpoint_and_the_rerun_ends_like_an_uninterrupted_jo
         .spawn()
         .unwrap();
     let events_path = run.join("events.jsonl");
-    let started = Instant::now();
     // Wait until it trains (a metrics event), then SIGTERM.
-    loop {
-        let trained = std::fs::read_to_string(&events_path)
-            .is_ok_and(|t| t.contains("\"event\":\"metrics\""));
-        if trained {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "no metrics event in 120 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_event(&events_path, "metrics");
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "cancelled jobs exit with 130");

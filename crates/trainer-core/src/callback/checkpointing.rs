@@ -3,18 +3,19 @@
 //! bookkeeping, are `checkpoint::folder`'s.
 //!
 //! One file past 400 lines: the settings, their defaults and the hooks that apply them read best
-//! together, with the handle a program keeps to ask for saves.
+//! together. The handle a program keeps to ask for saves is `checkpoint_handle.rs`.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Callback, Context};
+use super::checkpoint_handle::Shared;
+use super::{Callback, CheckpointHandle, Context};
 use crate::checkpoint::{
-    best_file_name, lock, open_folder, step_file_name, CheckpointIndex, CheckpointWriter,
-    FolderBook, IndexEntry, Retention, SaveFailure, SaveJob, SaveReason, SharedBook, Snapshot,
+    best_file_name, open_folder, step_file_name, CheckpointWriter, Retention, SaveJob, SaveReason,
+    Snapshot,
 };
 use crate::config::Frequency;
 use crate::error::{Result, TrainerError};
@@ -76,75 +77,6 @@ pub struct Checkpointing {
 struct CheckpointingState {
     best: Option<Best>,
     last_step_saved: Option<usize>,
-}
-
-/// State shared by the callback, its writer thread and its handles.
-#[derive(Default)]
-struct Shared {
-    save_now: AtomicBool,
-    book: SharedBook,
-}
-
-impl Shared {
-    fn book(&self) -> std::sync::MutexGuard<'_, FolderBook> {
-        lock(&self.book)
-    }
-}
-
-/// A handle on a [`Checkpointing`] callback that the trainer owns: ask for a save from any
-/// thread, read what was written.
-#[derive(Clone)]
-pub struct CheckpointHandle {
-    shared: Arc<Shared>,
-}
-
-impl CheckpointHandle {
-    /// Asks for a checkpoint at the next safe point (after the current batch's step).
-    pub fn save_now(&self) {
-        self.shared.save_now.store(true, Ordering::SeqCst);
-    }
-
-    /// Checkpoint files written so far (a new best writes two files; it counts once).
-    pub fn written(&self) -> usize {
-        self.shared.book().written.len()
-    }
-
-    /// The checkpoints written after the first `seen` ones, in order.
-    pub fn written_since(&self, seen: usize) -> Vec<IndexEntry> {
-        self.shared
-            .book()
-            .written
-            .iter()
-            .skip(seen)
-            .cloned()
-            .collect()
-    }
-
-    /// The messages of the saves that failed.
-    pub fn failures(&self) -> Vec<String> {
-        self.shared
-            .book()
-            .failures
-            .iter()
-            .map(|f| f.reason.clone())
-            .collect()
-    }
-
-    /// The saves that failed after the first `seen` ones, in order.
-    pub fn failures_since(&self, seen: usize) -> Vec<SaveFailure> {
-        self.shared
-            .book()
-            .failures
-            .iter()
-            .skip(seen)
-            .cloned()
-            .collect()
-    }
-
-    /// The folder's index as of the last finished save.
-    pub fn index(&self) -> CheckpointIndex {
-        self.shared.book().index.clone()
-    }
 }
 
 impl Checkpointing {
@@ -420,30 +352,19 @@ impl Callback for Checkpointing {
             return Ok(());
         }
         // When the newest checkpoint is of this very point, it only gains the reason.
-        let same_point = {
+        let same_point = if self.pending.is_empty() {
             let mut book = self.shared.book();
-            let state = ctx.state;
-            let latest = book.index.latest.clone();
-            let entry = book
-                .index
-                .checkpoints
-                .iter_mut()
-                .rev()
-                .find(|e| Some(&e.file) == latest.as_ref());
-            match entry {
-                Some(e)
-                    if e.step == state.global_step
-                        && e.epoch == state.epoch
-                        && e.batch_in_epoch == state.batch_in_epoch
-                        && self.pending.is_empty() =>
-                {
-                    if !e.reasons.contains(&SaveReason::End) {
-                        e.reasons.push(SaveReason::End);
-                    }
-                    Some(book.index.clone())
-                }
-                _ => None,
-            }
+            let at = ctx.state;
+            book.index
+                .add_reason_to_latest_at(
+                    at.epoch,
+                    at.global_step,
+                    at.batch_in_epoch,
+                    SaveReason::End,
+                )
+                .then(|| book.index.clone())
+        } else {
+            None
         };
         match same_point {
             Some(index) => {

@@ -1,5 +1,6 @@
 //! Callbacks: code that runs at fixed points of the training lifecycle.
 
+mod checkpoint_handle;
 mod checkpointing;
 mod context;
 mod early_stopping;
@@ -12,7 +13,8 @@ mod terminate_on_non_finite;
 
 pub use crate::checkpoint::SaveFailure;
 pub use crate::metric::{AvailableMetrics, LatestMetrics};
-pub use checkpointing::{CheckpointHandle, Checkpointing};
+pub use checkpoint_handle::CheckpointHandle;
+pub use checkpointing::Checkpointing;
 pub use context::{Context, Control};
 pub use early_stopping::{EarlyStopping, EARLY_STOPPING_KEY};
 pub use event_log::EventLog;

@@ -4,7 +4,8 @@ use std::path::Path;
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::header::{Header, FORMAT_MAJOR, HEADER_LEN, MAGIC};
-use super::scan::{scan_payload, PayloadScan};
+use super::scan::scan_payload;
+use super::scanned::PayloadScan;
 use crate::error::{Result, TrainerError};
 use crate::fs::read_regular_file;
 

@@ -132,6 +132,32 @@ impl CheckpointIndex {
         }
     }
 
+    /// Adds `reason` to the newest checkpoint if it was taken at this point (`epoch` epochs,
+    /// `step` steps, `batch_in_epoch` batches into the next); whether it was.
+    pub fn add_reason_to_latest_at(
+        &mut self,
+        epoch: usize,
+        step: usize,
+        batch_in_epoch: usize,
+        reason: SaveReason,
+    ) -> bool {
+        let latest = self.latest.clone();
+        let entry = self
+            .checkpoints
+            .iter_mut()
+            .rev()
+            .find(|e| Some(&e.file) == latest.as_ref());
+        match entry {
+            Some(e) if (e.epoch, e.step, e.batch_in_epoch) == (epoch, step, batch_in_epoch) => {
+                if !e.reasons.contains(&reason) {
+                    e.reasons.push(reason);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Writes `dir/index.json` atomically.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).expect("the index serializes");

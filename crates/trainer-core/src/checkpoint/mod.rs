@@ -20,6 +20,7 @@ mod record;
 mod record_check;
 mod retention;
 mod scan;
+mod scanned;
 mod snapshot;
 mod summary;
 mod writer;
@@ -50,9 +51,10 @@ pub use record_check::{
     check_module_record, check_optimizer_record, parameter_specs, record_tensors, ParamSpec,
 };
 pub use retention::{Retention, RetentionPolicy};
-pub use scan::{
-    scan_payload, valid_param_id, ElementKind, PayloadScan, RecordSource, ScannedTensor,
-    TensorDtype, MAX_DEPTH, MAX_ELEMENTS, MAX_RANK,
+pub use scan::{scan_payload, valid_param_id};
+pub use scanned::{
+    ElementKind, PayloadScan, RecordSource, ScannedTensor, TensorDtype, MAX_DEPTH, MAX_ELEMENTS,
+    MAX_RANK,
 };
 pub use snapshot::{CheckpointSink, Snapshot};
 pub use summary::CheckpointSummary;

@@ -5,7 +5,7 @@ use burn::tensor::backend::Backend;
 use super::record_check::{
     check_module_record, check_optimizer_record, keyed_by_param_id, parameter_specs, record_tensors,
 };
-use super::scan::RecordSource;
+use super::scanned::RecordSource;
 use serde::{de::DeserializeOwned, Serialize};
 
 /// A burn record that can leave the device as plain host data, at full precision. Every

@@ -8,7 +8,8 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 use serde::{de::DeserializeOwned, Serialize};
 
-use super::scan::{scan_payload, ElementKind, RecordSource, ScannedTensor};
+use super::scan::scan_payload;
+use super::scanned::{ElementKind, RecordSource, ScannedTensor};
 
 /// One parameter of a module: where it sits, its shape, its element kind and its id.
 #[derive(Debug, Clone, PartialEq)]

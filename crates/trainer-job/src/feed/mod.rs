@@ -1,20 +1,21 @@
 //! The parquet feed: Arrow record batches of the projected columns, shuffled per
-//! `(seed, epoch)`, cut to `batch_size` rows, prepared ahead on a background thread.
-//!
-//! One file past 400 lines: the source (files, checked footers, row groups, the cache) and the
-//! thread that reads it ahead share their unit of work, a row group.
+//! `(seed, epoch)`, cut to `batch_size` rows, prepared ahead on a background thread
+//! (`reader.rs`). This file is the source: the files, their checked footers, row groups and
+//! the cache of decoded ones.
+
+mod reader;
+
+pub use reader::{Feed, FeedItem};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use arrow_array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow_schema::{Schema, SchemaRef};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use parquet::arrow::ProjectionMask;
-use trainer_core::data::{epoch_order, mix_seed, DataCursor};
+use trainer_core::data::{epoch_order, mix_seed};
 
 use crate::error::{JobError, Result};
 use crate::hooks::ColumnReader;
@@ -369,108 +370,5 @@ impl ColumnReader for ParquetSource {
             }
         }
         Ok(arrays)
-    }
-}
-
-/// A batch of the feed and where it is in its epoch.
-#[derive(Debug, Clone)]
-pub struct FeedItem {
-    /// The rows.
-    pub batch: RecordBatch,
-    /// Its epoch.
-    pub epoch: usize,
-    /// Its index in the epoch.
-    pub index: usize,
-    /// Whether it ends the epoch.
-    pub last: bool,
-}
-
-impl FeedItem {
-    /// The cursor after this batch.
-    pub fn next_cursor(&self) -> DataCursor {
-        if self.last {
-            DataCursor {
-                epoch: self.epoch + 1,
-                batch: 0,
-            }
-        } else {
-            DataCursor {
-                epoch: self.epoch,
-                batch: self.index + 1,
-            }
-        }
-    }
-}
-
-/// Batches from a [`ParquetSource`], read and cut on a background thread, `readahead` ahead.
-pub struct Feed {
-    receiver: Option<Receiver<Result<FeedItem>>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Feed {
-    /// Starts the thread at `cursor`; epochs follow one another without end.
-    pub fn start(
-        source: Arc<ParquetSource>,
-        seed: u64,
-        batch_size: usize,
-        readahead: usize,
-        cursor: DataCursor,
-    ) -> Self {
-        let (sender, receiver) = sync_channel(readahead.max(1));
-        let thread = std::thread::Builder::new()
-            .name("trainer-job-feed".into())
-            .spawn(move || {
-                let mut first = cursor.batch;
-                for epoch in cursor.epoch.. {
-                    let mut open = true;
-                    let result = source.epoch_batches(seed, epoch, batch_size, first, |item| {
-                        open = sender.send(Ok(item)).is_ok();
-                        open
-                    });
-                    if let Err(error) = result {
-                        let _ = sender.send(Err(error));
-                        return;
-                    }
-                    if !open {
-                        return;
-                    }
-                    first = 0;
-                }
-            })
-            .expect("the OS starts a thread");
-        Self {
-            receiver: Some(receiver),
-            thread: Some(thread),
-        }
-    }
-
-    /// The next batch; waits when the thread is behind.
-    pub fn next_batch(&mut self) -> Result<FeedItem> {
-        let receiver = self.receiver.as_ref().expect("present until drop");
-        match receiver.recv() {
-            Ok(item) => item,
-            Err(_) => {
-                // The thread is gone without an error: it panicked (reading the data).
-                let why = match self.thread.take().map(JoinHandle::join) {
-                    Some(Err(payload)) => format!(
-                        "the feed thread panicked: {}",
-                        trainer_core::panic_message(payload.as_ref())
-                    ),
-                    _ => "the feed thread stopped".to_string(),
-                };
-                Err(JobError::data("(feed)", why))
-            }
-        }
-    }
-}
-
-impl Drop for Feed {
-    fn drop(&mut self) {
-        // Closing the channel makes the thread's next send fail, and it returns.
-        drop(self.receiver.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
