@@ -125,6 +125,11 @@ pub struct TrainerConfig {
     /// Drop the last, smaller batch of each training epoch.
     #[serde(default)]
     pub drop_last: bool,
+    /// Replicas training in step (data parallel): each takes `batch_size` items per batch, so an
+    /// optimizer step sees `replicas * batch_size`. 1 trains on one device. The devices are the
+    /// builder's ([`replica_devices`](crate::SupervisedTrainerBuilder::replica_devices)).
+    #[serde(default = "defaults::one", skip_serializing_if = "defaults::is_one")]
+    pub replicas: usize,
 }
 
 mod defaults {
@@ -134,6 +139,9 @@ mod defaults {
     }
     pub fn validation() -> Option<Frequency> {
         Some(Frequency::Epochs(1))
+    }
+    pub fn is_one(value: &usize) -> bool {
+        *value == 1
     }
     pub fn one() -> usize {
         1
@@ -148,6 +156,9 @@ mod defaults {
 
 /// The most batches a data loader builds ahead (each is held in memory).
 pub const MAX_PREFETCH_BATCHES: usize = 1024;
+
+/// The most replicas a run may train with (each is a thread with its own copy of the model).
+pub const MAX_REPLICAS: usize = 256;
 
 impl TrainerConfig {
     /// A config with the given learning rate, one epoch and the documented defaults.
@@ -168,6 +179,7 @@ impl TrainerConfig {
             schedule_interval: ScheduleInterval::Step,
             prefetch_batches: defaults::prefetch(),
             drop_last: false,
+            replicas: 1,
         }
     }
 
@@ -247,6 +259,12 @@ impl TrainerConfig {
         self
     }
 
+    /// Sets [`replicas`](Self::replicas).
+    pub fn with_replicas(mut self, replicas: usize) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
     /// Checks every field (numbers that size memory are bounded); the first bad one is returned as
     /// [`TrainerError::InvalidConfig`] naming the field and its value.
     pub fn validate(&self) -> Result<()> {
@@ -319,6 +337,13 @@ impl TrainerConfig {
                 );
             }
             _ => {}
+        }
+        if self.replicas == 0 || self.replicas > MAX_REPLICAS {
+            return bad(
+                "replicas",
+                self.replicas,
+                &format!("must be from 1 to {MAX_REPLICAS}"),
+            );
         }
         if self.log_every == 0 {
             return bad("log_every", self.log_every, "must be at least 1");

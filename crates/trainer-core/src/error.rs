@@ -133,6 +133,16 @@ pub enum TrainerError {
         /// The panic's message.
         message: String,
     },
+    /// A replica of a data-parallel run failed, or the replicas stopped answering each other.
+    #[error("replica {rank} of {replicas}: {message}")]
+    Replica {
+        /// The replica's rank (0 trains on the trainer's own thread).
+        rank: usize,
+        /// Replicas in the run.
+        replicas: usize,
+        /// What went wrong.
+        message: String,
+    },
     /// A folder that should hold checkpoints holds none.
     #[error("no checkpoint in {dir}: it has no `latest` pointer file")]
     NoCheckpoint {

@@ -16,6 +16,7 @@ pub mod event;
 pub mod fs;
 pub mod init;
 pub mod metric;
+mod parallel;
 pub mod schedule;
 mod split;
 mod state;
@@ -24,6 +25,7 @@ pub mod weights;
 
 pub use config::{
     Frequency, GradientClipping, ScheduleInterval, TrainerConfig, MAX_PREFETCH_BATCHES,
+    MAX_REPLICAS,
 };
 pub use engine::{FitReport, SupervisedTrainer, SupervisedTrainerBuilder};
 pub use error::{panic_message, Result, TrainerError};

@@ -43,6 +43,24 @@ pub struct DataLoader<B: Backend, O> {
     drop_last: bool,
     prefetch: usize,
     device: B::Device,
+    shard: Shard,
+}
+
+/// Which of the epoch's batches a loader delivers: with `count` replicas training in step, the
+/// one of `rank` takes batches `rank`, `rank + count`, `rank + 2 * count`, ... of the epoch's
+/// order, and every replica takes the same number of them (a last, incomplete round is left out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This replica's place, from 0.
+    pub rank: usize,
+    /// Replicas in all (at least 1).
+    pub count: usize,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Self { rank: 0, count: 1 }
+    }
 }
 
 impl<B: Backend, O> Clone for DataLoader<B, O> {
@@ -55,6 +73,7 @@ impl<B: Backend, O> Clone for DataLoader<B, O> {
             drop_last: self.drop_last,
             prefetch: self.prefetch,
             device: self.device.clone(),
+            shard: self.shard,
         }
     }
 }
@@ -122,6 +141,7 @@ impl<B: Backend, O: Send + 'static> DataLoader<B, O> {
                 drop_last: false,
                 prefetch: 2,
                 device,
+                shard: Shard::default(),
             },
         }
     }
@@ -131,14 +151,49 @@ impl<B: Backend, O: Send + 'static> DataLoader<B, O> {
         self.source.len()
     }
 
-    /// Batches in one epoch.
+    /// Batches in one epoch (this shard's, when the loader is one of several).
     pub fn num_batches(&self) -> usize {
+        self.all_batches() / self.shard.count
+    }
+
+    /// Batches in one epoch of the whole data set.
+    fn all_batches(&self) -> usize {
         let n = self.source.len();
         if self.drop_last {
             n / self.batch_size
         } else {
             n.div_ceil(self.batch_size)
         }
+    }
+
+    /// The loader of replica `shard.rank` of `shard.count`, making its batches on `device`.
+    pub fn sharded(&self, shard: Shard, device: B::Device) -> Self {
+        Self {
+            shard: Shard {
+                rank: shard.rank,
+                count: shard.count.max(1),
+            },
+            device,
+            ..self.clone()
+        }
+    }
+
+    /// Which batches it delivers.
+    pub fn shard(&self) -> Shard {
+        self.shard
+    }
+
+    /// Items in the batch this shard delivers at `step` of an epoch, and in the batches all
+    /// shards deliver at that step together.
+    pub fn step_items(&self, step: usize) -> (usize, usize) {
+        let n = self.source.len();
+        let items = |batch: usize| {
+            n.saturating_sub(batch * self.batch_size)
+                .min(self.batch_size)
+        };
+        let first = step * self.shard.count;
+        let all = (first..first + self.shard.count).map(items).sum();
+        (items(first + self.shard.rank), all)
     }
 
     /// Items per batch.
@@ -174,10 +229,15 @@ impl<B: Backend, O: Send + 'static> DataLoader<B, O> {
             });
         }
         if num_batches == 0 {
+            let dealt = if self.shard.count > 1 {
+                format!(" for each of {} replicas", self.shard.count)
+            } else {
+                String::new()
+            };
             return Err(TrainerError::Data {
                 split: self.split.as_str(),
                 message: format!(
-                    "{} items make no batch of size {}{}",
+                    "{} items make no batch of size {}{}{dealt}",
                     self.source.len(),
                     self.batch_size,
                     if self.drop_last {
@@ -194,11 +254,13 @@ impl<B: Backend, O: Send + 'static> DataLoader<B, O> {
         let source = self.source.clone();
         let batch_size = self.batch_size;
         let first = cursor.batch;
+        let shard = self.shard;
         let handle = std::thread::Builder::new()
             .name(format!("trainer-{}-loader", self.split))
             .spawn(move || {
                 let _close = CloseOnDrop(sender.clone());
-                for batch in first..num_batches {
+                for step in first..num_batches {
+                    let batch = step * shard.count + shard.rank;
                     let start = batch * batch_size;
                     let end = (start + batch_size).min(order.len());
                     let built = source.prepare(&order[start..end]);

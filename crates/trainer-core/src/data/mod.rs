@@ -12,6 +12,6 @@ mod order;
 mod source;
 
 pub use cursor::DataCursor;
-pub use loader::{Batches, DataLoader, DataLoaderBuilder};
+pub use loader::{Batches, DataLoader, DataLoaderBuilder, Shard};
 pub use order::{epoch_order, mix_seed};
 pub use source::{BatchSource, DatasetBatches, PreparedBatch};

@@ -1,5 +1,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use burn::data::{dataloader::batcher::Batcher, dataset::Dataset};
 use burn::module::AutodiffModule;
@@ -12,7 +13,7 @@ use crate::callback::{
 };
 use crate::checkpoint::HostRecord;
 use crate::config::TrainerConfig;
-use crate::data::DataLoader;
+use crate::data::{DataLoader, Shard};
 use crate::error::{Result, TrainerError};
 use crate::metric::{
     names, Accuracy, ConfusionCounts, Metric, Monitor, Split, TopKAccuracy, TIMING_METRICS,
@@ -97,7 +98,14 @@ where
     checkpoint_dir: Option<PathBuf>,
     top_k: Option<usize>,
     metrics: Vec<Arc<dyn Metric<B::InnerBackend>>>,
+    replica_devices: Vec<B::Device>,
+    collective_timeout: Duration,
+    verify_replicas: bool,
 }
+
+/// How long replicas wait for each other in a collective call by default: longer than any
+/// honest step, short enough that a replica that hangs ends the run.
+pub const DEFAULT_COLLECTIVE_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl<B, M, O, TB, VB> SupervisedTrainer<B, M, O, TB, VB>
 where
@@ -131,6 +139,9 @@ where
             checkpoint_dir: None,
             top_k: None,
             metrics: Vec::new(),
+            replica_devices: Vec::new(),
+            collective_timeout: DEFAULT_COLLECTIVE_TIMEOUT,
+            verify_replicas: false,
         }
     }
 }
@@ -250,6 +261,29 @@ where
         self
     }
 
+    /// The devices of replicas 1 to `replicas - 1` when the config asks for several
+    /// ([`TrainerConfig::replicas`]); rank 0 trains on the builder's device. Without this call
+    /// every replica trains on the builder's device (threads sharing a CPU, say).
+    pub fn replica_devices(mut self, devices: Vec<B::Device>) -> Self {
+        self.replica_devices = devices;
+        self
+    }
+
+    /// After every optimizer step, check that every replica holds rank 0's weights, bit for bit
+    /// (each reads its weights back to the host: for tests and for doubts about a backend's
+    /// determinism, not for speed). A difference fails the run naming the replica and the step.
+    pub fn verify_replicas(mut self, verify: bool) -> Self {
+        self.verify_replicas = verify;
+        self
+    }
+
+    /// How long a replica waits for the others in a collective call before the run fails
+    /// ([`DEFAULT_COLLECTIVE_TIMEOUT`] unless set).
+    pub fn collective_timeout(mut self, timeout: Duration) -> Self {
+        self.collective_timeout = timeout;
+        self
+    }
+
     /// Validates the config and the callbacks and makes the trainer.
     pub fn build(mut self) -> Result<SupervisedTrainer<B, M, O, TB, VB>> {
         self.config.validate()?;
@@ -301,6 +335,33 @@ where
             (None, Some(config)) => config.build(self.config.learning_rate)?,
             (None, None) => Box::new(ConstantLr::constant(self.config.learning_rate)),
         };
+        let replicas = self.config.replicas;
+        if replicas > 1
+            && !self.replica_devices.is_empty()
+            && self.replica_devices.len() != replicas - 1
+        {
+            return Err(TrainerError::InvalidConfig {
+                field: "replicas",
+                value: replicas.to_string(),
+                reason: format!(
+                    "the builder was given {} replica devices; replicas 1 to {} need one each",
+                    self.replica_devices.len(),
+                    replicas - 1
+                ),
+            });
+        }
+        if replicas > 1 {
+            // Rank 0 takes every `replicas`-th batch of each epoch, from the first.
+            self.train = self.train.map(|loader| {
+                loader.sharded(
+                    Shard {
+                        rank: 0,
+                        count: replicas,
+                    },
+                    self.device.clone(),
+                )
+            });
+        }
         let batches_per_epoch = self.train.as_ref().map(DataLoader::num_batches);
         Ok(SupervisedTrainer {
             model: Some(self.model),
@@ -321,6 +382,10 @@ where
             accumulator: GradientsAccumulator::new(),
             kept: None,
             confusion: Default::default(),
+            replica_devices: self.replica_devices,
+            collective_timeout: self.collective_timeout,
+            verify_replicas: self.verify_replicas,
+            replicas: None,
             train_metrics: metrics.iter().filter(|m| m.on_train()).cloned().collect(),
             metrics: metrics.into(),
         })

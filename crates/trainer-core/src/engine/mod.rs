@@ -11,7 +11,7 @@ mod run_loop;
 mod supervised;
 mod throughput;
 
-pub use builder::SupervisedTrainerBuilder;
+pub use builder::{SupervisedTrainerBuilder, DEFAULT_COLLECTIVE_TIMEOUT};
 pub use clip::clip_gradients;
 pub use contain::{contain, panic_message};
 pub use lr_finder::{steepest_fall, LrFinderConfig, LrFinderResult};

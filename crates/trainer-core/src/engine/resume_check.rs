@@ -35,6 +35,14 @@ pub fn data_order_change(
                 ours.gradient_accumulation.to_string(),
             )
         })
+        .or_else(|| {
+            // A cursor counts rounds of `replicas` batches.
+            differ(
+                "replicas",
+                saved.replicas.to_string(),
+                ours.replicas.to_string(),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -73,6 +81,10 @@ mod tests {
         assert_eq!(
             data_order_change(&base, &accumulated).map(|c| c.0),
             Some("gradient_accumulation")
+        );
+        assert_eq!(
+            data_order_change(&base, &base.clone().with_replicas(2)),
+            Some(("replicas", "1".into(), "2".into()))
         );
     }
 }

@@ -7,6 +7,7 @@ mod common;
 mod checkpoint_load;
 mod checkpointing;
 mod config;
+mod data_parallel;
 mod early_stopping;
 mod engine;
 mod event_log;

@@ -4,7 +4,10 @@
 //! have rooms of their own.
 
 mod eval;
+mod micro_step;
 mod program;
+pub(super) mod replica;
+pub(super) mod replicas;
 mod resume;
 
 use std::path::Path;
@@ -17,7 +20,7 @@ use burn::tensor::backend::AutodiffBackend;
 
 use super::run_loop::{run_loop, Engine, StepProgram};
 use super::throughput::Throughput;
-use super::{clip_gradients, contain, FitReport};
+use super::{contain, FitReport};
 use crate::checkpoint::{EpochProgress, HostRecord, Snapshot};
 use crate::config::{ScheduleInterval, TrainerConfig};
 use crate::data::{Batches, DataCursor, DataLoader};
@@ -34,22 +37,24 @@ pub trait SupervisedModel<B: AutodiffBackend, TB, VB>:
     AutodiffModule<B, InnerModule: ValidStep<B::InnerBackend, VB>>
     + TrainStep<B, TB>
     + Module<B, Record: HostRecord<B>>
+    + 'static
 {
 }
 
 impl<B, TB, VB, M> SupervisedModel<B, TB, VB> for M
 where
     B: AutodiffBackend,
-    M: AutodiffModule<B> + TrainStep<B, TB>,
+    M: AutodiffModule<B> + TrainStep<B, TB> + 'static,
     M::InnerModule: ValidStep<B::InnerBackend, VB>,
     M::Record: HostRecord<B>,
 {
 }
 
-/// An optimizer the [`SupervisedTrainer`] can checkpoint: its record can be copied to the host
-/// (all of burn's). A blanket impl, like [`SupervisedModel`].
+/// An optimizer the [`SupervisedTrainer`] can checkpoint and give to replicas: its record can be
+/// copied to the host, and it can be cloned (all of burn's). A blanket impl, like
+/// [`SupervisedModel`].
 pub trait SupervisedOptimizer<M: AutodiffModule<B>, B: AutodiffBackend>:
-    Optimizer<M, B, Record: HostRecord<B>>
+    Optimizer<M, B, Record: HostRecord<B>> + Clone + 'static
 {
 }
 
@@ -57,7 +62,7 @@ impl<M, B, O> SupervisedOptimizer<M, B> for O
 where
     B: AutodiffBackend,
     M: AutodiffModule<B>,
-    O: Optimizer<M, B>,
+    O: Optimizer<M, B> + Clone + 'static,
     O::Record: HostRecord<B>,
 {
 }
@@ -93,6 +98,14 @@ where
     pub(super) train_metrics: Metrics<B::InnerBackend>,
     /// The confusion matrix of the last validation and test pass.
     pub(super) confusion: std::collections::BTreeMap<Split, crate::metric::ConfusionMatrix>,
+    /// The devices of replicas 1 and up (data parallel; empty on one device).
+    pub(super) replica_devices: Vec<B::Device>,
+    /// How long a replica waits for the others in a collective call before the run fails.
+    pub(super) collective_timeout: std::time::Duration,
+    /// Whether rank 0 checks after every optimizer step that the replicas' weights agree.
+    pub(super) verify_replicas: bool,
+    /// The other replicas while `fit` runs.
+    pub(super) replicas: Option<replicas::ReplicaSet<B, M>>,
 }
 
 /// The unfinished epoch: training metrics not yet folded into the epoch summary, and micro-batches
@@ -105,6 +118,8 @@ pub(super) struct Progress<B: burn::tensor::backend::Backend> {
     pending: usize,
     /// The logging window's pace, for the throughput metrics.
     throughput: Throughput,
+    /// The other replicas' training metrics of the window, collected early (for a snapshot).
+    replica_window: Totals,
 }
 
 impl<B: burn::tensor::backend::Backend> Default for Progress<B> {
@@ -116,6 +131,7 @@ impl<B: burn::tensor::backend::Backend> Default for Progress<B> {
             epoch_seconds_before: 0.0,
             pending: 0,
             throughput: Throughput::default(),
+            replica_window: Totals::default(),
         }
     }
 }
@@ -147,7 +163,11 @@ where
                 &self.engine.state,
                 self.engine.latest.valid().cloned(),
             )),
-            Err(error) => Err(self.fail(error)),
+            Err(error) => {
+                // Frees and ends the other replicas before the failure is reported.
+                self.replicas = None;
+                Err(self.fail(error))
+            }
         };
         self.engine.stop_clock();
         result
@@ -233,8 +253,16 @@ where
             epoch: state.epoch,
             batch: state.batch_in_epoch,
         };
+        if let Some(replicas) = &self.replicas {
+            for other in replicas.take_windows()? {
+                self.progress.replica_window.add(&other);
+            }
+        }
+        let mut window = self.progress.window.read_totals();
+        window.add(&self.progress.replica_window);
+        let state = &self.engine.state;
         let progress = EpochProgress {
-            window: self.progress.window.read_totals(),
+            window,
             epoch: self.progress.epoch_totals.clone(),
             seconds: if state.batch_in_epoch > 0 {
                 self.progress.epoch_seconds()
@@ -257,18 +285,78 @@ where
         self.snapshot()?.save(path.as_ref()).map(|_| ())
     }
 
-    pub(super) fn optimizer_step(&mut self, grads: GradientsParams) {
+    /// Averages the gradients with the other replicas (if any), clips them and steps the
+    /// optimizer and, on a per-step interval, the schedule.
+    pub(super) fn optimizer_step(&mut self, grads: GradientsParams) -> Result<()> {
+        let grads = match &self.replicas {
+            Some(replicas) => replicas.average(self.model(), grads)?,
+            None => grads,
+        };
         let model = self.model.take().expect("model present between steps");
-        let mut grads = grads;
-        if let Some(clipping) = self.engine.config.gradient_clipping {
-            clip_gradients(&model, &mut grads, clipping);
-        }
-        let model = self.optimizer.step(self.engine.schedule.lr(), model, grads);
+        let model = micro_step::apply_gradients::<B, M, O>(
+            &mut self.optimizer,
+            model,
+            grads,
+            self.engine.schedule.lr(),
+            self.engine.config.gradient_clipping,
+        );
         self.model = Some(model);
         self.engine.state.global_step += 1;
+        if let (Some(replicas), true) = (&self.replicas, self.verify_replicas) {
+            replicas.verify(self.model(), self.engine.state.global_step)?;
+        }
         if self.engine.config.schedule_interval == ScheduleInterval::Step {
             self.advance_schedule();
         }
+        Ok(())
+    }
+
+    /// The training metrics since the window was last reset, of every replica.
+    pub(super) fn read_window(&mut self) -> Result<Totals> {
+        let mut totals = self.progress.window.read_totals();
+        totals.add(&std::mem::take(&mut self.progress.replica_window));
+        if let Some(replicas) = &self.replicas {
+            for other in replicas.take_windows()? {
+                totals.add(&other);
+            }
+        }
+        self.progress.window.reset();
+        Ok(totals)
+    }
+
+    /// Starts the other replicas of a data-parallel run from rank 0's model and optimizer.
+    pub(super) fn start_replicas(&mut self) -> Result<()> {
+        self.replicas = None;
+        let count = self.engine.config.replicas;
+        if count <= 1 {
+            return Ok(());
+        }
+        let devices: Vec<B::Device> = if self.replica_devices.is_empty() {
+            vec![self.device.clone(); count - 1]
+        } else {
+            self.replica_devices.clone()
+        };
+        let loader = self.train.as_ref().ok_or(TrainerError::MissingData {
+            split: "train",
+            builder_method: "train_data",
+        })?;
+        let config = &self.engine.config;
+        let start = replicas::ReplicaStart {
+            model: self.model.as_ref().expect("model present between steps"),
+            optimizer: &self.optimizer,
+            loader,
+            metrics: &self.train_metrics,
+            devices: &devices,
+            settings: replica::ReplicaSettings {
+                seed: config.seed,
+                accumulation: config.gradient_accumulation,
+                clipping: config.gradient_clipping,
+                count,
+            },
+            timeout: self.collective_timeout,
+        };
+        self.replicas = Some(replicas::ReplicaSet::start(&self.device, start)?);
+        Ok(())
     }
 
     /// Steps the schedule on its interval; schedules that need a metric step after each

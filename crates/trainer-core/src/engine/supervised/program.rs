@@ -1,21 +1,20 @@
 //! The supervised trainer as a program of the engine loop: one batch per step (forward,
 //! backward, accumulation, the optimizer step), epochs with their metrics and validation.
 
-use std::sync::PoisonError;
 use std::time::Instant;
 
-use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::optim::GradientsAccumulator;
 use burn::tensor::backend::AutodiffBackend;
 
-use super::{SupervisedModel, SupervisedOptimizer, SupervisedTrainer, BACKEND_RNG};
+use super::micro_step::{batch_seed, forward_backward, replica_weight};
+use super::{SupervisedModel, SupervisedOptimizer, SupervisedTrainer};
 use crate::checkpoint::Snapshot;
 use crate::config::ScheduleInterval;
-use crate::data::{mix_seed, DataCursor};
+use crate::data::DataCursor;
 use crate::engine::run_loop::{Engine, StepDone, StepProgram};
 use crate::error::{Result, TrainerError};
 use crate::metric::Split;
 use crate::state::EpochSummary;
-use crate::step::TrainStep;
 
 /// The supervised trainer's batches, optimizer steps, epochs and validation, as the engine
 /// loop drives them (`fit` runs [`run_loop`](crate::engine::run_loop) over it). Call `fit`, not
@@ -51,6 +50,7 @@ where
         }
         // The batches of an earlier `fit` that ended early are not this cursor's.
         self.epoch_batches = None;
+        self.start_replicas()?;
         if self.engine.state.batch_in_epoch > 0 {
             // Resumed mid-epoch: the epoch's clock goes on from the checkpoint's.
             self.progress.epoch_started = Instant::now();
@@ -64,6 +64,12 @@ where
         }
         if self.engine.control.take_restore_kept_weights() {
             if let Some(kept) = self.kept.clone() {
+                if let Some(replicas) = &self.replicas {
+                    // The other replicas must go on from the same weights.
+                    if let Err(error) = replicas.set_model(&kept) {
+                        log::error!("{error}");
+                    }
+                }
                 self.model = Some(kept);
             }
         }
@@ -110,52 +116,44 @@ where
             })?;
         let num_batches = self.num_batches();
         let accumulation = self.engine.config.gradient_accumulation;
-        let loss_scale = 1.0 / accumulation as f64;
-        let model = self.model();
-        let output = {
-            // Random ops (dropout) draw from a stream fixed by (seed, epoch, batch), so a
-            // resumed run repeats them. burn's backend RNG is global to the process: the lock
-            // keeps trainers on other threads from drawing from this step's stream.
-            let _rng = BACKEND_RNG.lock().unwrap_or_else(PoisonError::into_inner);
-            B::seed(
-                &self.device,
-                mix_seed(
-                    mix_seed(self.engine.config.seed, epoch as u64),
-                    self.engine.state.batch_in_epoch as u64,
-                ),
-            );
-            TrainStep::step(model, batch)
-        };
-        let batch_size = output.batch_size;
-        let loss = if accumulation > 1 {
-            output.loss.clone().mul_scalar(loss_scale)
-        } else {
-            output.loss.clone()
-        };
-        let grads = GradientsParams::from_grads(loss.backward(), model);
-        self.progress.window.update(&output.detach_inner());
-        drop(output);
-        self.engine.state.batch_in_epoch += 1;
-        self.engine.state.samples_seen += batch_size as u64;
-        self.progress.throughput.samples(batch_size as u64);
-        self.progress.pending += 1;
-        let last_batch = self.engine.state.batch_in_epoch == num_batches;
+        let replicas = self.engine.config.replicas;
+        let step_in_epoch = self.engine.state.batch_in_epoch;
+        let (own_items, all_items) = self
+            .train
+            .as_ref()
+            .map_or((0, 0), |loader| loader.step_items(step_in_epoch));
+        let loss_scale = replica_weight(own_items, all_items, replicas) / accumulation as f64;
+        let last_batch = step_in_epoch + 1 == num_batches;
+        let stepped = accumulation == 1 || self.progress.pending + 1 == accumulation || last_batch;
         // The lr this batch's optimizer step uses, before the schedule advances.
         let step_lr = self.engine.schedule.lr();
-        let stepped = if accumulation > 1 {
+        if let Some(replicas) = &self.replicas {
+            // The other replicas work on their batches while rank 0 works on its own.
+            replicas.batch(epoch, step_in_epoch, stepped.then_some(step_lr))?;
+        }
+        let seed = batch_seed(self.engine.config.seed, epoch, step_in_epoch * replicas);
+        let done =
+            forward_backward::<B, M, TB>(self.model(), batch, &self.device, seed, loss_scale);
+        self.progress.window.update(&done.output);
+        let items = if replicas > 1 {
+            all_items
+        } else {
+            done.batch_size
+        };
+        self.engine.state.batch_in_epoch += 1;
+        self.engine.state.samples_seen += items as u64;
+        self.progress.throughput.samples(items as u64);
+        self.progress.pending += 1;
+        if accumulation > 1 {
             let model = self.model.as_ref().expect("model present between steps");
-            self.accumulator.accumulate(model, grads);
-            if self.progress.pending == accumulation || last_batch {
+            self.accumulator.accumulate(model, done.grads);
+            if stepped {
                 let grads = self.accumulator.grads();
-                self.optimizer_step(grads);
-                true
-            } else {
-                false
+                self.optimizer_step(grads)?;
             }
         } else {
-            self.optimizer_step(grads);
-            true
-        };
+            self.optimizer_step(done.grads)?;
+        }
         if stepped {
             self.progress.pending = 0;
             self.progress.throughput.step();
@@ -165,9 +163,8 @@ where
                 .global_step
                 .is_multiple_of(self.engine.config.log_every)
             {
-                let totals = self.progress.window.read_totals();
+                let totals = self.read_window()?;
                 self.progress.epoch_totals.add(&totals);
-                self.progress.window.reset();
                 let mut values = self.progress.window.values(&totals);
                 values.insert("lr".into(), step_lr);
                 self.add_pace(&mut values);
@@ -199,9 +196,8 @@ where
     fn end_epoch(&mut self) -> Result<()> {
         self.epoch_batches = None;
         if !self.progress.window.is_empty() {
-            let totals = self.progress.window.read_totals();
+            let totals = self.read_window()?;
             self.progress.epoch_totals.add(&totals);
-            self.progress.window.reset();
             let values = self.progress.window.values(&totals);
             self.engine
                 .latest
@@ -239,6 +235,9 @@ where
     fn finish(&mut self) -> Result<()> {
         // Ends the loader thread of an epoch the run stopped in.
         self.epoch_batches = None;
-        Ok(())
+        match self.replicas.take() {
+            Some(replicas) => replicas.finish(),
+            None => Ok(()),
+        }
     }
 }

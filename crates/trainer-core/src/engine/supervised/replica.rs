@@ -1,0 +1,147 @@
+//! A replica of a data-parallel run other than rank 0: a thread with its own model, optimizer
+//! and shard of the training data, that does what rank 0 tells it, batch by batch.
+
+use std::sync::mpsc::Receiver;
+
+use burn::module::AutodiffModule;
+use burn::optim::{GradientsAccumulator, Optimizer};
+use burn::tensor::backend::AutodiffBackend;
+
+use super::micro_step::{apply_gradients, batch_seed, forward_backward, replica_weight};
+use crate::config::GradientClipping;
+use crate::data::{Batches, DataCursor, DataLoader};
+use crate::metric::{MetricAccumulator, Totals};
+use crate::parallel::fingerprint::weights_fingerprint;
+use crate::parallel::{collective, flat};
+use crate::step::TrainStep;
+
+/// What rank 0 tells a replica.
+pub(super) enum Command<M> {
+    /// Train on the shard's batch `step` of `epoch`; then, with `lr`, average the gradients with
+    /// the other replicas and step the optimizer.
+    Batch {
+        epoch: usize,
+        step: usize,
+        lr: Option<f64>,
+    },
+    /// Send the training metrics gathered since the last time, and start again.
+    TakeWindow(std::sync::mpsc::Sender<Totals>),
+    /// Send the fingerprint of the replica's weights.
+    Fingerprint(std::sync::mpsc::Sender<u64>),
+    /// Take these weights (rank 0's, which a callback restored).
+    SetModel(M),
+    /// Leave the collective and end.
+    Finish,
+}
+
+/// The settings a replica trains with (rank 0's config).
+#[derive(Clone)]
+pub(crate) struct ReplicaSettings {
+    pub seed: u64,
+    pub accumulation: usize,
+    pub clipping: Option<GradientClipping>,
+    pub count: usize,
+}
+
+/// One replica (rank 1 and up).
+pub(super) struct Replica<B: AutodiffBackend, M: AutodiffModule<B>, O, TB> {
+    pub rank: usize,
+    pub settings: ReplicaSettings,
+    pub model: M,
+    pub optimizer: O,
+    pub loader: DataLoader<B, TB>,
+    pub window: MetricAccumulator<B::InnerBackend>,
+    pub accumulator: GradientsAccumulator<M>,
+    /// The shard's batches of the epoch being trained: `(epoch, next step, batches)`.
+    pub batches: Option<(usize, usize, Batches<B, TB>)>,
+}
+
+impl<B, M, O, TB> Replica<B, M, O, TB>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B> + TrainStep<B, TB>,
+    O: Optimizer<M, B>,
+    TB: Send + 'static,
+{
+    /// Registers with the collective, then serves rank 0's commands until told to finish or
+    /// until rank 0 goes away. An error is the replica's failure, for rank 0 to report.
+    pub fn run(mut self, commands: Receiver<Command<M>>) -> Result<(), String> {
+        let device = self.loader.device().clone();
+        collective::register_peer::<B::InnerBackend>(
+            self.rank,
+            self.settings.count,
+            device.clone(),
+        )?;
+        self.model = self.model.fork(&device);
+        while let Ok(command) = commands.recv() {
+            match command {
+                Command::Batch { epoch, step, lr } => self.train(epoch, step, lr)?,
+                Command::TakeWindow(reply) => {
+                    let totals = self.window.read_totals();
+                    self.window.reset();
+                    // Rank 0 went away: it is ending the run.
+                    let _ = reply.send(totals);
+                }
+                Command::Fingerprint(reply) => {
+                    let _ = reply.send(weights_fingerprint(&self.model));
+                }
+                Command::SetModel(model) => self.model = model.fork(&device),
+                Command::Finish => {
+                    return collective::finish_peer::<B::InnerBackend>(self.rank);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn train(&mut self, epoch: usize, step: usize, lr: Option<f64>) -> Result<(), String> {
+        let batch = self.next_batch(epoch, step)?;
+        let (own, all) = self.loader.step_items(step);
+        let settings = &self.settings;
+        let scale = replica_weight(own, all, settings.count) / settings.accumulation as f64;
+        let seed = batch_seed(settings.seed, epoch, step * settings.count + self.rank);
+        let device = self.loader.device().clone();
+        let done = forward_backward::<B, M, TB>(&self.model, batch, &device, seed, scale);
+        self.window.update(&done.output);
+        let grads = if settings.accumulation > 1 {
+            self.accumulator.accumulate(&self.model, done.grads);
+            match lr {
+                Some(_) => self.accumulator.grads(),
+                None => return Ok(()),
+            }
+        } else {
+            done.grads
+        };
+        let Some(lr) = lr else { return Ok(()) };
+        let buffer = flat::flatten::<B, M>(&self.model, grads, &device.clone());
+        let averaged = collective::mean::<B::InnerBackend>(self.rank, buffer)
+            .map_err(|e| format!("the gradient all-reduce failed: {e}"))?;
+        let grads = flat::unflatten::<B, M>(&self.model, averaged);
+        let model = self.model.clone();
+        self.model = apply_gradients::<B, M, O>(
+            &mut self.optimizer,
+            model,
+            grads,
+            lr,
+            self.settings.clipping,
+        );
+        Ok(())
+    }
+
+    fn next_batch(&mut self, epoch: usize, step: usize) -> Result<TB, String> {
+        let fresh = !matches!(&self.batches, Some((e, s, _)) if *e == epoch && *s == step);
+        if fresh {
+            let cursor = DataCursor { epoch, batch: step };
+            let batches = self.loader.iter(cursor).map_err(|e| e.to_string())?;
+            self.batches = Some((epoch, step, batches));
+        }
+        let (_, next, batches) = self.batches.as_mut().expect("made above");
+        *next += 1;
+        match batches.next() {
+            Some(batch) => batch.map_err(|e| e.to_string()),
+            None => Err(format!(
+                "epoch {epoch} has no batch {step} in this replica's shard"
+            )),
+        }
+    }
+}

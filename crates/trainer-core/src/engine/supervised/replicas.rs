@@ -1,0 +1,248 @@
+//! Rank 0's side of a data-parallel run: it starts the other replicas (threads), tells them
+//! each batch, takes part in the gradient average, gathers their training metrics, and ends
+//! them: in order when the run ends, at once when it fails.
+
+use std::sync::mpsc::{channel, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use burn::module::AutodiffModule;
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
+use burn::tensor::backend::AutodiffBackend;
+
+use super::replica::{Command, Replica, ReplicaSettings};
+use crate::data::{DataLoader, Shard};
+use crate::error::{panic_message, Result, TrainerError};
+use crate::metric::{MetricAccumulator, Metrics, Totals};
+use crate::parallel::collective::{self, CollectiveLease, WatchState, Watchdog};
+use crate::parallel::fingerprint::weights_fingerprint;
+use crate::parallel::flat;
+use crate::step::TrainStep;
+
+/// How long a failed run waits for its replicas' threads to end before leaving them.
+const ABORT_GRACE: Duration = Duration::from_secs(5);
+
+/// What a replica is started from: rank 0's model, optimizer and training data, and where each
+/// replica trains.
+pub(crate) struct ReplicaStart<'a, B: AutodiffBackend, M, O, TB> {
+    pub model: &'a M,
+    pub optimizer: &'a O,
+    pub loader: &'a DataLoader<B, TB>,
+    pub metrics: &'a Metrics<B::InnerBackend>,
+    pub devices: &'a [B::Device],
+    pub settings: ReplicaSettings,
+    pub timeout: Duration,
+}
+
+/// The running replicas, as rank 0 sees them.
+pub(crate) struct ReplicaSet<B: AutodiffBackend, M> {
+    count: usize,
+    senders: Vec<Sender<Command<M>>>,
+    handles: Vec<JoinHandle<()>>,
+    state: Arc<WatchState>,
+    watchdog: Option<Watchdog>,
+    lease: Option<CollectiveLease>,
+    device: B::Device,
+}
+
+impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
+    /// Starts replicas 1 to `devices.len()` from rank 0's state, and registers rank 0 with them.
+    pub fn start<O, TB>(
+        rank0_device: &B::Device,
+        start: ReplicaStart<'_, B, M, O, TB>,
+    ) -> Result<Self>
+    where
+        M: TrainStep<B, TB> + 'static,
+        O: Optimizer<M, B> + Clone + 'static,
+        TB: Send + 'static,
+    {
+        let count = start.devices.len() + 1;
+        let lease = CollectiveLease::acquire::<B::InnerBackend>();
+        let state = Arc::new(WatchState::default());
+        let mut set = Self {
+            count,
+            senders: Vec::new(),
+            handles: Vec::new(),
+            state: state.clone(),
+            watchdog: None,
+            lease: Some(lease),
+            device: rank0_device.clone(),
+        };
+        set.watchdog = Some(
+            Watchdog::start::<B::InnerBackend>(state.clone(), start.timeout)
+                .map_err(|message| set.error(0, message))?,
+        );
+        for (index, device) in start.devices.iter().enumerate() {
+            let rank = index + 1;
+            let replica = Replica {
+                rank,
+                settings: start.settings.clone(),
+                model: start.model.clone(),
+                optimizer: start.optimizer.clone(),
+                loader: start.loader.sharded(Shard { rank, count }, device.clone()),
+                window: MetricAccumulator::new().with_metrics(start.metrics.clone()),
+                accumulator: GradientsAccumulator::new(),
+                batches: None,
+            };
+            let (sender, commands) = channel();
+            let failures = state.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("trainer-replica-{rank}"))
+                .spawn(move || {
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        replica.run(commands)
+                    }));
+                    let message = match outcome {
+                        Ok(Ok(())) => return,
+                        Ok(Err(message)) => message,
+                        Err(payload) => format!("panicked: {}", panic_message(payload.as_ref())),
+                    };
+                    failures.fail(rank, message);
+                })
+                .map_err(|e| set.error(rank, format!("cannot start its thread: {e}")))?;
+            set.senders.push(sender);
+            set.handles.push(handle);
+        }
+        let registered = state
+            .watch(|| collective::register_peer::<B::InnerBackend>(0, count, rank0_device.clone()));
+        registered.map_err(|message| set.failure_or(message))?;
+        Ok(set)
+    }
+
+    /// Tells every other replica to train on its batch `step` of `epoch` (and to step the
+    /// optimizer with `lr`).
+    pub fn batch(&self, epoch: usize, step: usize, lr: Option<f64>) -> Result<()> {
+        self.check()?;
+        self.send_all(|| Command::Batch { epoch, step, lr })
+    }
+
+    /// Averages rank 0's gradients with the other replicas'.
+    pub fn average(&self, model: &M, grads: GradientsParams) -> Result<GradientsParams> {
+        let buffer = flat::flatten::<B, M>(model, grads, &self.device);
+        let averaged = self
+            .state
+            .watch(|| collective::mean::<B::InnerBackend>(0, buffer))
+            .map_err(|message| {
+                self.failure_or(format!("the gradient all-reduce failed: {message}"))
+            })?;
+        Ok(flat::unflatten::<B, M>(model, averaged))
+    }
+
+    /// The other replicas' training metrics since the last call.
+    pub fn take_windows(&self) -> Result<Vec<Totals>> {
+        let (reply, answers) = channel();
+        self.send_all(|| Command::TakeWindow(reply.clone()))?;
+        drop(reply);
+        (1..self.count)
+            .map(|_| {
+                answers.recv().map_err(|_| {
+                    self.failure_or("a replica ended before sending its metrics".into())
+                })
+            })
+            .collect()
+    }
+
+    /// Checks that every other replica holds the weights `model` (rank 0's) holds.
+    pub fn verify(&self, model: &M, step: usize) -> Result<()> {
+        let ours = weights_fingerprint(model);
+        let (reply, answers) = channel();
+        for (index, sender) in self.senders.iter().enumerate() {
+            sender
+                .send(Command::Fingerprint(reply.clone()))
+                .map_err(|_| self.failure_or("a replica ended early".into()))?;
+            let theirs = answers
+                .recv()
+                .map_err(|_| self.failure_or("a replica ended before answering".into()))?;
+            if theirs != ours {
+                return Err(self.error(
+                    index + 1,
+                    format!("its weights differ from rank 0's after optimizer step {step}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives every other replica rank 0's weights.
+    pub fn set_model(&self, model: &M) -> Result<()> {
+        self.send_all(|| Command::SetModel(model.clone()))
+    }
+
+    /// Ends the replicas after a run that went well: each leaves the collective, then rank 0.
+    pub fn finish(mut self) -> Result<()> {
+        self.check()?;
+        self.send_all(|| Command::Finish)?;
+        for handle in std::mem::take(&mut self.handles) {
+            let _ = handle.join();
+        }
+        self.check()?;
+        collective::finish_peer::<B::InnerBackend>(0).map_err(|message| self.error(0, message))?;
+        self.senders.clear();
+        self.watchdog = None;
+        self.lease = None;
+        Ok(())
+    }
+
+    fn send_all(&self, command: impl Fn() -> Command<M>) -> Result<()> {
+        for sender in &self.senders {
+            sender
+                .send(command())
+                .map_err(|_| self.failure_or("a replica ended early".into()))?;
+        }
+        Ok(())
+    }
+
+    /// The error of the first replica that failed, if one did.
+    fn check(&self) -> Result<()> {
+        match self.state.failure() {
+            Some((rank, message)) => Err(self.error(rank, message)),
+            None => Ok(()),
+        }
+    }
+
+    /// The first replica failure if there was one (it is the cause), else `message` as rank 0's.
+    fn failure_or(&self, message: String) -> TrainerError {
+        if let Some((rank, message)) = self.state.failure() {
+            return self.error(rank, message);
+        }
+        if self.state.timed_out() {
+            return self.error(
+                0,
+                "the other replicas did not answer within the collective timeout".into(),
+            );
+        }
+        self.error(0, message)
+    }
+
+    fn error(&self, rank: usize, message: String) -> TrainerError {
+        TrainerError::Replica {
+            rank,
+            replicas: self.count,
+            message,
+        }
+    }
+}
+
+impl<B: AutodiffBackend, M> Drop for ReplicaSet<B, M> {
+    /// A run that did not [`finish`](ReplicaSet::finish): free replicas blocked in a collective
+    /// call (and the channels they wait on), and wait a little for their threads.
+    fn drop(&mut self) {
+        self.senders.clear();
+        let deadline = Instant::now() + ABORT_GRACE;
+        while self.handles.iter().any(|h| !h.is_finished()) && Instant::now() < deadline {
+            collective::release_blocked::<B::InnerBackend>();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for handle in std::mem::take(&mut self.handles) {
+            if handle.is_finished() {
+                let _ = handle.join();
+            }
+        }
+        if self.lease.is_some() {
+            collective::release_blocked::<B::InnerBackend>();
+        }
+        self.watchdog = None;
+        self.lease = None;
+    }
+}

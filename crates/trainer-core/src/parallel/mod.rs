@@ -1,0 +1,11 @@
+//! Data parallelism on burn-collective: replicas of one model train in step, each on its own
+//! device and thread and its own share of every epoch, and average their gradients before every
+//! optimizer step, so that they stay bit-identical.
+//!
+//! This module holds what does not depend on the trainer: the one buffer a step's gradients
+//! travel in ([`flat`]) and the peers' collective calls with their safety net ([`collective`]).
+//! The supervised trainer's replicas use them (`engine/supervised/replicas`).
+
+pub(crate) mod collective;
+pub(crate) mod fingerprint;
+pub(crate) mod flat;

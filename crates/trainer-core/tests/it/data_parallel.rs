@@ -1,0 +1,187 @@
+//! Data parallelism: replicas on threads (ndarray) average their gradients each optimizer step
+//! and stay bit-identical; two replicas train like one device with the global batch (within a
+//! stated tolerance), two runs and a resumed run are bit-identical, and a replica that fails or
+//! hangs fails the run with its name, in bounded time.
+
+use crate::common;
+
+use burn::data::dataset::InMemDataset;
+use burn::nn::DropoutConfig;
+use burn::optim::AdamConfig;
+use common::dropout_net::{parameter_bits, DropoutNet, LossLog, NetTrainer, StopAt};
+use common::{items, RowBatcher, B};
+use trainer_core::callback::Checkpointing;
+use trainer_core::prelude::*;
+
+/// 96 items: one device with batches of 16 and two replicas with batches of 8 see the same
+/// items at every step (6 steps an epoch).
+const ITEMS: usize = 96;
+
+fn config(batch_size: usize, replicas: usize) -> TrainerConfig {
+    TrainerConfig::new(0.01)
+        .with_epochs(Some(3))
+        .with_batch_size(batch_size)
+        .with_seed(5)
+        .with_log_every(1)
+        .with_replicas(replicas)
+        .with_validation(Some(Frequency::Epochs(1)))
+}
+
+fn trainer(config: TrainerConfig, dropout: f64, callbacks: Vec<Box<dyn Callback>>) -> NetTrainer {
+    let device = Default::default();
+    let mut net = DropoutNet::<B>::new(16, 0.0, &device);
+    net.dropout = DropoutConfig::new(dropout).init();
+    let mut builder = SupervisedTrainer::builder(net, AdamConfig::new().init(), config, device)
+        .train_data(InMemDataset::new(items(ITEMS)), RowBatcher)
+        .valid_data(InMemDataset::new(items(20)), RowBatcher)
+        .verify_replicas(true);
+    for callback in callbacks {
+        builder = builder.boxed_callback(callback);
+    }
+    builder.build().unwrap()
+}
+
+struct Run {
+    bits: Vec<u32>,
+    losses: Vec<(usize, u64)>,
+    state: TrainingState,
+}
+
+fn run(config: TrainerConfig, dropout: f64) -> Run {
+    let log = LossLog::default();
+    let mut t = trainer(config, dropout, vec![Box::new(log.clone())]);
+    t.fit().unwrap();
+    Run {
+        bits: parameter_bits(t.model()),
+        losses: log.losses(),
+        state: t.state().clone(),
+    }
+}
+
+fn relative_gap(a: f64, b: f64) -> f64 {
+    (a - b).abs() / a.abs().max(b.abs()).max(1e-12)
+}
+
+#[test]
+fn two_replicas_train_like_one_device_with_the_global_batch() {
+    // No dropout: the replicas' random streams differ from one device's by design.
+    let one = run(config(16, 1), 0.0);
+    let two = run(config(8, 2), 0.0);
+    assert_eq!(two.state.global_step, 18);
+    assert_eq!(one.state.global_step, 18);
+    assert_eq!(two.state.samples_seen, one.state.samples_seen);
+    assert_eq!(one.losses.len(), two.losses.len());
+    // The same items, the gradient of their mean loss: equal up to the order of float
+    // additions (a mean of two means of 8 against one mean of 16).
+    for ((step, a), (_, b)) in one.losses.iter().zip(&two.losses) {
+        let (a, b) = (f64::from_bits(*a), f64::from_bits(*b));
+        assert!(relative_gap(a, b) < 1e-5, "step {step}: loss {a} vs {b}");
+    }
+    let worst = one
+        .bits
+        .iter()
+        .zip(&two.bits)
+        .map(|(a, b)| (f32::from_bits(*a) - f32::from_bits(*b)).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-5, "weights differ by up to {worst}");
+    assert_ne!(one.bits, vec![0; one.bits.len()]);
+}
+
+#[test]
+fn two_replica_runs_are_bit_identical_and_replicas_agree_every_step() {
+    // With dropout: each replica draws its own stream from (seed, epoch, batch), and
+    // `verify_replicas` checks every replica's weights against rank 0's after every step.
+    let first = run(config(8, 2), 0.3);
+    let second = run(config(8, 2), 0.3);
+    assert_eq!(first.bits, second.bits);
+    assert_eq!(first.losses, second.losses);
+    assert_eq!(first.losses.len(), 18);
+    let one_device = run(config(16, 1), 0.3);
+    assert_ne!(
+        first.bits, one_device.bits,
+        "replicas draw streams of their own"
+    );
+}
+
+#[test]
+fn a_resumed_two_replica_run_ends_bit_identical() {
+    let dir = std::env::temp_dir().join(format!("trainer-dp-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let straight = run(config(8, 2), 0.3);
+
+    let log = LossLog::default();
+    let mut first = trainer(
+        config(8, 2),
+        0.3,
+        vec![
+            Box::new(log.clone()),
+            Box::new(Checkpointing::new(&dir).every_n_steps(4)),
+            Box::new(StopAt(10)),
+        ],
+    );
+    first.fit().unwrap();
+    assert_eq!(first.state().global_step, 10);
+    drop(first);
+
+    let mut second = trainer(config(8, 2), 0.3, vec![Box::new(log.clone())]);
+    let from = second.resume_from(&dir).unwrap();
+    // The stop's own checkpoint, mid-epoch (batch 4 of 6 of epoch 1).
+    assert_eq!(
+        second.state().global_step,
+        10,
+        "resumed from {}",
+        from.display()
+    );
+    assert_eq!(second.state().batch_in_epoch, 4);
+    second.fit().unwrap();
+    assert_eq!(parameter_bits(second.model()), straight.bits);
+    // Steps 1-10 from the first leg, 11-18 from the resumed one.
+    assert_eq!(log.losses(), straight.losses);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_stop_reaches_every_replica_at_the_same_step() {
+    let mut t = trainer(config(8, 2), 0.3, vec![Box::new(StopAt(5))]);
+    let report = t.fit().unwrap();
+    assert_eq!(report.steps, 5);
+    // The replicas ended in order (they left the collective): the next run starts cleanly and
+    // continues from step 5 on every replica (`verify_replicas` checks every step).
+    let report = t.fit().unwrap();
+    assert_eq!(report.steps, 18);
+}
+
+#[test]
+fn a_resume_with_another_replica_count_is_refused() {
+    let dir = std::env::temp_dir().join(format!("trainer-dp-count-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut t = trainer(
+        config(8, 2),
+        0.0,
+        vec![
+            Box::new(Checkpointing::new(&dir).every_n_steps(2)),
+            Box::new(StopAt(2)),
+        ],
+    );
+    t.fit().unwrap();
+    let mut other = trainer(config(8, 1), 0.0, vec![]);
+    let error = other.resume_from(&dir).unwrap_err().to_string();
+    assert!(error.contains("replicas"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn too_few_batches_for_the_replicas_is_an_error() {
+    let device = Default::default();
+    let mut t = SupervisedTrainer::builder(
+        DropoutNet::<B>::new(4, 0.0, &device),
+        AdamConfig::new().init(),
+        config(8, 3).with_validation(None),
+        device,
+    )
+    .train_data(InMemDataset::new(items(16)), RowBatcher)
+    .build()
+    .unwrap();
+    let error = t.fit().unwrap_err().to_string();
+    assert!(error.contains("for each of 3 replicas"), "{error}");
+}
