@@ -62,18 +62,27 @@ static LEASED: Mutex<bool> = Mutex::new(false);
 static RELEASED: Condvar = Condvar::new();
 
 impl CollectiveLease {
-    /// Waits until no other data-parallel run in the process holds the lease, then clears the
-    /// server of `B` of anything an earlier run left.
-    pub(crate) fn acquire<B: Backend>() -> Self {
+    /// Waits until no other data-parallel run in the process holds the lease (an earlier run's
+    /// replica threads hold it until they have all ended), then clears the server of `B` of
+    /// anything an earlier run left. Waiting longer than `timeout` is an error.
+    pub(crate) fn acquire<B: Backend>(timeout: Duration) -> Result<Self, String> {
+        let deadline = Instant::now() + timeout;
         let mut leased = LEASED.lock().unwrap_or_else(PoisonError::into_inner);
         while *leased {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!(
+                    "another data-parallel run in this process (or a replica thread of an earlier one that hung) still holds the collective after {timeout:?}"
+                ));
+            }
             leased = RELEASED
-                .wait(leased)
-                .unwrap_or_else(PoisonError::into_inner);
+                .wait_timeout(leased, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
         *leased = true;
         reset_collective::<B>();
-        CollectiveLease(())
+        Ok(CollectiveLease(()))
     }
 }
 
@@ -93,6 +102,9 @@ pub(crate) struct WatchState {
     failure: Mutex<Option<(usize, String)>>,
     timed_out: AtomicBool,
     stop: AtomicBool,
+    /// Set when rank 0 gave the run up: replicas still running must not call the collective
+    /// again (a later run may be using it).
+    abandoned: AtomicBool,
 }
 
 impl WatchState {
@@ -108,6 +120,16 @@ impl WatchState {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Marks the run as given up (see [`abandoned`](Self::abandoned)).
+    pub(crate) fn abandon(&self) {
+        self.abandoned.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether rank 0 gave the run up.
+    pub(crate) fn abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::SeqCst)
     }
 
     /// Whether a call was ended because it waited past the timeout.

@@ -5,6 +5,8 @@
 
 use crate::common;
 
+use std::time::{Duration, Instant};
+
 use burn::data::dataset::InMemDataset;
 use burn::nn::DropoutConfig;
 use burn::optim::AdamConfig;
@@ -184,4 +186,119 @@ fn too_few_batches_for_the_replicas_is_an_error() {
     .unwrap();
     let error = t.fit().unwrap_err().to_string();
     assert!(error.contains("for each of 3 replicas"), "{error}");
+}
+
+/// How a replica other than rank 0 misbehaves at its third batch.
+#[derive(Clone, Copy)]
+enum Fault {
+    Panic,
+    Hang,
+}
+
+thread_local! {
+    static BATCHES_ON_THIS_THREAD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Misbehaves on replica 1's thread only (each replica trains on a thread of its own).
+fn misbehave(fault: Fault) {
+    if std::thread::current().name() != Some("trainer-replica-1") {
+        return;
+    }
+    let seen = BATCHES_ON_THIS_THREAD.with(|n| {
+        n.set(n.get() + 1);
+        n.get()
+    });
+    if seen == 3 {
+        match fault {
+            Fault::Panic => panic!("replica 1's step broke"),
+            Fault::Hang => std::thread::sleep(Duration::from_secs(3)),
+        }
+    }
+}
+
+macro_rules! faulty_net {
+    ($name:ident, $fault:expr) => {
+        #[derive(burn::module::Module, Debug)]
+        struct $name<B: burn::tensor::backend::Backend> {
+            net: DropoutNet<B>,
+        }
+
+        impl<B: burn::tensor::backend::AutodiffBackend> TrainStep<B, common::Batch<B>>
+            for $name<B>
+        {
+            fn step(&self, batch: common::Batch<B>) -> StepOutput<B> {
+                misbehave($fault);
+                TrainStep::step(&self.net, batch)
+            }
+        }
+
+        impl<B: burn::tensor::backend::Backend> ValidStep<B, common::Batch<B>> for $name<B> {
+            fn step(&self, batch: common::Batch<B>) -> StepOutput<B> {
+                ValidStep::step(&self.net, batch)
+            }
+        }
+    };
+}
+
+faulty_net!(PanickingNet, Fault::Panic);
+faulty_net!(HangingNet, Fault::Hang);
+
+#[test]
+fn a_replica_that_panics_fails_the_run_by_name() {
+    let device = Default::default();
+    let net = PanickingNet {
+        net: DropoutNet::<B>::new(16, 0.0, &device),
+    };
+    let mut t = SupervisedTrainer::builder(net, AdamConfig::new().init(), config(8, 2), device)
+        .train_data(InMemDataset::new(items(ITEMS)), RowBatcher)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let error = t.fit().unwrap_err();
+    assert!(
+        matches!(
+            error,
+            TrainerError::Replica {
+                rank: 1,
+                replicas: 2,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("replica 1's step broke"),
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    // Two steps were taken before the third batch broke; the run stands where it stopped.
+    assert_eq!(t.state().global_step, 2);
+}
+
+#[test]
+fn a_replica_that_hangs_fails_the_run_after_the_timeout() {
+    let device = Default::default();
+    let net = HangingNet {
+        net: DropoutNet::<B>::new(16, 0.0, &device),
+    };
+    let mut t = SupervisedTrainer::builder(net, AdamConfig::new().init(), config(8, 2), device)
+        .train_data(InMemDataset::new(items(ITEMS)), RowBatcher)
+        .collective_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let error = t.fit().unwrap_err();
+    let waited = started.elapsed();
+    assert!(
+        matches!(error, TrainerError::Replica { rank: 0, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("did not answer"), "{error}");
+    // The timeout, plus at most the grace the failed run gives the hung thread (5 s).
+    assert!(waited >= Duration::from_millis(500), "{waited:?}");
+    assert!(waited < Duration::from_secs(15), "{waited:?}");
 }

@@ -2,6 +2,7 @@
 //! and shard of the training data, that does what rank 0 tells it, batch by batch.
 
 use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, Optimizer};
@@ -11,6 +12,7 @@ use super::micro_step::{apply_gradients, batch_seed, forward_backward, replica_w
 use crate::config::GradientClipping;
 use crate::data::{Batches, DataCursor, DataLoader};
 use crate::metric::{MetricAccumulator, Totals};
+use crate::parallel::collective::WatchState;
 use crate::parallel::fingerprint::weights_fingerprint;
 use crate::parallel::{collective, flat};
 use crate::step::TrainStep;
@@ -54,6 +56,8 @@ pub(super) struct Replica<B: AutodiffBackend, M: AutodiffModule<B>, O, TB> {
     pub accumulator: GradientsAccumulator<M>,
     /// The shard's batches of the epoch being trained: `(epoch, next step, batches)`.
     pub batches: Option<(usize, usize, Batches<B, TB>)>,
+    /// Shared with rank 0 and its watchdog.
+    pub watch: Arc<WatchState>,
 }
 
 impl<B, M, O, TB> Replica<B, M, O, TB>
@@ -74,6 +78,9 @@ where
         )?;
         self.model = self.model.fork(&device);
         while let Ok(command) = commands.recv() {
+            if self.watch.abandoned() {
+                return Ok(());
+            }
             match command {
                 Command::Batch { epoch, step, lr } => self.train(epoch, step, lr)?,
                 Command::TakeWindow(reply) => {
@@ -113,6 +120,11 @@ where
             done.grads
         };
         let Some(lr) = lr else { return Ok(()) };
+        if self.watch.abandoned() {
+            // Rank 0 gave the run up while this replica worked: a later run may own the
+            // collective now.
+            return Err("the run was given up".into());
+        }
         let buffer = flat::flatten::<B, M>(&self.model, grads, &device.clone());
         let averaged = collective::mean::<B::InnerBackend>(self.rank, buffer)
             .map_err(|e| format!("the gradient all-reduce failed: {e}"))?;

@@ -58,7 +58,14 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
         TB: Send + 'static,
     {
         let count = start.devices.len() + 1;
-        let lease = CollectiveLease::acquire::<B::InnerBackend>();
+        let lease =
+            CollectiveLease::acquire::<B::InnerBackend>(start.timeout).map_err(|message| {
+                TrainerError::Replica {
+                    rank: 0,
+                    replicas: count,
+                    message,
+                }
+            })?;
         let state = Arc::new(WatchState::default());
         let mut set = Self {
             count,
@@ -84,6 +91,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
                 window: MetricAccumulator::new().with_metrics(start.metrics.clone()),
                 accumulator: GradientsAccumulator::new(),
                 batches: None,
+                watch: state.clone(),
             };
             let (sender, commands) = channel();
             let failures = state.clone();
@@ -226,23 +234,37 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
 
 impl<B: AutodiffBackend, M> Drop for ReplicaSet<B, M> {
     /// A run that did not [`finish`](ReplicaSet::finish): free replicas blocked in a collective
-    /// call (and the channels they wait on), and wait a little for their threads.
+    /// call (and the channels they wait on), and wait a little for their threads; the lease
+    /// goes when the last of them has ended.
     fn drop(&mut self) {
+        if self.lease.is_none() {
+            return;
+        }
+        self.state.abandon();
         self.senders.clear();
         let deadline = Instant::now() + ABORT_GRACE;
         while self.handles.iter().any(|h| !h.is_finished()) && Instant::now() < deadline {
             collective::release_blocked::<B::InnerBackend>();
             std::thread::sleep(Duration::from_millis(10));
         }
-        for handle in std::mem::take(&mut self.handles) {
-            if handle.is_finished() {
-                let _ = handle.join();
-            }
-        }
-        if self.lease.is_some() {
-            collective::release_blocked::<B::InnerBackend>();
-        }
+        collective::release_blocked::<B::InnerBackend>();
         self.watchdog = None;
-        self.lease = None;
+        let lease = self.lease.take();
+        let handles = std::mem::take(&mut self.handles);
+        // A replica still stuck in the user's code keeps the lease until it ends (it will not
+        // call the collective again: the run is abandoned), so no later run meets it there.
+        let reaper = std::thread::Builder::new()
+            .name("trainer-replica-reaper".into())
+            .spawn(move || {
+                for handle in handles {
+                    let _ = handle.join();
+                }
+                drop(lease);
+            });
+        if reaper.is_err() {
+            log::error!(
+                "cannot start a thread to wait for the replicas: the collective stays leased"
+            );
+        }
     }
 }
