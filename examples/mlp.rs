@@ -88,6 +88,10 @@ struct Args {
     /// layout, told by the file's metadata or the weights' shapes) before training.
     #[arg(long)]
     init_from: Option<PathBuf>,
+    /// Train data-parallel with N replicas in step (threads on the chosen device), each taking
+    /// `--batch-size` items per batch: an optimizer step sees N times as many.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    replicas: u32,
     /// Run a learning-rate range test instead of training: print the suggested rate, and with
     /// `--run-dir` draw the curve into `DIR/lr-find.svg`.
     #[arg(long)]
@@ -123,6 +127,7 @@ impl Launch for MlpJob {
             .with_epochs(Some(args.epochs as usize))
             .with_batch_size(args.batch_size as usize)
             .with_seed(args.seed)
+            .with_replicas(args.replicas as usize)
             .with_validation(Some(Frequency::Epochs(1)));
         let mut builder =
             SupervisedTrainer::builder(model, AdamConfig::new().init(), config, device)
@@ -196,6 +201,9 @@ impl Launch for MlpJob {
             "test_accuracy": test.get("accuracy"),
             "seconds": started.elapsed().as_secs_f64(),
             "weights_sha256": format!("{weights:x}"),
+            "replicas": args.replicas,
+            "nodes": 1,
+            "gradient_sync_seconds": trainer.gradient_sync_time().as_secs_f64(),
         }))
     }
 }

@@ -34,10 +34,11 @@ pub fn example(name: &str) -> PathBuf {
 const ARGS: [&str; 6] = ["--epochs", "8", "--checkpoint-every", "7", "--seed", "5"];
 
 fn command(run_dir: &Path, device: &str, resume: bool) -> Command {
+    let (device, replicas) = device.split_once('*').unwrap_or((device, "1"));
     let mut command = Command::new(example_binary());
     command
         .args(ARGS)
-        .args(["--device", device])
+        .args(["--device", device, "--replicas", replicas])
         .arg("--run-dir")
         .arg(run_dir)
         .stdout(Stdio::piped())
@@ -68,6 +69,8 @@ fn finish(run_dir: &Path, device: &str, resume: bool) -> String {
     );
     let last = stdout.lines().last().expect("a final JSON line");
     let result: serde_json::Value = serde_json::from_str(last).unwrap();
+    let replicas = device.split_once('*').map_or("1", |(_, n)| n);
+    assert_eq!(result["replicas"].to_string(), replicas, "{last}");
     result["weights_sha256"].as_str().unwrap().to_string()
 }
 
@@ -114,9 +117,16 @@ fn a_run_killed_at_random_moments_and_resumed_ends_with_the_same_weights_on_flex
     kill_and_resume("flex");
 }
 
+#[test]
+fn a_two_replica_run_killed_at_random_moments_and_resumed_ends_with_the_same_weights() {
+    kill_and_resume("ndarray*2");
+}
+
+/// `device` is a `--device` value, with `*N` for N replicas.
 fn kill_and_resume(device: &str) {
     let root = std::env::temp_dir().join(format!(
-        "trainer-kill-resume-{device}-{}",
+        "trainer-kill-resume-{}-{}",
+        device.replace('*', "x"),
         std::process::id()
     ));
     let _ = std::fs::remove_dir_all(&root);

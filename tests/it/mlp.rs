@@ -123,3 +123,26 @@ fn validation_reports_the_confusion_matrix_and_macro_scores() {
     }
     assert!(valid["f1_macro"] > 0.5, "{valid:?}");
 }
+
+#[test]
+fn two_replicas_reach_the_same_accuracy_bar() {
+    // The example binary: two replicas on threads, each with batches of 32, every epoch dealt
+    // between them (40 batches: 20 optimizer steps an epoch instead of 40).
+    let output = std::process::Command::new(crate::kill_resume::example_binary())
+        .args(["--device", "ndarray", "--replicas", "2", "--seed", "3"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a JSON line")).unwrap();
+    assert_eq!(result["replicas"], 2, "{result}");
+    assert_eq!(result["nodes"], 1, "{result}");
+    assert_eq!(result["steps"], 30 * 20, "{result}");
+    let accuracy = result["test_accuracy"].as_f64().unwrap();
+    assert!(accuracy >= 0.95, "test accuracy {accuracy}");
+}

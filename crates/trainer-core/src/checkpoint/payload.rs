@@ -142,4 +142,8 @@ pub struct EpochProgress {
     pub epoch: Totals,
     /// Seconds spent in this epoch so far.
     pub seconds: f64,
+    /// The logging-window totals of replicas 1 and up of a data-parallel run (`window` is rank
+    /// 0's): each replica resumes its own sums, so the merged readings equal an unbroken run's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replica_windows: Vec<Totals>,
 }

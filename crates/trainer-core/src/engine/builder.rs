@@ -385,6 +385,7 @@ where
             replica_devices: self.replica_devices,
             collective_timeout: self.collective_timeout,
             verify_replicas: self.verify_replicas,
+            gradient_sync_time: Duration::ZERO,
             replicas: None,
             train_metrics: metrics.iter().filter(|m| m.on_train()).cloned().collect(),
             metrics: metrics.into(),

@@ -10,7 +10,7 @@ const LAYERS: &[&[&str]] = &[
     &["fs", "split", "init"],
     &["state", "schedule"],
     &["config", "step"],
-    &["metric", "data"],
+    &["metric", "data", "parallel"],
     &["checkpoint", "event"],
     &["callback", "weights"],
     &["engine"],

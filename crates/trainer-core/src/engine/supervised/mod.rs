@@ -104,6 +104,8 @@ where
     pub(super) collective_timeout: std::time::Duration,
     /// Whether rank 0 checks after every optimizer step that the replicas' weights agree.
     pub(super) verify_replicas: bool,
+    /// Time rank 0 spent averaging gradients in the last `fit`.
+    pub(super) gradient_sync_time: std::time::Duration,
     /// The other replicas while `fit` runs.
     pub(super) replicas: Option<replicas::ReplicaSet<B, M>>,
 }
@@ -118,8 +120,9 @@ pub(super) struct Progress<B: burn::tensor::backend::Backend> {
     pending: usize,
     /// The logging window's pace, for the throughput metrics.
     throughput: Throughput,
-    /// The other replicas' training metrics of the window, collected early (for a snapshot).
-    replica_window: Totals,
+    /// The other replicas' window totals a checkpoint restored, for them to go on from when
+    /// they start.
+    replica_windows: Vec<Totals>,
 }
 
 impl<B: burn::tensor::backend::Backend> Default for Progress<B> {
@@ -131,7 +134,7 @@ impl<B: burn::tensor::backend::Backend> Default for Progress<B> {
             epoch_seconds_before: 0.0,
             pending: 0,
             throughput: Throughput::default(),
-            replica_window: Totals::default(),
+            replica_windows: Vec::new(),
         }
     }
 }
@@ -226,6 +229,13 @@ where
         &self.engine.latest
     }
 
+    /// Time this replica (rank 0) spent averaging gradients with the others in the last `fit`
+    /// that ended well: laying them out in one buffer, the all-reduce with its wait for the
+    /// slowest replica, and taking them back. Zero on one device.
+    pub fn gradient_sync_time(&self) -> std::time::Duration {
+        self.gradient_sync_time
+    }
+
     /// The device the model trains on.
     pub fn device(&self) -> &B::Device {
         &self.device
@@ -253,16 +263,14 @@ where
             epoch: state.epoch,
             batch: state.batch_in_epoch,
         };
-        if let Some(replicas) = &self.replicas {
-            for other in replicas.take_windows()? {
-                self.progress.replica_window.add(&other);
-            }
-        }
-        let mut window = self.progress.window.read_totals();
-        window.add(&self.progress.replica_window);
+        let replica_windows = match &self.replicas {
+            Some(replicas) => replicas.windows(false)?,
+            None => Vec::new(),
+        };
         let state = &self.engine.state;
         let progress = EpochProgress {
-            window,
+            window: self.progress.window.read_totals(),
+            replica_windows,
             epoch: self.progress.epoch_totals.clone(),
             seconds: if state.batch_in_epoch > 0 {
                 self.progress.epoch_seconds()
@@ -314,9 +322,10 @@ where
     /// The training metrics since the window was last reset, of every replica.
     pub(super) fn read_window(&mut self) -> Result<Totals> {
         let mut totals = self.progress.window.read_totals();
-        totals.add(&std::mem::take(&mut self.progress.replica_window));
         if let Some(replicas) = &self.replicas {
-            for other in replicas.take_windows()? {
+            // Rank by rank, each replica's own sums: the same additions whether or not the run
+            // was resumed in between.
+            for other in replicas.windows(true)? {
                 totals.add(&other);
             }
         }
@@ -327,6 +336,7 @@ where
     /// Starts the other replicas of a data-parallel run from rank 0's model and optimizer.
     pub(super) fn start_replicas(&mut self) -> Result<()> {
         self.replicas = None;
+        self.gradient_sync_time = std::time::Duration::ZERO;
         let count = self.engine.config.replicas;
         if count <= 1 {
             return Ok(());
@@ -346,6 +356,7 @@ where
             optimizer: &self.optimizer,
             loader,
             metrics: &self.train_metrics,
+            windows: std::mem::take(&mut self.progress.replica_windows),
             devices: &devices,
             settings: replica::ReplicaSettings {
                 seed: config.seed,

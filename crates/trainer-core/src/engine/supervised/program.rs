@@ -236,7 +236,10 @@ where
         // Ends the loader thread of an epoch the run stopped in.
         self.epoch_batches = None;
         match self.replicas.take() {
-            Some(replicas) => replicas.finish(),
+            Some(replicas) => {
+                self.gradient_sync_time = replicas.reducing_time();
+                replicas.finish()
+            }
             None => Ok(()),
         }
     }

@@ -26,8 +26,12 @@ pub(super) enum Command<M> {
         step: usize,
         lr: Option<f64>,
     },
-    /// Send the training metrics gathered since the last time, and start again.
-    TakeWindow(std::sync::mpsc::Sender<Totals>),
+    /// Send the training-metric totals of the window (with the replica's rank), and with
+    /// `reset` start a new window.
+    Window {
+        reply: std::sync::mpsc::Sender<(usize, Totals)>,
+        reset: bool,
+    },
     /// Send the fingerprint of the replica's weights.
     Fingerprint(std::sync::mpsc::Sender<u64>),
     /// Take these weights (rank 0's, which a callback restored).
@@ -83,11 +87,13 @@ where
             }
             match command {
                 Command::Batch { epoch, step, lr } => self.train(epoch, step, lr)?,
-                Command::TakeWindow(reply) => {
+                Command::Window { reply, reset } => {
                     let totals = self.window.read_totals();
-                    self.window.reset();
+                    if reset {
+                        self.window.reset();
+                    }
                     // Rank 0 went away: it is ending the run.
-                    let _ = reply.send(totals);
+                    let _ = reply.send((self.rank, totals));
                 }
                 Command::Fingerprint(reply) => {
                     let _ = reply.send(weights_fingerprint(&self.model));

@@ -30,6 +30,8 @@ pub(crate) struct ReplicaStart<'a, B: AutodiffBackend, M, O, TB> {
     pub optimizer: &'a O,
     pub loader: &'a DataLoader<B, TB>,
     pub metrics: &'a Metrics<B::InnerBackend>,
+    /// Window totals to go on from, by replica (from a checkpoint; empty for a fresh window).
+    pub windows: Vec<Totals>,
     pub devices: &'a [B::Device],
     pub settings: ReplicaSettings,
     pub timeout: Duration,
@@ -44,6 +46,8 @@ pub(crate) struct ReplicaSet<B: AutodiffBackend, M> {
     watchdog: Option<Watchdog>,
     lease: Option<CollectiveLease>,
     device: B::Device,
+    /// Time rank 0 spent in gradient all-reduces (waiting for the slowest replica included).
+    reducing: std::sync::Mutex<Duration>,
 }
 
 impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
@@ -75,6 +79,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
             watchdog: None,
             lease: Some(lease),
             device: rank0_device.clone(),
+            reducing: Default::default(),
         };
         set.watchdog = Some(
             Watchdog::start::<B::InnerBackend>(state.clone(), start.timeout)
@@ -88,7 +93,10 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
                 model: start.model.clone(),
                 optimizer: start.optimizer.clone(),
                 loader: start.loader.sharded(Shard { rank, count }, device.clone()),
-                window: MetricAccumulator::new().with_metrics(start.metrics.clone()),
+                window: MetricAccumulator::from_totals(
+                    start.windows.get(index).cloned().unwrap_or_default(),
+                )
+                .with_metrics(start.metrics.clone()),
                 accumulator: GradientsAccumulator::new(),
                 batches: None,
                 watch: state.clone(),
@@ -127,28 +135,41 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
 
     /// Averages rank 0's gradients with the other replicas'.
     pub fn average(&self, model: &M, grads: GradientsParams) -> Result<GradientsParams> {
+        let started = Instant::now();
         let buffer = flat::flatten::<B, M>(model, grads, &self.device);
         let averaged = self
             .state
-            .watch(|| collective::mean::<B::InnerBackend>(0, buffer))
-            .map_err(|message| {
-                self.failure_or(format!("the gradient all-reduce failed: {message}"))
-            })?;
-        Ok(flat::unflatten::<B, M>(model, averaged))
+            .watch(|| collective::mean::<B::InnerBackend>(0, buffer));
+        let grads = averaged.map(|averaged| flat::unflatten::<B, M>(model, averaged));
+        *self.reducing.lock().unwrap_or_else(|e| e.into_inner()) += started.elapsed();
+        grads.map_err(|message| {
+            self.failure_or(format!("the gradient all-reduce failed: {message}"))
+        })
     }
 
-    /// The other replicas' training metrics since the last call.
-    pub fn take_windows(&self) -> Result<Vec<Totals>> {
+    /// Time rank 0 spent averaging gradients: laying them out, the all-reduce (with the wait
+    /// for the slowest replica) and taking them back.
+    pub fn reducing_time(&self) -> Duration {
+        *self.reducing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The other replicas' training-metric window totals, by rank; `reset` starts new windows.
+    pub fn windows(&self, reset: bool) -> Result<Vec<Totals>> {
         let (reply, answers) = channel();
-        self.send_all(|| Command::TakeWindow(reply.clone()))?;
+        self.send_all(|| Command::Window {
+            reply: reply.clone(),
+            reset,
+        })?;
         drop(reply);
-        (1..self.count)
+        let mut windows: Vec<(usize, Totals)> = (1..self.count)
             .map(|_| {
                 answers.recv().map_err(|_| {
                     self.failure_or("a replica ended before sending its metrics".into())
                 })
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        windows.sort_by_key(|(rank, _)| *rank);
+        Ok(windows.into_iter().map(|(_, totals)| totals).collect())
     }
 
     /// Checks that every other replica holds the weights `model` (rank 0's) holds.

@@ -137,6 +137,7 @@ where
             epoch_totals: payload.progress.epoch,
             epoch_started: Instant::now(),
             epoch_seconds_before: payload.progress.seconds,
+            replica_windows: payload.progress.replica_windows,
             ..Progress::default()
         };
         Ok(())
