@@ -5,6 +5,7 @@
 use trainer::prelude::*;
 
 use crate::backends::{assert_runs_agree, ShortRun, SnapshotAcrossThreads};
+use crate::common::digits_run_replicated;
 
 const NO_ADAPTER: &str =
     "the wgpu feature is on, so a wgpu adapter is required (apt-get install mesa-vulkan-drivers)";
@@ -26,4 +27,22 @@ fn a_snapshot_encoded_on_another_thread_keeps_its_values_on_wgpu() {
         loaded == at_snapshot,
         "the checkpoint does not hold the snapshot's values"
     );
+}
+
+#[test]
+fn two_replicas_on_one_wgpu_device_agree_with_ndarray() {
+    // Two replica threads sharing the device (Mesa's lavapipe in CI), checked bit-identical after
+    // every step. Two logical devices (`DefaultDevice` and `Cpu`, both lavapipe) fail instead:
+    // burn-wgpu 0.21 cannot copy a tensor between two wgpu devices (cubecl-runtime 0.10's
+    // `comm_init` is `unimplemented!()` for wgpu), which burn-collective's all-reduce needs.
+    type Device = burn::tensor::Device<trainer_gpu::WgpuBackend>;
+    let devices = vec![Device::DefaultDevice, Device::DefaultDevice];
+    let wgpu = digits_run_replicated::<trainer_gpu::WgpuBackend>(devices, 5, 3, 0.0);
+    let cpu = digits_run_replicated::<trainer_gpu::NdArrayBackend>(
+        vec![Default::default(); 2],
+        5,
+        3,
+        0.0,
+    );
+    assert_runs_agree(("ndarray, 2 replicas", "wgpu, 2 devices"), &cpu, &wgpu);
 }

@@ -28,6 +28,18 @@ pub fn digits_run<B: AutodiffBackend>(
     epochs: usize,
     dropout: f64,
 ) -> RunResult {
+    digits_run_replicated::<B>(vec![device], seed, epochs, dropout)
+}
+
+/// [`digits_run`] data-parallel: one replica per device (batch 32 each), replicas checked to
+/// agree after every optimizer step.
+pub fn digits_run_replicated<B: AutodiffBackend>(
+    mut devices: Vec<B::Device>,
+    seed: u64,
+    epochs: usize,
+    dropout: f64,
+) -> RunResult {
+    let device = devices.remove(0);
     let items = digits::load(digits::bundled_path()).unwrap();
     let data = digits::split(items, 0, 0.15, 0.15);
     let model = MlpConfig::new(digits::PIXELS, vec![64], digits::CLASSES)
@@ -36,11 +48,14 @@ pub fn digits_run<B: AutodiffBackend>(
     let config = TrainerConfig::new(3e-3)
         .with_epochs(Some(epochs))
         .with_batch_size(32)
-        .with_seed(seed);
+        .with_seed(seed)
+        .with_replicas(devices.len() + 1);
     let mut trainer = SupervisedTrainer::builder(model, AdamConfig::new().init(), config, device)
         .train_data(InMemDataset::new(data.train), DigitsBatcher)
         .valid_data(InMemDataset::new(data.valid), DigitsBatcher)
         .test_data(InMemDataset::new(data.test), DigitsBatcher)
+        .replica_devices(devices)
+        .verify_replicas(true)
         .build()
         .unwrap();
     trainer.fit().unwrap();

@@ -46,6 +46,8 @@ pub(crate) struct ReplicaSet<B: AutodiffBackend, M> {
     watchdog: Option<Watchdog>,
     lease: Option<CollectiveLease>,
     device: B::Device,
+    /// How long rank 0 waits for a replica's answer.
+    timeout: Duration,
     /// Time rank 0 spent in gradient all-reduces (waiting for the slowest replica included).
     reducing: std::sync::Mutex<Duration>,
 }
@@ -80,6 +82,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
             lease: Some(lease),
             device: rank0_device.clone(),
             reducing: Default::default(),
+            timeout: start.timeout,
         };
         set.watchdog = Some(
             Watchdog::start::<B::InnerBackend>(state.clone(), start.timeout)
@@ -162,11 +165,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
         })?;
         drop(reply);
         let mut windows: Vec<(usize, Totals)> = (1..self.count)
-            .map(|_| {
-                answers.recv().map_err(|_| {
-                    self.failure_or("a replica ended before sending its metrics".into())
-                })
-            })
+            .map(|_| self.answer(&answers))
             .collect::<Result<_>>()?;
         windows.sort_by_key(|(rank, _)| *rank);
         Ok(windows.into_iter().map(|(_, totals)| totals).collect())
@@ -175,14 +174,12 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
     /// Checks that every other replica holds the weights `model` (rank 0's) holds.
     pub fn verify(&self, model: &M, step: usize) -> Result<()> {
         let ours = weights_fingerprint(model);
-        let (reply, answers) = channel();
         for (index, sender) in self.senders.iter().enumerate() {
+            let (reply, answers) = channel();
             sender
-                .send(Command::Fingerprint(reply.clone()))
+                .send(Command::Fingerprint(reply))
                 .map_err(|_| self.failure_or("a replica ended early".into()))?;
-            let theirs = answers
-                .recv()
-                .map_err(|_| self.failure_or("a replica ended before answering".into()))?;
+            let theirs = self.answer(&answers)?;
             if theirs != ours {
                 return Err(self.error(
                     index + 1,
@@ -211,6 +208,28 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
         self.watchdog = None;
         self.lease = None;
         Ok(())
+    }
+
+    /// A replica's answer: an error as soon as a replica has failed, or after the timeout.
+    fn answer<T>(&self, answers: &std::sync::mpsc::Receiver<T>) -> Result<T> {
+        use std::sync::mpsc::RecvTimeoutError;
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            self.check()?;
+            match answers.recv_timeout(Duration::from_millis(50)) {
+                Ok(answer) => return Ok(answer),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(self.failure_or("a replica ended before answering".into()))
+                }
+                Err(RecvTimeoutError::Timeout) if Instant::now() > deadline => {
+                    return Err(self.error(
+                        0,
+                        "the other replicas did not answer within the collective timeout".into(),
+                    ))
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
     }
 
     fn send_all(&self, command: impl Fn() -> Command<M>) -> Result<()> {
