@@ -46,20 +46,38 @@ pub struct DataLoader<B: Backend, O> {
     shard: Shard,
 }
 
-/// Which of the epoch's batches a loader delivers: with `count` replicas training in step, the
-/// one of `rank` takes batches `rank`, `rank + count`, `rank + 2 * count`, ... of the epoch's
-/// order, and every replica takes the same number of them (a last, incomplete round is left out).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which of the epoch's batches a loader delivers: with `count` replicas, the one of `rank`
+/// takes batches `rank`, `rank + count`, `rank + 2 * count`, ... of the epoch's order. For
+/// training every replica takes the same number of them (a last, incomplete round is left out,
+/// so no replica waits for a batch that does not come); with `whole` (evaluation) the last round
+/// is dealt too, so that the shards together hold every batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Shard {
     /// This replica's place, from 0.
     pub rank: usize,
-    /// Replicas in all (at least 1).
+    /// Replicas in all (1 and 0 both mean one).
     pub count: usize,
+    /// Deal the last, incomplete round of batches too.
+    pub whole: bool,
 }
 
-impl Default for Shard {
-    fn default() -> Self {
-        Self { rank: 0, count: 1 }
+impl Shard {
+    /// The shard of replica `rank` of `count` for training (whole rounds only).
+    pub fn training(rank: usize, count: usize) -> Self {
+        Self {
+            rank,
+            count,
+            whole: false,
+        }
+    }
+
+    /// The shard of replica `rank` of `count` for evaluation (every batch dealt).
+    pub fn evaluation(rank: usize, count: usize) -> Self {
+        Self {
+            rank,
+            count,
+            whole: true,
+        }
     }
 }
 
@@ -141,7 +159,7 @@ impl<B: Backend, O: Send + 'static> DataLoader<B, O> {
                 drop_last: false,
                 prefetch: 2,
                 device,
-                shard: Shard::default(),
+                shard: Shard::training(0, 1),
             },
         }
     }
@@ -153,7 +171,13 @@ impl<B: Backend, O: Send + 'static> DataLoader<B, O> {
 
     /// Batches in one epoch (this shard's, when the loader is one of several).
     pub fn num_batches(&self) -> usize {
-        self.all_batches() / self.shard.count
+        let (all, Shard { rank, count, whole }) = (self.all_batches(), self.shard);
+        if whole {
+            // Batches `rank + k * count` below `all`.
+            (all + count - 1 - rank.min(count - 1)) / count
+        } else {
+            all / count
+        }
     }
 
     /// Batches in one epoch of the whole data set.
@@ -170,8 +194,8 @@ impl<B: Backend, O: Send + 'static> DataLoader<B, O> {
     pub fn sharded(&self, shard: Shard, device: B::Device) -> Self {
         Self {
             shard: Shard {
-                rank: shard.rank,
                 count: shard.count.max(1),
+                ..shard
             },
             device,
             ..self.clone()

@@ -352,15 +352,9 @@ where
         }
         if replicas > 1 {
             // Rank 0 takes every `replicas`-th batch of each epoch, from the first.
-            self.train = self.train.map(|loader| {
-                loader.sharded(
-                    Shard {
-                        rank: 0,
-                        count: replicas,
-                    },
-                    self.device.clone(),
-                )
-            });
+            self.train = self
+                .train
+                .map(|loader| loader.sharded(Shard::training(0, replicas), self.device.clone()));
         }
         let batches_per_epoch = self.train.as_ref().map(DataLoader::num_batches);
         Ok(SupervisedTrainer {

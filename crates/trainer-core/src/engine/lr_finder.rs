@@ -3,8 +3,6 @@
 //! and the optimizer, with the loss smoothed; the suggestion is the rate where the smoothed loss
 //! falls fastest.
 
-use std::sync::PoisonError;
-
 use burn::optim::GradientsParams;
 use burn::tensor::{backend::AutodiffBackend, ElementConversion};
 
@@ -171,7 +169,7 @@ where
             };
             let lr = config.lr_at(i);
             let output = {
-                let _rng = BACKEND_RNG.lock().unwrap_or_else(PoisonError::into_inner);
+                let _rng = BACKEND_RNG.acquire(None);
                 B::seed(
                     &self.device,
                     mix_seed(mix_seed(seed ^ 0x1f1d, epoch as u64), i as u64),

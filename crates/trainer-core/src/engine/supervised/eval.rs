@@ -6,7 +6,7 @@ use burn::tensor::backend::AutodiffBackend;
 
 use super::{SupervisedModel, SupervisedOptimizer, SupervisedTrainer};
 use crate::callback::Hook;
-use crate::data::DataCursor;
+use crate::data::{DataCursor, Shard};
 use crate::engine::run_loop::StepProgram;
 use crate::error::{Result, TrainerError};
 use crate::metric::{names, ConfusionMatrix, MetricAccumulator, Split};
@@ -35,14 +35,31 @@ where
             _ => (Hook::ValidationBegin, Hook::ValidationEnd),
         };
         self.hook(begin)?;
+        // During a data-parallel `fit`, every replica evaluates its shard (batches dealt as in
+        // training, the last round too) and rank 0 adds their totals rank by rank.
+        let (loader, others) = match &self.replicas {
+            Some(replicas) => {
+                let count = self.engine.config.replicas;
+                let shard = loader.sharded(Shard::evaluation(0, count), self.device.clone());
+                (shard, Some(replicas.begin_eval(split)?))
+            }
+            None => (loader, None),
+        };
         let model = self.model().valid();
         let mut metrics =
             MetricAccumulator::<B::InnerBackend>::new().with_metrics(self.metrics.clone());
-        for batch in loader.iter(DataCursor::epoch_start(0))? {
-            let output = ValidStep::step(&model, batch?);
-            metrics.update(&output);
+        if others.is_none() || loader.num_batches() > 0 {
+            for batch in loader.iter(DataCursor::epoch_start(0))? {
+                let output = ValidStep::step(&model, batch?);
+                metrics.update(&output);
+            }
         }
-        let totals = metrics.read_totals();
+        let mut totals = metrics.read_totals();
+        if let (Some(replicas), Some(others)) = (&self.replicas, others) {
+            for other in replicas.eval_totals(others)? {
+                totals.add(&other);
+            }
+        }
         let values = metrics.values(&totals);
         if let Some(confusion) = totals
             .metrics

@@ -1,7 +1,7 @@
 //! The parts of a training step every replica does alike: the forward and backward pass of one
 //! batch, and the optimizer step (with the replicas' gradient average when there are several).
 
-use std::sync::PoisonError;
+use std::time::Duration;
 
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
@@ -28,13 +28,16 @@ pub(super) fn batch_seed(seed: u64, epoch: usize, batch: usize) -> u64 {
 }
 
 /// Forward and backward of `batch`, the loss scaled by `loss_scale` (1 leaves it as it is).
+/// Waiting for the backend RNG takes at most `rng_wait` when given (replicas: a stuck one
+/// holds it).
 pub(super) fn forward_backward<B, M, TB>(
     model: &M,
     batch: TB,
     device: &B::Device,
     seed: u64,
     loss_scale: f64,
-) -> Backward<B>
+    rng_wait: Option<Duration>,
+) -> Result<Backward<B>, String>
 where
     B: AutodiffBackend,
     M: AutodiffModule<B> + TrainStep<B, TB>,
@@ -42,7 +45,7 @@ where
     let output = {
         // burn's backend RNG is global to the process: the lock keeps trainers (and replicas)
         // on other threads from drawing from this batch's stream.
-        let _rng = BACKEND_RNG.lock().unwrap_or_else(PoisonError::into_inner);
+        let _rng = BACKEND_RNG.acquire(rng_wait)?;
         B::seed(device, seed);
         TrainStep::step(model, batch)
     };
@@ -53,11 +56,11 @@ where
         output.loss.clone()
     };
     let grads = GradientsParams::from_grads(loss.backward(), model);
-    Backward {
+    Ok(Backward {
         grads,
         output: output.detach_inner(),
         batch_size,
-    }
+    })
 }
 
 /// Clips the (averaged) gradients and steps the optimizer.

@@ -9,9 +9,11 @@ mod program;
 pub(super) mod replica;
 pub(super) mod replicas;
 mod resume;
+mod rng_lock;
+
+pub(super) use rng_lock::BACKEND_RNG;
 
 use std::path::Path;
-use std::sync::Mutex;
 use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module};
@@ -144,9 +146,6 @@ impl<B: burn::tensor::backend::Backend> Progress<B> {
         self.epoch_seconds_before + self.epoch_started.elapsed().as_secs_f64()
     }
 }
-
-/// Serialises seeding and forward passes of all trainers in the process (see `program.rs`).
-pub(super) static BACKEND_RNG: Mutex<()> = Mutex::new(());
 
 impl<B, M, O, TB, VB> SupervisedTrainer<B, M, O, TB, VB>
 where
@@ -355,7 +354,10 @@ where
             model: self.model.as_ref().expect("model present between steps"),
             optimizer: &self.optimizer,
             loader,
+            valid: self.valid.as_ref(),
+            test: self.test.as_ref(),
             metrics: &self.train_metrics,
+            eval_metrics: &self.metrics,
             windows: std::mem::take(&mut self.progress.replica_windows),
             devices: &devices,
             settings: replica::ReplicaSettings {
@@ -363,6 +365,7 @@ where
                 accumulation: config.gradient_accumulation,
                 clipping: config.gradient_clipping,
                 count,
+                timeout: self.collective_timeout,
             },
             timeout: self.collective_timeout,
         };

@@ -132,8 +132,20 @@ where
             replicas.batch(epoch, step_in_epoch, stepped.then_some(step_lr))?;
         }
         let seed = batch_seed(self.engine.config.seed, epoch, step_in_epoch * replicas);
-        let done =
-            forward_backward::<B, M, TB>(self.model(), batch, &self.device, seed, loss_scale);
+        let rng_wait = self.replicas.is_some().then_some(self.collective_timeout);
+        let done = forward_backward::<B, M, TB>(
+            self.model(),
+            batch,
+            &self.device,
+            seed,
+            loss_scale,
+            rng_wait,
+        )
+        .map_err(|message| TrainerError::Replica {
+            rank: 0,
+            replicas,
+            message,
+        })?;
         self.progress.window.update(&done.output);
         let items = if replicas > 1 {
             all_items

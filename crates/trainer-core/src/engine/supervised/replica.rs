@@ -11,11 +11,11 @@ use burn::tensor::backend::AutodiffBackend;
 use super::micro_step::{apply_gradients, batch_seed, forward_backward, replica_weight};
 use crate::config::GradientClipping;
 use crate::data::{Batches, DataCursor, DataLoader};
-use crate::metric::{MetricAccumulator, Totals};
+use crate::metric::{MetricAccumulator, Metrics, Split, Totals};
 use crate::parallel::collective::WatchState;
 use crate::parallel::fingerprint::weights_fingerprint;
 use crate::parallel::{collective, flat};
-use crate::step::TrainStep;
+use crate::step::{TrainStep, ValidStep};
 
 /// What rank 0 tells a replica.
 pub(super) enum Command<M> {
@@ -36,6 +36,11 @@ pub(super) enum Command<M> {
     Fingerprint(std::sync::mpsc::Sender<u64>),
     /// Take these weights (rank 0's, which a callback restored).
     SetModel(M),
+    /// Evaluate the replica's shard of `split`'s data and send the metric totals.
+    Eval {
+        split: Split,
+        reply: std::sync::mpsc::Sender<(usize, Result<Totals, String>)>,
+    },
     /// Leave the collective and end.
     Finish,
 }
@@ -47,15 +52,21 @@ pub(crate) struct ReplicaSettings {
     pub accumulation: usize,
     pub clipping: Option<GradientClipping>,
     pub count: usize,
+    /// How long a replica waits for the backend RNG (the collective timeout).
+    pub timeout: std::time::Duration,
 }
 
 /// One replica (rank 1 and up).
-pub(super) struct Replica<B: AutodiffBackend, M: AutodiffModule<B>, O, TB> {
+pub(super) struct Replica<B: AutodiffBackend, M: AutodiffModule<B>, O, TB, VB> {
     pub rank: usize,
     pub settings: ReplicaSettings,
     pub model: M,
     pub optimizer: O,
     pub loader: DataLoader<B, TB>,
+    /// This replica's shards of the validation and test data.
+    pub valid: Option<DataLoader<B::InnerBackend, VB>>,
+    pub test: Option<DataLoader<B::InnerBackend, VB>>,
+    pub eval_metrics: Metrics<B::InnerBackend>,
     pub window: MetricAccumulator<B::InnerBackend>,
     pub accumulator: GradientsAccumulator<M>,
     /// The shard's batches of the epoch being trained: `(epoch, next step, batches)`.
@@ -64,12 +75,14 @@ pub(super) struct Replica<B: AutodiffBackend, M: AutodiffModule<B>, O, TB> {
     pub watch: Arc<WatchState>,
 }
 
-impl<B, M, O, TB> Replica<B, M, O, TB>
+impl<B, M, O, TB, VB> Replica<B, M, O, TB, VB>
 where
     B: AutodiffBackend,
     M: AutodiffModule<B> + TrainStep<B, TB>,
+    M::InnerModule: ValidStep<B::InnerBackend, VB>,
     O: Optimizer<M, B>,
     TB: Send + 'static,
+    VB: Send + 'static,
 {
     /// Registers with the collective, then serves rank 0's commands until told to finish or
     /// until rank 0 goes away. An error is the replica's failure, for rank 0 to report.
@@ -95,6 +108,9 @@ where
                     // Rank 0 went away: it is ending the run.
                     let _ = reply.send((self.rank, totals));
                 }
+                Command::Eval { split, reply } => {
+                    let _ = reply.send((self.rank, self.eval(split)));
+                }
                 Command::Fingerprint(reply) => {
                     let _ = reply.send(weights_fingerprint(&self.model));
                 }
@@ -114,7 +130,14 @@ where
         let scale = replica_weight(own, all, settings.count) / settings.accumulation as f64;
         let seed = batch_seed(settings.seed, epoch, step * settings.count + self.rank);
         let device = self.loader.device().clone();
-        let done = forward_backward::<B, M, TB>(&self.model, batch, &device, seed, scale);
+        let done = forward_backward::<B, M, TB>(
+            &self.model,
+            batch,
+            &device,
+            seed,
+            scale,
+            Some(settings.timeout),
+        )?;
         self.window.update(&done.output);
         let grads = if settings.accumulation > 1 {
             self.accumulator.accumulate(&self.model, done.grads);
@@ -144,6 +167,29 @@ where
             self.settings.clipping,
         );
         Ok(())
+    }
+
+    /// The metric totals of the model on this replica's shard of `split`'s data.
+    fn eval(&self, split: Split) -> Result<Totals, String> {
+        let loader = match split {
+            Split::Test => self.test.as_ref(),
+            _ => self.valid.as_ref(),
+        }
+        .ok_or_else(|| format!("no {split} data"))?;
+        let mut metrics =
+            MetricAccumulator::<B::InnerBackend>::new().with_metrics(self.eval_metrics.clone());
+        // A shard can be empty when the data has fewer batches than there are replicas.
+        if loader.num_batches() > 0 {
+            let model = self.model.valid();
+            let batches = loader
+                .iter(DataCursor::epoch_start(0))
+                .map_err(|e| e.to_string())?;
+            for batch in batches {
+                let batch = batch.map_err(|e| e.to_string())?;
+                metrics.update(&ValidStep::step(&model, batch));
+            }
+        }
+        Ok(metrics.read_totals())
     }
 
     fn next_batch(&mut self, epoch: usize, step: usize) -> Result<TB, String> {

@@ -14,28 +14,37 @@ use burn::tensor::backend::AutodiffBackend;
 use super::replica::{Command, Replica, ReplicaSettings};
 use crate::data::{DataLoader, Shard};
 use crate::error::{panic_message, Result, TrainerError};
+use crate::metric::Split;
 use crate::metric::{MetricAccumulator, Metrics, Totals};
 use crate::parallel::collective::{self, CollectiveLease, WatchState, Watchdog};
 use crate::parallel::fingerprint::weights_fingerprint;
 use crate::parallel::flat;
-use crate::step::TrainStep;
+use crate::step::{TrainStep, ValidStep};
 
 /// How long a failed run waits for its replicas' threads to end before leaving them.
 const ABORT_GRACE: Duration = Duration::from_secs(5);
 
 /// What a replica is started from: rank 0's model, optimizer and training data, and where each
 /// replica trains.
-pub(crate) struct ReplicaStart<'a, B: AutodiffBackend, M, O, TB> {
+pub(crate) struct ReplicaStart<'a, B: AutodiffBackend, M, O, TB, VB> {
     pub model: &'a M,
     pub optimizer: &'a O,
     pub loader: &'a DataLoader<B, TB>,
+    pub valid: Option<&'a DataLoader<B::InnerBackend, VB>>,
+    pub test: Option<&'a DataLoader<B::InnerBackend, VB>>,
     pub metrics: &'a Metrics<B::InnerBackend>,
+    /// The metrics of validation and test passes.
+    pub eval_metrics: &'a Metrics<B::InnerBackend>,
     /// Window totals to go on from, by replica (from a checkpoint; empty for a fresh window).
     pub windows: Vec<Totals>,
     pub devices: &'a [B::Device],
     pub settings: ReplicaSettings,
     pub timeout: Duration,
 }
+
+/// Where the other replicas' evaluation totals arrive: `(rank, totals or the failure)`.
+pub(crate) type EvalReplies =
+    std::sync::mpsc::Receiver<(usize, std::result::Result<Totals, String>)>;
 
 /// The running replicas, as rank 0 sees them.
 pub(crate) struct ReplicaSet<B: AutodiffBackend, M> {
@@ -54,14 +63,16 @@ pub(crate) struct ReplicaSet<B: AutodiffBackend, M> {
 
 impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
     /// Starts replicas 1 to `devices.len()` from rank 0's state, and registers rank 0 with them.
-    pub fn start<O, TB>(
+    pub fn start<O, TB, VB>(
         rank0_device: &B::Device,
-        start: ReplicaStart<'_, B, M, O, TB>,
+        start: ReplicaStart<'_, B, M, O, TB, VB>,
     ) -> Result<Self>
     where
         M: TrainStep<B, TB> + 'static,
+        M::InnerModule: ValidStep<B::InnerBackend, VB>,
         O: Optimizer<M, B> + Clone + 'static,
         TB: Send + 'static,
+        VB: Send + 'static,
     {
         let count = start.devices.len() + 1;
         let lease =
@@ -95,7 +106,16 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
                 settings: start.settings.clone(),
                 model: start.model.clone(),
                 optimizer: start.optimizer.clone(),
-                loader: start.loader.sharded(Shard { rank, count }, device.clone()),
+                loader: start
+                    .loader
+                    .sharded(Shard::training(rank, count), device.clone()),
+                valid: start
+                    .valid
+                    .map(|l| l.sharded(Shard::evaluation(rank, count), device.clone())),
+                test: start
+                    .test
+                    .map(|l| l.sharded(Shard::evaluation(rank, count), device.clone())),
+                eval_metrics: start.eval_metrics.clone(),
                 window: MetricAccumulator::from_totals(
                     start.windows.get(index).cloned().unwrap_or_default(),
                 )
@@ -169,6 +189,29 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
             .collect::<Result<_>>()?;
         windows.sort_by_key(|(rank, _)| *rank);
         Ok(windows.into_iter().map(|(_, totals)| totals).collect())
+    }
+
+    /// Tells every other replica to evaluate its shard of `split`'s data; their totals come
+    /// with [`eval_totals`](Self::eval_totals).
+    pub fn begin_eval(&self, split: Split) -> Result<EvalReplies> {
+        let (reply, answers) = channel();
+        self.send_all(|| Command::Eval {
+            split,
+            reply: reply.clone(),
+        })?;
+        Ok(answers)
+    }
+
+    /// The other replicas' metric totals of the evaluation [`begin_eval`](Self::begin_eval)
+    /// started, by rank.
+    pub fn eval_totals(&self, answers: EvalReplies) -> Result<Vec<Totals>> {
+        let mut totals = Vec::with_capacity(self.count - 1);
+        for _ in 1..self.count {
+            let (rank, result) = self.answer(&answers)?;
+            totals.push((rank, result.map_err(|message| self.error(rank, message))?));
+        }
+        totals.sort_by_key(|(rank, _)| *rank);
+        Ok(totals.into_iter().map(|(_, totals)| totals).collect())
     }
 
     /// Checks that every other replica holds the weights `model` (rank 0's) holds.
