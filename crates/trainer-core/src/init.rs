@@ -55,3 +55,24 @@ fn seeded_linear<B: Backend>(
     )));
     linear
 }
+
+/// Initialises every parameter of `module` that burn left lazy (reading one initialises it).
+///
+/// burn draws a layer's weights when they are first read, and a clone of a parameter not yet
+/// read draws its own values: call this before cloning a module whose copies must hold the same
+/// weights (replicas, a stored copy).
+pub fn materialize<B: Backend, M: burn::module::Module<B>>(module: &M) {
+    struct Materialize;
+    impl<B: Backend> burn::module::ModuleVisitor<B> for Materialize {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let _ = param.val();
+        }
+        fn visit_int<const D: usize>(&mut self, param: &Param<Tensor<B, D, burn::tensor::Int>>) {
+            let _ = param.val();
+        }
+        fn visit_bool<const D: usize>(&mut self, param: &Param<Tensor<B, D, burn::tensor::Bool>>) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut Materialize);
+}

@@ -79,7 +79,7 @@ impl StateDict {
         // burn initialises parameters lazily, and a clone of a parameter not yet initialised
         // draws its own values: initialise them in `module` first, so that what is stored is
         // what the module holds.
-        module.visit(&mut Materialize);
+        trainer_core::init::materialize(module);
         self.put_record::<B, _>(key, module.clone().into_record())
     }
 
@@ -150,29 +150,5 @@ impl StateDict {
     /// The entries' keys.
     pub fn keys(&self) -> Vec<&str> {
         self.entries.keys().map(String::as_str).collect()
-    }
-}
-
-/// Initialises every parameter a module visits (reading a lazy parameter initialises it).
-struct Materialize;
-
-impl<B: Backend> burn::module::ModuleVisitor<B> for Materialize {
-    fn visit_float<const D: usize>(
-        &mut self,
-        param: &burn::module::Param<burn::tensor::Tensor<B, D>>,
-    ) {
-        let _ = param.val();
-    }
-    fn visit_int<const D: usize>(
-        &mut self,
-        param: &burn::module::Param<burn::tensor::Tensor<B, D, burn::tensor::Int>>,
-    ) {
-        let _ = param.val();
-    }
-    fn visit_bool<const D: usize>(
-        &mut self,
-        param: &burn::module::Param<burn::tensor::Tensor<B, D, burn::tensor::Bool>>,
-    ) {
-        let _ = param.val();
     }
 }

@@ -8,7 +8,7 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use burn::data::dataset::InMemDataset;
-use burn::nn::DropoutConfig;
+use burn::nn::{DropoutConfig, LinearConfig};
 use burn::optim::AdamConfig;
 use common::dropout_net::{parameter_bits, DropoutNet, LossLog, NetTrainer, StopAt};
 use common::{items, RowBatcher, B};
@@ -170,6 +170,28 @@ fn a_resume_with_another_replica_count_is_refused() {
     let error = other.resume_from(&dir).unwrap_err().to_string();
     assert!(error.contains("replicas"), "{error}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn replicas_of_a_model_with_lazily_initialised_weights_start_equal() {
+    // burn's layers draw their weights when first read, and a clone read later draws its own:
+    // the replicas must start from the weights rank 0 holds (`verify_replicas` checks every
+    // step).
+    let device = Default::default();
+    let mut net = DropoutNet::<B>::new(16, 0.0, &device);
+    net.hidden = LinearConfig::new(2, 16).init(&device);
+    net.out = LinearConfig::new(16, 1).init(&device);
+    let mut t = SupervisedTrainer::builder(
+        net,
+        AdamConfig::new().init(),
+        config(8, 2).with_epochs(Some(1)),
+        device,
+    )
+    .train_data(InMemDataset::new(items(ITEMS)), RowBatcher)
+    .verify_replicas(true)
+    .build()
+    .unwrap();
+    t.fit().unwrap();
 }
 
 #[test]

@@ -349,6 +349,8 @@ where
             split: "train",
             builder_method: "train_data",
         })?;
+        // Every replica clones rank 0's model: lazy weights must be drawn once, before.
+        crate::init::materialize(self.model());
         let config = &self.engine.config;
         let start = replicas::ReplicaStart {
             model: self.model.as_ref().expect("model present between steps"),
