@@ -12,13 +12,21 @@ use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::Tensor;
 
+/// A step's gradients in one buffer, and this replica's presence flags on the host.
+pub(crate) struct Flat<B: burn::tensor::backend::Backend> {
+    /// The gradients end to end, then the presence flags (see the module's doc).
+    pub buffer: Tensor<B, 1>,
+    /// 1 where this replica had a gradient, 0 where it put zeros.
+    pub flags: Vec<f32>,
+}
+
 /// Lays the gradients of `model`'s trainable parameters out in one 1-D tensor on `device`, with
 /// the presence flags at its end (see the module's doc).
 pub(crate) fn flatten<B, M>(
     model: &M,
     mut grads: GradientsParams,
     device: &burn::tensor::Device<B::InnerBackend>,
-) -> Tensor<B::InnerBackend, 1>
+) -> Flat<B::InnerBackend>
 where
     B: AutodiffBackend,
     M: AutodiffModule<B>,
@@ -34,25 +42,37 @@ where
         mut parts, flags, ..
     } = visitor;
     parts.push(Tensor::from_floats(flags.as_slice(), device));
-    Tensor::cat(parts, 0)
+    Flat {
+        buffer: Tensor::cat(parts, 0),
+        flags,
+    }
 }
 
-/// The gradients in a buffer [`flatten`] made (after the replicas' average), by parameter.
-pub(crate) fn unflatten<B, M>(model: &M, buffer: Tensor<B::InnerBackend, 1>) -> GradientsParams
+/// The gradients in a buffer [`flatten`] made (after the replicas' average), by parameter;
+/// `local_flags` are this replica's own.
+pub(crate) fn unflatten<B, M>(
+    model: &M,
+    buffer: Tensor<B::InnerBackend, 1>,
+    local_flags: &[f32],
+) -> GradientsParams
 where
     B: AutodiffBackend,
     M: AutodiffModule<B>,
 {
-    let mut count = CountTrainable(0);
-    model.visit(&mut count);
-    let len = buffer.dims()[0];
-    let flags: Vec<f32> = buffer
-        .clone()
-        .slice(len - count.0..len)
-        .into_data()
-        .convert::<f32>()
-        .into_vec()
-        .expect("the flags are floats");
+    // A parameter this replica has a gradient for has one after the average: only when this
+    // replica lacks some do the averaged flags have to come back to the host (a device sync).
+    let flags = if local_flags.iter().all(|&flag| flag > 0.0) {
+        local_flags.to_vec()
+    } else {
+        let len = buffer.dims()[0];
+        buffer
+            .clone()
+            .slice(len - local_flags.len()..len)
+            .into_data()
+            .convert::<f32>()
+            .into_vec()
+            .expect("the flags are floats")
+    };
     let mut visitor = Unflatten::<B> {
         buffer,
         offset: 0,
@@ -125,16 +145,6 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for Unflatten<B> {
     }
 }
 
-struct CountTrainable(usize);
-
-impl<B: AutodiffBackend> ModuleVisitor<B> for CountTrainable {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        if trainable(param) {
-            self.0 += 1;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use burn::module::Module;
@@ -170,10 +180,21 @@ mod tests {
             .get::<NdArray, 1>(model.used.bias.as_ref().unwrap().id)
             .expect("a bias gradient");
 
-        let buffer = flatten::<B, _>(&model, grads, &device);
+        let flat = flatten::<B, _>(&model, grads, &device);
         // 3*2 + 2 + 2*2 + 2 values, then 4 flags.
-        assert_eq!(buffer.dims(), [14 + 4]);
-        let back = unflatten::<B, _>(&model, buffer);
+        assert_eq!(flat.buffer.dims(), [14 + 4]);
+        assert_eq!(flat.flags, [1.0, 1.0, 0.0, 0.0]);
+        // Another replica had the unused layer's gradients: after the average its flags are
+        // 0.5, and this replica, which lacked them, reads them back and takes those gradients.
+        let averaged = Tensor::cat(
+            vec![
+                flat.buffer.clone().slice(0..14),
+                Tensor::from_floats([1.0, 1.0, 0.5, 0.5], &device),
+            ],
+            0,
+        );
+        assert_eq!(unflatten::<B, _>(&model, averaged, &flat.flags).len(), 4);
+        let back = unflatten::<B, _>(&model, flat.buffer, &flat.flags);
         assert_eq!(back.len(), 2, "the unused layer gets no gradient");
         back.get::<NdArray, 2>(model.used.weight.id)
             .unwrap()

@@ -154,10 +154,10 @@ where
             // collective now.
             return Err("the run was given up".into());
         }
-        let buffer = flat::flatten::<B, M>(&self.model, grads, &device.clone());
-        let averaged = collective::mean::<B::InnerBackend>(self.rank, buffer)
+        let flat = flat::flatten::<B, M>(&self.model, grads, &device);
+        let averaged = collective::mean::<B::InnerBackend>(self.rank, flat.buffer)
             .map_err(|e| format!("the gradient all-reduce failed: {e}"))?;
-        let grads = flat::unflatten::<B, M>(&self.model, averaged);
+        let grads = flat::unflatten::<B, M>(&self.model, averaged, &flat.flags);
         let model = self.model.clone();
         self.model = apply_gradients::<B, M, O>(
             &mut self.optimizer,

@@ -159,11 +159,11 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
     /// Averages rank 0's gradients with the other replicas'.
     pub fn average(&self, model: &M, grads: GradientsParams) -> Result<GradientsParams> {
         let started = Instant::now();
-        let buffer = flat::flatten::<B, M>(model, grads, &self.device);
+        let flat = flat::flatten::<B, M>(model, grads, &self.device);
         let averaged = self
             .state
-            .watch(|| collective::mean::<B::InnerBackend>(0, buffer));
-        let grads = averaged.map(|averaged| flat::unflatten::<B, M>(model, averaged));
+            .watch(|| collective::mean::<B::InnerBackend>(0, flat.buffer));
+        let grads = averaged.map(|averaged| flat::unflatten::<B, M>(model, averaged, &flat.flags));
         *self.reducing.lock().unwrap_or_else(|e| e.into_inner()) += started.elapsed();
         grads.map_err(|message| {
             self.failure_or(format!("the gradient all-reduce failed: {message}"))
