@@ -349,8 +349,12 @@ where
             split: "train",
             builder_method: "train_data",
         })?;
-        // Every replica clones rank 0's model: lazy weights must be drawn once, before.
-        crate::init::materialize(self.model());
+        // Every replica clones rank 0's model: lazy weights must be drawn once, before, and from
+        // burn's process-wide random stream, which other trainers' forward passes hold.
+        {
+            let _rng = BACKEND_RNG.acquire(None);
+            crate::init::materialize(self.model());
+        }
         let config = &self.engine.config;
         let start = replicas::ReplicaStart {
             model: self.model.as_ref().expect("model present between steps"),
