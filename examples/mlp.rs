@@ -23,7 +23,7 @@ mod plot;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use burn::data::dataset::InMemDataset;
 use burn::optim::AdamConfig;
@@ -38,6 +38,7 @@ use trainer::core::engine::LrFinderConfig;
 use trainer::core::weights::{load_weights, Layout};
 use trainer::prelude::*;
 use trainer_core::checkpoint::latest_in;
+use trainer_core::parallel::NodeConfig;
 
 /// Train an MLP on the digits data.
 #[derive(Debug, Clone, Parser)]
@@ -92,6 +93,24 @@ struct Args {
     /// `--batch-size` items per batch: an optimizer step sees N times as many.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     replicas: u32,
+    /// Nodes (machines) of a data-parallel run; with more than 1, give --node-rank and
+    /// --orchestrator (`trainer orchestrator --port P` runs one).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    nodes: u32,
+    /// This node's place among --nodes, from 0.
+    #[arg(long, default_value_t = 0)]
+    node_rank: u32,
+    /// The orchestrator: ws://HOST:PORT.
+    #[arg(long)]
+    orchestrator: Option<String>,
+    /// Where the other nodes reach this one: ws://HOST:PORT (default ws://127.0.0.1:PORT with
+    /// PORT = the orchestrator's + 1 + --node-rank).
+    #[arg(long)]
+    node_address: Option<String>,
+    /// Seconds to wait for the other replicas and nodes (registering, each all-reduce) before
+    /// the run fails.
+    #[arg(long, default_value = "600", value_parser = seconds)]
+    peer_timeout: Duration,
     /// Run a learning-rate range test instead of training: print the suggested rate, and with
     /// `--run-dir` draw the curve into `DIR/lr-find.svg`.
     #[arg(long)]
@@ -129,12 +148,18 @@ impl Launch for MlpJob {
             .with_seed(args.seed)
             .with_replicas(args.replicas as usize)
             .with_validation(Some(Frequency::Epochs(1)));
+        let nodes = node_config(&args)?;
         let mut builder =
             SupervisedTrainer::builder(model, AdamConfig::new().init(), config, device)
                 .train_data(InMemDataset::new(self.data.train), DigitsBatcher)
                 .valid_data(InMemDataset::new(self.data.valid), DigitsBatcher)
                 .test_data(InMemDataset::new(self.data.test), DigitsBatcher)
                 .callback(Progress::new());
+        let peer_timeout = args.peer_timeout;
+        builder = builder.collective_timeout(peer_timeout);
+        if let Some(nodes) = nodes {
+            builder = builder.nodes(nodes.with_register_timeout(peer_timeout));
+        }
         if let Some(patience) = args.patience {
             builder = builder.callback(
                 EarlyStopping::new(Monitor::min(Split::Valid, "loss"))
@@ -202,7 +227,7 @@ impl Launch for MlpJob {
             "seconds": started.elapsed().as_secs_f64(),
             "weights_sha256": format!("{weights:x}"),
             "replicas": args.replicas,
-            "nodes": 1,
+            "nodes": args.nodes,
             "gradient_sync_seconds": trainer.gradient_sync_time().as_secs_f64(),
         }))
     }
@@ -249,6 +274,40 @@ fn finish_lr_find(
     Ok(())
 }
 
+/// The node settings of a multi-machine run (`None` on one machine).
+fn node_config(args: &Args) -> Result<Option<NodeConfig>, TrainerError> {
+    if args.nodes == 1 {
+        return Ok(None);
+    }
+    let bad = |reason: String| TrainerError::InvalidConfig {
+        field: "nodes",
+        value: args.nodes.to_string(),
+        reason,
+    };
+    let orchestrator = args
+        .orchestrator
+        .clone()
+        .ok_or_else(|| bad("--nodes above 1 needs --orchestrator ws://HOST:PORT".into()))?;
+    let address = match &args.node_address {
+        Some(address) => address.clone(),
+        None => {
+            let port = orchestrator
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.trim_end_matches('/').parse::<u32>().ok())
+                .ok_or_else(|| bad(format!("the orchestrator `{orchestrator}` has no port")))?;
+            format!("ws://127.0.0.1:{}", port + 1 + args.node_rank)
+        }
+    };
+    let config = NodeConfig::new(
+        args.nodes as usize,
+        args.node_rank as usize,
+        &orchestrator,
+        &address,
+    );
+    config.validate().map_err(bad)?;
+    Ok(Some(config))
+}
+
 /// A learning rate: a finite number above 0.
 fn positive_finite(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
@@ -256,6 +315,12 @@ fn positive_finite(text: &str) -> Result<f64, String> {
         Ok(value) => Err(format!("{value} is not a finite number above 0")),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// A duration in seconds: above 0, and one a `Duration` holds.
+fn seconds(text: &str) -> Result<Duration, String> {
+    let value = positive_finite(text)?;
+    Duration::try_from_secs_f64(value).map_err(|e| format!("{value} seconds: {e}"))
 }
 
 /// A dropout probability: in [0, 1).

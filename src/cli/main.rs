@@ -68,6 +68,14 @@ enum Command {
         #[arg(long, value_enum, default_value = "step")]
         x: XAxis,
     },
+    /// Start the orchestrator of a data-parallel run over several machines (burn-collective's,
+    /// over WebSocket): nodes join with `--nodes N --node-rank R --orchestrator ws://HOST:PORT`.
+    /// It runs until SIGINT or SIGTERM.
+    Orchestrator {
+        /// The port to listen on (all interfaces).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        port: u16,
+    },
     /// Run a training job from a JSON job spec (see docs/job.md); exit status 0 completed,
     /// 1 failed, 130 cancelled, 2 not started.
     Run(trainer::job::cli::RunArgs),
@@ -103,6 +111,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Devices { json } => devices(json),
+        Command::Orchestrator { port } => orchestrator(port),
         Command::Run(args) => trainer::job::cli::run::<trainer::job::Builtins>(&args),
         Command::Plot {
             path,
@@ -149,6 +158,22 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+fn orchestrator(port: u16) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the orchestrator's runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("orchestrator listening on ws://0.0.0.0:{port}");
+    runtime.block_on(burn_collective::start_global_orchestrator(port));
+    ExitCode::SUCCESS
 }
 
 fn schedule(

@@ -16,7 +16,7 @@ pub mod event;
 pub mod fs;
 pub mod init;
 pub mod metric;
-mod parallel;
+pub mod parallel;
 pub mod schedule;
 mod split;
 mod state;

@@ -18,6 +18,7 @@ use crate::error::{Result, TrainerError};
 use crate::metric::{
     names, Accuracy, ConfusionCounts, Metric, Monitor, Split, TopKAccuracy, TIMING_METRICS,
 };
+use crate::parallel::NodeConfig;
 use crate::schedule::{ConstantLr, LrSchedule};
 use crate::step::{TrainStep, ValidStep};
 
@@ -101,6 +102,7 @@ where
     replica_devices: Vec<B::Device>,
     collective_timeout: Duration,
     verify_replicas: bool,
+    nodes: Option<NodeConfig>,
 }
 
 /// How long replicas wait for each other in a collective call by default: longer than any
@@ -142,6 +144,7 @@ where
             replica_devices: Vec::new(),
             collective_timeout: DEFAULT_COLLECTIVE_TIMEOUT,
             verify_replicas: false,
+            nodes: None,
         }
     }
 }
@@ -269,6 +272,14 @@ where
         self
     }
 
+    /// Trains as one node of several machines (see [`NodeConfig`]): every node runs the same
+    /// program, `replicas` replicas each, and their gradients are averaged through
+    /// burn-collective's orchestrator.
+    pub fn nodes(mut self, nodes: NodeConfig) -> Self {
+        self.nodes = Some(nodes);
+        self
+    }
+
     /// After every optimizer step, check that every replica holds rank 0's weights, bit for bit
     /// (each reads its weights back to the host: for tests and for doubts about a backend's
     /// determinism, not for speed). A difference fails the run naming the replica and the step.
@@ -350,11 +361,24 @@ where
                 ),
             });
         }
-        if replicas > 1 {
-            // Rank 0 takes every `replicas`-th batch of each epoch, from the first.
+        let (first, global) = match &self.nodes {
+            Some(nodes) => {
+                nodes
+                    .validate()
+                    .map_err(|reason| TrainerError::InvalidConfig {
+                        field: "nodes",
+                        value: format!("node {} of {}", nodes.rank, nodes.nodes),
+                        reason,
+                    })?;
+                (nodes.rank * replicas, nodes.nodes * replicas)
+            }
+            None => (0, replicas),
+        };
+        if global > 1 {
+            // Rank 0 takes every `global`-th batch of each epoch, from its global rank.
             self.train = self
                 .train
-                .map(|loader| loader.sharded(Shard::training(0, replicas), self.device.clone()));
+                .map(|loader| loader.sharded(Shard::training(first, global), self.device.clone()));
         }
         let batches_per_epoch = self.train.as_ref().map(DataLoader::num_batches);
         Ok(SupervisedTrainer {
@@ -379,6 +403,7 @@ where
             replica_devices: self.replica_devices,
             collective_timeout: self.collective_timeout,
             verify_replicas: self.verify_replicas,
+            nodes: self.nodes,
             gradient_sync_time: Duration::ZERO,
             replicas: None,
             train_metrics: metrics.iter().filter(|m| m.on_train()).cloned().collect(),

@@ -14,27 +14,65 @@ use std::time::{Duration, Instant};
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorPrimitive};
+use std::str::FromStr;
+
+use burn_communication::Address;
+
+use super::NodeConfig;
 use burn_collective::{
     all_reduce, finish_collective, register, reset_collective, AllReduceStrategy, CollectiveConfig,
-    PeerId, ReduceOperation,
+    CollectiveError, PeerId, ReduceOperation,
 };
 
 /// How often the watchdog looks.
 const WATCH_INTERVAL: Duration = Duration::from_millis(20);
 
-/// Registers replica `rank` of `count` on `device` with the process's collective server of
-/// backend `B`; it returns when every replica has registered.
+/// Registers replica `rank` (its rank over all nodes) of the `local` replicas of this process
+/// on `device` with the process's collective server of backend `B`, and with `nodes`, this
+/// node with the orchestrator; it returns when every replica (of every node) has registered.
 pub(crate) fn register_peer<B: Backend>(
     rank: usize,
-    count: usize,
+    local: usize,
     device: B::Device,
+    nodes: Option<&NodeConfig>,
 ) -> Result<(), String> {
-    // A tree of arity 2: within a process, burn-collective's ring can slice out of bounds on
-    // small tensors, and for two replicas the tree's one addition is order-free.
-    let config = CollectiveConfig::default()
-        .with_num_devices(count)
+    // Trees of arity 2: burn-collective's ring can slice out of bounds on small tensors, and for
+    // two replicas (or two nodes) the tree's one addition is order-free.
+    let mut config = CollectiveConfig::default()
+        .with_num_devices(local)
         .with_local_all_reduce_strategy(AllReduceStrategy::Tree(2));
+    if let Some(nodes) = nodes {
+        let port = nodes.validate()?;
+        let address =
+            |url: &str| Address::from_str(url).map_err(|e| format!("the address `{url}`: {e}"));
+        config = config
+            .with_num_nodes(nodes.nodes as u32)
+            .with_global_address(address(&nodes.orchestrator)?)
+            .with_node_address(address(&nodes.address)?)
+            .with_data_service_port(port)
+            .with_global_all_reduce_strategy(AllReduceStrategy::Centralized);
+    }
     register::<B>(peer(rank), device, config).map_err(|e| format!("registering: {e:?}"))
+}
+
+/// Runs `call` on a thread of its own and waits at most `timeout` for it: burn-collective's
+/// server waits for the orchestrator without a timeout, and a reset cannot reach it then.
+pub(crate) fn within<T: Send + 'static>(
+    timeout: Duration,
+    what: &str,
+    call: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("trainer-collective-call".into())
+        .spawn(move || {
+            let _ = sender.send(call());
+        })
+        .map_err(|e| format!("cannot start a thread for {what}: {e}"))?;
+    match receiver.recv_timeout(timeout) {
+        Ok(result) => result,
+        Err(_) => Err(format!("{what} did not complete within {timeout:?}")),
+    }
 }
 
 /// The mean of `tensor` over all replicas (every replica receives the same values).
@@ -42,12 +80,23 @@ pub(crate) fn mean<B: Backend>(rank: usize, tensor: Tensor<B, 1>) -> Result<Tens
     let primitive = tensor.into_primitive().tensor();
     all_reduce::<B>(peer(rank), primitive, ReduceOperation::Mean)
         .map(|t| Tensor::from_primitive(TensorPrimitive::Float(t)))
-        .map_err(|e| format!("{e:?}"))
+        .map_err(describe)
+}
+
+/// A collective error in words.
+fn describe(error: CollectiveError) -> String {
+    match error {
+        CollectiveError::LocalServerMissing => "the collective server stopped (on several \
+             machines: another node stopped or lost its connection)"
+            .into(),
+        CollectiveError::Global(error) => format!("another node failed ({error:?})"),
+        other => format!("{other:?}"),
+    }
 }
 
 /// Leaves the collective (each replica once, at the end of a run that went well).
 pub(crate) fn finish_peer<B: Backend>(rank: usize) -> Result<(), String> {
-    finish_collective::<B>(peer(rank)).map_err(|e| format!("{e:?}"))
+    finish_collective::<B>(peer(rank)).map_err(describe)
 }
 
 fn peer(rank: usize) -> PeerId {
@@ -182,7 +231,7 @@ impl Watchdog {
                     // Again at every look while the call waits: a call that reached the server
                     // after a reset waits for peers that will never come.
                     if late || watched.failure().is_some() {
-                        reset_collective::<B>();
+                        reset_detached::<B>();
                     }
                 }
             })
@@ -205,5 +254,27 @@ impl Drop for Watchdog {
 
 /// Frees replicas blocked in a collective call of backend `B` (a failed run's clean-up).
 pub(crate) fn release_blocked<B: Backend>() {
-    reset_collective::<B>();
+    reset_detached::<B>();
+}
+
+/// A reset of the collective server of backend `B` that never blocks its caller.
+///
+/// burn-collective's server takes messages through a bounded channel and, while it waits for
+/// the orchestrator or for another node, reads none: a reset sent then blocks its sender until
+/// the server moves again. So the reset goes from a thread of its own; while one is pending,
+/// no other is started (a second could not get through either).
+fn reset_detached<B: Backend>() {
+    static PENDING: AtomicBool = AtomicBool::new(false);
+    if PENDING.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("trainer-collective-reset".into())
+        .spawn(|| {
+            reset_collective::<B>();
+            PENDING.store(false, Ordering::SeqCst);
+        });
+    if spawned.is_err() {
+        PENDING.store(false, Ordering::SeqCst);
+    }
 }

@@ -3,9 +3,14 @@
 //! optimizer step, so that they stay bit-identical.
 //!
 //! This module holds what does not depend on the trainer: the one buffer a step's gradients
-//! travel in ([`flat`]) and the peers' collective calls with their safety net ([`collective`]).
-//! The supervised trainer's replicas use them (`engine/supervised/replicas`).
+//! travel in (`flat`), the peers' collective calls with their safety net (`collective`), and
+//! the settings of a run over several machines ([`NodeConfig`]). The supervised trainer's
+//! replicas use them (`engine/supervised/replicas`).
 
+pub(crate) mod agreement;
 pub(crate) mod collective;
 pub(crate) mod fingerprint;
 pub(crate) mod flat;
+mod nodes;
+
+pub use nodes::NodeConfig;

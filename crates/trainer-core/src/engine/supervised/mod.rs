@@ -28,6 +28,8 @@ use crate::config::{ScheduleInterval, TrainerConfig};
 use crate::data::{Batches, DataCursor, DataLoader};
 use crate::error::{Result, TrainerError};
 use crate::metric::{LatestMetrics, MetricAccumulator, Metrics, Split, Totals};
+use crate::parallel::agreement;
+use crate::parallel::fingerprint::weights_fingerprint;
 use crate::state::{MetricValues, TrainingState};
 use crate::step::{TrainStep, ValidStep};
 
@@ -104,6 +106,8 @@ where
     pub(super) replica_devices: Vec<B::Device>,
     /// How long a replica waits for the others in a collective call before the run fails.
     pub(super) collective_timeout: std::time::Duration,
+    /// The other machines of a multi-node run.
+    pub(super) nodes: Option<crate::parallel::NodeConfig>,
     /// Whether rank 0 checks after every optimizer step that the replicas' weights agree.
     pub(super) verify_replicas: bool,
     /// Time rank 0 spent averaging gradients in the last `fit`.
@@ -332,14 +336,24 @@ where
         Ok(totals)
     }
 
+    /// The global rank of this process's rank 0, and the replicas over all nodes.
+    pub(super) fn global_ranks(&self) -> (usize, usize) {
+        let local = self.engine.config.replicas;
+        match &self.nodes {
+            Some(nodes) => (nodes.rank * local, nodes.nodes * local),
+            None => (0, local),
+        }
+    }
+
     /// Starts the other replicas of a data-parallel run from rank 0's model and optimizer.
     pub(super) fn start_replicas(&mut self) -> Result<()> {
         self.replicas = None;
         self.gradient_sync_time = std::time::Duration::ZERO;
         let count = self.engine.config.replicas;
-        if count <= 1 {
+        if count <= 1 && self.nodes.is_none() {
             return Ok(());
         }
+        let (first, global_count) = self.global_ranks();
         let devices: Vec<B::Device> = if self.replica_devices.is_empty() {
             vec![self.device.clone(); count - 1]
         } else {
@@ -355,6 +369,15 @@ where
             let _rng = BACKEND_RNG.acquire(None);
             crate::init::materialize(self.model());
         }
+        let start_token = self.nodes.as_ref().map(|_| {
+            let state = &self.engine.state;
+            agreement::start_token(
+                weights_fingerprint(self.model()),
+                state.global_step as u64,
+                state.epoch,
+                state.batch_in_epoch,
+            )
+        });
         let config = &self.engine.config;
         let start = replicas::ReplicaStart {
             model: self.model.as_ref().expect("model present between steps"),
@@ -372,6 +395,10 @@ where
                 clipping: config.gradient_clipping,
                 count,
                 timeout: self.collective_timeout,
+                global_count,
+                first,
+                nodes: self.nodes.clone(),
+                start_token,
             },
             timeout: self.collective_timeout,
         };

@@ -116,7 +116,7 @@ where
             })?;
         let num_batches = self.num_batches();
         let accumulation = self.engine.config.gradient_accumulation;
-        let replicas = self.engine.config.replicas;
+        let (first, replicas) = self.global_ranks();
         let step_in_epoch = self.engine.state.batch_in_epoch;
         let (own_items, all_items) = self
             .train
@@ -131,7 +131,11 @@ where
             // The other replicas work on their batches while rank 0 works on its own.
             replicas.batch(epoch, step_in_epoch, stepped.then_some(step_lr))?;
         }
-        let seed = batch_seed(self.engine.config.seed, epoch, step_in_epoch * replicas);
+        let seed = batch_seed(
+            self.engine.config.seed,
+            epoch,
+            step_in_epoch * replicas + first,
+        );
         let rng_wait = self.replicas.is_some().then_some(self.collective_timeout);
         let done = forward_backward::<B, M, TB>(
             self.model(),

@@ -14,7 +14,7 @@ use crate::data::{Batches, DataCursor, DataLoader};
 use crate::metric::{MetricAccumulator, Metrics, Split, Totals};
 use crate::parallel::collective::WatchState;
 use crate::parallel::fingerprint::weights_fingerprint;
-use crate::parallel::{collective, flat};
+use crate::parallel::{agreement, collective, flat, NodeConfig};
 use crate::step::{TrainStep, ValidStep};
 
 /// What rank 0 tells a replica.
@@ -51,9 +51,18 @@ pub(crate) struct ReplicaSettings {
     pub seed: u64,
     pub accumulation: usize,
     pub clipping: Option<GradientClipping>,
+    /// Replicas in this process.
     pub count: usize,
     /// How long a replica waits for the backend RNG (the collective timeout).
     pub timeout: std::time::Duration,
+    /// Replicas over all nodes, and the global rank of this process's rank 0.
+    pub global_count: usize,
+    pub first: usize,
+    /// The other machines, when there are.
+    pub nodes: Option<NodeConfig>,
+    /// With other machines: what every peer checks it shares before the first step
+    /// (`parallel::agreement`).
+    pub start_token: Option<u64>,
 }
 
 /// One replica (rank 1 and up).
@@ -88,11 +97,21 @@ where
     /// until rank 0 goes away. An error is the replica's failure, for rank 0 to report.
     pub fn run(mut self, commands: Receiver<Command<M>>) -> Result<(), String> {
         let device = self.loader.device().clone();
+        let global = self.settings.first + self.rank;
         collective::register_peer::<B::InnerBackend>(
-            self.rank,
+            global,
             self.settings.count,
             device.clone(),
+            self.settings.nodes.as_ref(),
         )?;
+        if let Some(token) = self.settings.start_token {
+            agreement::agree::<B::InnerBackend>(
+                global,
+                self.settings.global_count,
+                &device,
+                token,
+            )?;
+        }
         self.model = self.model.fork(&device);
         while let Ok(command) = commands.recv() {
             if self.watch.abandoned() {
@@ -116,7 +135,7 @@ where
                 }
                 Command::SetModel(model) => self.model = model.fork(&device),
                 Command::Finish => {
-                    return collective::finish_peer::<B::InnerBackend>(self.rank);
+                    return collective::finish_peer::<B::InnerBackend>(global);
                 }
             }
         }
@@ -127,8 +146,9 @@ where
         let batch = self.next_batch(epoch, step)?;
         let (own, all) = self.loader.step_items(step);
         let settings = &self.settings;
-        let scale = replica_weight(own, all, settings.count) / settings.accumulation as f64;
-        let seed = batch_seed(settings.seed, epoch, step * settings.count + self.rank);
+        let global = settings.first + self.rank;
+        let scale = replica_weight(own, all, settings.global_count) / settings.accumulation as f64;
+        let seed = batch_seed(settings.seed, epoch, step * settings.global_count + global);
         let device = self.loader.device().clone();
         let done = forward_backward::<B, M, TB>(
             &self.model,
@@ -155,7 +175,7 @@ where
             return Err("the run was given up".into());
         }
         let flat = flat::flatten::<B, M>(&self.model, grads, &device);
-        let averaged = collective::mean::<B::InnerBackend>(self.rank, flat.buffer)
+        let averaged = collective::mean::<B::InnerBackend>(global, flat.buffer)
             .map_err(|e| format!("the gradient all-reduce failed: {e}"))?;
         let grads = flat::unflatten::<B, M>(&self.model, averaged, &flat.flags);
         let model = self.model.clone();

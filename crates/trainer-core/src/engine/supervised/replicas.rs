@@ -18,7 +18,7 @@ use crate::metric::Split;
 use crate::metric::{MetricAccumulator, Metrics, Totals};
 use crate::parallel::collective::{self, CollectiveLease, WatchState, Watchdog};
 use crate::parallel::fingerprint::weights_fingerprint;
-use crate::parallel::flat;
+use crate::parallel::{agreement, flat};
 use crate::step::{TrainStep, ValidStep};
 
 /// How long a failed run waits for its replicas' threads to end before leaving them.
@@ -55,6 +55,8 @@ pub(crate) struct ReplicaSet<B: AutodiffBackend, M> {
     watchdog: Option<Watchdog>,
     lease: Option<CollectiveLease>,
     device: B::Device,
+    /// This process's rank 0 over all nodes.
+    first: usize,
     /// How long rank 0 waits for a replica's answer.
     timeout: Duration,
     /// Time rank 0 spent in gradient all-reduces (waiting for the slowest replica included).
@@ -92,6 +94,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
             watchdog: None,
             lease: Some(lease),
             device: rank0_device.clone(),
+            first: start.settings.first,
             reducing: Default::default(),
             timeout: start.timeout,
         };
@@ -106,9 +109,10 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
                 settings: start.settings.clone(),
                 model: start.model.clone(),
                 optimizer: start.optimizer.clone(),
-                loader: start
-                    .loader
-                    .sharded(Shard::training(rank, count), device.clone()),
+                loader: start.loader.sharded(
+                    Shard::training(start.settings.first + rank, start.settings.global_count),
+                    device.clone(),
+                ),
                 valid: start
                     .valid
                     .map(|l| l.sharded(Shard::evaluation(rank, count), device.clone())),
@@ -143,9 +147,36 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
             set.senders.push(sender);
             set.handles.push(handle);
         }
-        let registered = state
-            .watch(|| collective::register_peer::<B::InnerBackend>(0, count, rank0_device.clone()));
+        let first = start.settings.first;
+        let registered = match start.settings.nodes.clone() {
+            // The orchestrator may never answer: wait on another thread, for a bounded time.
+            Some(nodes) => {
+                let device = rank0_device.clone();
+                let timeout = nodes.register_timeout;
+                let what = format!(
+                    "node {} of {}: registering with the orchestrator at {} (is it running, and have all {} nodes started?)",
+                    nodes.rank, nodes.nodes, nodes.orchestrator, nodes.nodes
+                );
+                collective::within(timeout, &what, move || {
+                    collective::register_peer::<B::InnerBackend>(first, count, device, Some(&nodes))
+                })
+            }
+            None => state.watch(|| {
+                collective::register_peer::<B::InnerBackend>(
+                    first,
+                    count,
+                    rank0_device.clone(),
+                    None,
+                )
+            }),
+        };
         registered.map_err(|message| set.failure_or(message))?;
+        if let Some(token) = start.settings.start_token {
+            let peers = start.settings.global_count;
+            state
+                .watch(|| agreement::agree::<B::InnerBackend>(first, peers, rank0_device, token))
+                .map_err(|message| set.failure_or(message))?;
+        }
         Ok(set)
     }
 
@@ -162,7 +193,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
         let flat = flat::flatten::<B, M>(model, grads, &self.device);
         let averaged = self
             .state
-            .watch(|| collective::mean::<B::InnerBackend>(0, flat.buffer));
+            .watch(|| collective::mean::<B::InnerBackend>(self.first, flat.buffer));
         let grads = averaged.map(|averaged| flat::unflatten::<B, M>(model, averaged, &flat.flags));
         *self.reducing.lock().unwrap_or_else(|e| e.into_inner()) += started.elapsed();
         grads.map_err(|message| {
@@ -246,7 +277,8 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
             let _ = handle.join();
         }
         self.check()?;
-        collective::finish_peer::<B::InnerBackend>(0).map_err(|message| self.error(0, message))?;
+        collective::finish_peer::<B::InnerBackend>(self.first)
+            .map_err(|message| self.error(0, message))?;
         self.senders.clear();
         self.watchdog = None;
         self.lease = None;
