@@ -29,10 +29,12 @@ pub async fn os_shutdown_signal() {
 }
 
 pub(crate) fn init_logging() {
-    // To stderr: a program's stdout is its own (upstream wrote these lines to stdout).
+    // To stderr, warnings and errors only: a program's stdout is its own, and the INFO lines
+    // (one per tensor download, so one per training step) drowned a training log (upstream:
+    // INFO to stdout).
     let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_filter(LevelFilter::INFO)
+        .with_filter(LevelFilter::WARN)
         .with_filter(filter_fn(|m| {
             if let Some(path) = m.module_path() {
                 // The wgpu crate is logging too much, so we skip `info` level.

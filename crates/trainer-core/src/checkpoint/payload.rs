@@ -134,7 +134,7 @@ impl RngState {
 
 /// Training metrics accumulated in the unfinished epoch, so that a run resumed mid-epoch logs
 /// what an uninterrupted run logs.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochProgress {
     /// Totals of the logging window not yet read into the metrics.
     pub window: Totals,
@@ -146,4 +146,28 @@ pub struct EpochProgress {
     /// 0's): each replica resumes its own sums, so the merged readings equal an unbroken run's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replica_windows: Vec<Totals>,
+    /// The machines of the run that wrote it (1 when absent): its data cursor counts rounds of
+    /// `nodes × replicas` batches, so a resume must have as many.
+    #[serde(default = "one_node", skip_serializing_if = "is_one_node")]
+    pub nodes: usize,
+}
+
+impl Default for EpochProgress {
+    fn default() -> Self {
+        Self {
+            window: Totals::default(),
+            epoch: Totals::default(),
+            seconds: 0.0,
+            replica_windows: Vec::new(),
+            nodes: 1,
+        }
+    }
+}
+
+fn one_node() -> usize {
+    1
+}
+
+fn is_one_node(nodes: &usize) -> bool {
+    *nodes == 1
 }

@@ -274,6 +274,7 @@ where
         let progress = EpochProgress {
             window: self.progress.window.read_totals(),
             replica_windows,
+            nodes: self.nodes.as_ref().map_or(1, |nodes| nodes.nodes),
             epoch: self.progress.epoch_totals.clone(),
             seconds: if state.batch_in_epoch > 0 {
                 self.progress.epoch_seconds()

@@ -83,6 +83,13 @@ where
                 "`{field}` is {theirs} in the checkpoint and {ours} in this trainer; it fixes the data order, so the run would not continue where it stopped"
             )));
         }
+        let nodes = self.nodes.as_ref().map_or(1, |nodes| nodes.nodes);
+        if payload.progress.nodes != nodes {
+            return Err(mismatch(format!(
+                "it was written by a run over {} node(s) and this one has {nodes}; the node count fixes the data order, so the run would not continue where it stopped",
+                payload.progress.nodes
+            )));
+        }
         if let Some(loader) = &self.train {
             if payload.cursor.batch > loader.num_batches() {
                 return Err(mismatch(format!(
