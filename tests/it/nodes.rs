@@ -63,9 +63,15 @@ impl Drop for Orchestrator {
 
 /// Node `rank` of 2, two replicas, meeting at `orchestrator`.
 fn node(orchestrator: &str, rank: usize, extra: &[&str]) -> Command {
+    node_of(orchestrator, rank, 2, extra)
+}
+
+/// Node `rank` of 2, `replicas` replicas, meeting at `orchestrator`.
+fn node_of(orchestrator: &str, rank: usize, replicas: usize, extra: &[&str]) -> Command {
     let mut command = Command::new(example_binary());
     command
-        .args(["--device", "ndarray", "--replicas", "2", "--nodes", "2"])
+        .args(["--device", "ndarray", "--replicas", &replicas.to_string()])
+        .args(["--nodes", "2"])
         .args([
             "--node-rank",
             &rank.to_string(),
@@ -116,10 +122,19 @@ fn wait(mut child: Child, limit: Duration) -> Output {
     }
 }
 
-/// Runs both nodes to the end and returns their final JSON lines.
+/// Runs both nodes, two replicas each, to the end and returns their final JSON lines.
 fn run_two_nodes(extra: &[&str]) -> [Value; 2] {
+    run_two_nodes_of(2, extra)
+}
+
+/// Runs both nodes, `replicas` replicas each, to the end and returns their final JSON lines.
+fn run_two_nodes_of(replicas: usize, extra: &[&str]) -> [Value; 2] {
     let orchestrator = Orchestrator::start();
-    let children = [0, 1].map(|rank| node(&orchestrator.url(), rank, extra).spawn().unwrap());
+    let children = [0, 1].map(|rank| {
+        node_of(&orchestrator.url(), rank, replicas, extra)
+            .spawn()
+            .unwrap()
+    });
     children.map(|child| {
         let output = wait(child, Duration::from_secs(300));
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -169,6 +184,28 @@ fn two_nodes_of_two_replicas_end_with_the_same_weights_and_a_rerun_repeats_them(
         2 * first[0]["steps"].as_u64().unwrap()
     );
     assert_ne!(alone["weights_sha256"], first[0]["weights_sha256"]);
+}
+
+#[test]
+fn two_nodes_of_one_replica_train_exactly_as_one_node_of_two() {
+    // Global ranks deal the batches and seed the random ops, and a sum of two is order-free:
+    // where the replicas run does not change a bit of the result.
+    let args = ["--epochs", "2", "--seed", "3", "--peer-timeout", "120"];
+    let nodes = run_two_nodes_of(1, &args);
+    let one = Command::new(example_binary())
+        .args(["--device", "ndarray", "--replicas", "2"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(one.status.success(), "{}", stderr(&one));
+    let stdout = String::from_utf8_lossy(&one.stdout);
+    let one: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    for node in &nodes {
+        assert_eq!(node["replicas"], 1, "{node}");
+        assert_eq!(node["steps"], one["steps"], "{node}");
+        assert_eq!(node["weights_sha256"], one["weights_sha256"], "{node}");
+        assert_eq!(node["test_loss"], one["test_loss"], "{node}");
+    }
 }
 
 #[test]
