@@ -11,6 +11,7 @@ pub(crate) mod agreement;
 pub(crate) mod collective;
 pub(crate) mod fingerprint;
 pub(crate) mod flat;
+pub(crate) mod host_move;
 mod nodes;
 
 pub use nodes::NodeConfig;

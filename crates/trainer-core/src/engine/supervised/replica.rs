@@ -7,6 +7,7 @@ use std::sync::Arc;
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::Tensor;
 
 use super::micro_step::{apply_gradients, batch_seed, forward_backward, replica_weight};
 use crate::config::GradientClipping;
@@ -14,7 +15,7 @@ use crate::data::{Batches, DataCursor, DataLoader};
 use crate::metric::{MetricAccumulator, Metrics, Split, Totals};
 use crate::parallel::collective::WatchState;
 use crate::parallel::fingerprint::weights_fingerprint;
-use crate::parallel::{agreement, collective, flat, NodeConfig};
+use crate::parallel::{agreement, collective, flat, host_move, NodeConfig};
 use crate::step::{TrainStep, ValidStep};
 
 /// What rank 0 tells a replica.
@@ -82,6 +83,10 @@ pub(super) struct Replica<B: AutodiffBackend, M: AutodiffModule<B>, O, TB, VB> {
     pub batches: Option<(usize, usize, Batches<B, TB>)>,
     /// Shared with rank 0 and its watchdog.
     pub watch: Arc<WatchState>,
+    /// Rank 0's device when it is not this replica's: the gradient buffer is averaged there,
+    /// going through the host both ways (burn-wgpu 0.21 cannot copy a tensor from one wgpu
+    /// device to another, which burn-collective's all-reduce would do).
+    pub reduce_on: Option<B::Device>,
 }
 
 impl<B, M, O, TB, VB> Replica<B, M, O, TB, VB>
@@ -98,21 +103,18 @@ where
     pub fn run(mut self, commands: Receiver<Command<M>>) -> Result<(), String> {
         let device = self.loader.device().clone();
         let global = self.settings.first + self.rank;
+        let reduce_device = self.reduce_on.clone().unwrap_or_else(|| device.clone());
         collective::register_peer::<B::InnerBackend>(
             global,
             self.settings.count,
-            device.clone(),
+            reduce_device.clone(),
             self.settings.nodes.as_ref(),
         )?;
         if let Some(token) = self.settings.start_token {
-            agreement::agree::<B::InnerBackend>(
-                global,
-                self.settings.global_count,
-                &device,
-                token,
-            )?;
+            let peers = self.settings.global_count;
+            agreement::agree::<B::InnerBackend>(global, peers, &reduce_device, token)?;
         }
-        self.model = self.model.fork(&device);
+        self.model = self.to_own_device(self.model.clone());
         while let Ok(command) = commands.recv() {
             if self.watch.abandoned() {
                 return Ok(());
@@ -133,7 +135,7 @@ where
                 Command::Fingerprint(reply) => {
                     let _ = reply.send(weights_fingerprint(&self.model));
                 }
-                Command::SetModel(model) => self.model = model.fork(&device),
+                Command::SetModel(model) => self.model = self.to_own_device(model),
                 Command::Finish => {
                     return collective::finish_peer::<B::InnerBackend>(global);
                 }
@@ -175,8 +177,16 @@ where
             return Err("the run was given up".into());
         }
         let flat = flat::flatten::<B, M>(&self.model, grads, &device);
-        let averaged = collective::mean::<B::InnerBackend>(global, flat.buffer)
+        let buffer = match &self.reduce_on {
+            Some(reduce_device) => Tensor::from_data(flat.buffer.into_data(), reduce_device),
+            None => flat.buffer,
+        };
+        let averaged = collective::mean::<B::InnerBackend>(global, buffer)
             .map_err(|e| format!("the gradient all-reduce failed: {e}"))?;
+        let averaged = match &self.reduce_on {
+            Some(_) => Tensor::from_data(averaged.into_data(), &device),
+            None => averaged,
+        };
         let grads = flat::unflatten::<B, M>(&self.model, averaged, &flat.flags);
         let model = self.model.clone();
         self.model = apply_gradients::<B, M, O>(
@@ -187,6 +197,16 @@ where
             self.settings.clipping,
         );
         Ok(())
+    }
+
+    /// `model` (rank 0's) on this replica's device: forked, or through the host when the
+    /// devices differ (`parallel::host_move`).
+    fn to_own_device(&self, model: M) -> M {
+        let device = self.loader.device();
+        match self.reduce_on {
+            Some(_) => host_move::move_model(model, device),
+            None => model.fork(device),
+        }
     }
 
     /// The metric totals of the model on this replica's shard of `split`'s data.

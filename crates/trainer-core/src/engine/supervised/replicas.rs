@@ -18,7 +18,7 @@ use crate::metric::Split;
 use crate::metric::{MetricAccumulator, Metrics, Totals};
 use crate::parallel::collective::{self, CollectiveLease, WatchState, Watchdog};
 use crate::parallel::fingerprint::weights_fingerprint;
-use crate::parallel::{agreement, flat};
+use crate::parallel::{agreement, flat, host_move};
 use crate::step::{TrainStep, ValidStep};
 
 /// How long a failed run waits for its replicas' threads to end before leaving them.
@@ -108,7 +108,11 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
                 rank,
                 settings: start.settings.clone(),
                 model: start.model.clone(),
-                optimizer: start.optimizer.clone(),
+                optimizer: if device == rank0_device {
+                    start.optimizer.clone()
+                } else {
+                    host_move::move_optimizer::<B, M, O>(start.optimizer.clone(), device)
+                },
                 loader: start.loader.sharded(
                     Shard::training(start.settings.first + rank, start.settings.global_count),
                     device.clone(),
@@ -127,6 +131,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
                 accumulator: GradientsAccumulator::new(),
                 batches: None,
                 watch: state.clone(),
+                reduce_on: (device != rank0_device).then(|| rank0_device.clone()),
             };
             let (sender, commands) = channel();
             let failures = state.clone();
