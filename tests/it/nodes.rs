@@ -148,6 +148,18 @@ fn run_two_nodes_of(replicas: usize, extra: &[&str]) -> [Value; 2] {
     })
 }
 
+/// One process (no nodes) of two replicas, run to the end: its final JSON line.
+fn one_process_of_two_replicas(args: &[&str]) -> Value {
+    let output = Command::new(example_binary())
+        .args(["--device", "ndarray", "--replicas", "2"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -171,14 +183,7 @@ fn two_nodes_of_two_replicas_end_with_the_same_weights_and_a_rerun_repeats_them(
     assert_eq!(second[1]["weights_sha256"], first[0]["weights_sha256"]);
     assert_eq!(second[0]["test_loss"], first[0]["test_loss"]);
     // One node alone with the same arguments is another run (half of every epoch's batches).
-    let alone = Command::new(example_binary())
-        .args(["--device", "ndarray", "--replicas", "2"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(alone.status.success(), "{}", stderr(&alone));
-    let stdout = String::from_utf8_lossy(&alone.stdout);
-    let alone: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let alone = one_process_of_two_replicas(&args);
     assert_eq!(
         alone["steps"].as_u64().unwrap(),
         2 * first[0]["steps"].as_u64().unwrap()
@@ -192,14 +197,7 @@ fn two_nodes_of_one_replica_train_exactly_as_one_node_of_two() {
     // where the replicas run does not change a bit of the result.
     let args = ["--epochs", "2", "--seed", "3", "--peer-timeout", "120"];
     let nodes = run_two_nodes_of(1, &args);
-    let one = Command::new(example_binary())
-        .args(["--device", "ndarray", "--replicas", "2"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(one.status.success(), "{}", stderr(&one));
-    let stdout = String::from_utf8_lossy(&one.stdout);
-    let one: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let one = one_process_of_two_replicas(&args);
     for node in &nodes {
         assert_eq!(node["replicas"], 1, "{node}");
         assert_eq!(node["steps"], one["steps"], "{node}");
@@ -288,13 +286,12 @@ fn a_node_whose_peers_never_come_fails_after_its_timeout() {
     }
 }
 
-#[test]
-fn a_node_that_dies_fails_the_other_within_its_timeout() {
-    let orchestrator = Orchestrator::start();
-    let args = ["--epochs", "1000", "--peer-timeout", "20"];
+/// Two nodes training for long; returns (node 0, node 1) once node 1 has trained an epoch in
+/// step with node 0 (read from its progress lines), with `orchestrator` kept alive by the caller.
+fn pair_past_its_first_epoch(orchestrator: &Orchestrator, timeout: &str) -> (Child, Child) {
+    let args = ["--epochs", "1000", "--peer-timeout", timeout];
     let survivor = node(&orchestrator.url(), 0, &args).spawn().unwrap();
     let mut victim = node(&orchestrator.url(), 1, &args).spawn().unwrap();
-    // Kill it once it has trained an epoch in step with the survivor.
     let mut seen = String::new();
     let mut reader = std::io::BufReader::new(victim.stderr.take().unwrap());
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -306,6 +303,15 @@ fn a_node_that_dies_fails_the_other_within_its_timeout() {
         }
         seen.push_str(&line);
     }
+    // Its later progress lines are not read; a pipe holds far more than this test lets it write.
+    std::mem::forget(reader);
+    (survivor, victim)
+}
+
+#[test]
+fn a_node_that_dies_fails_the_other_within_its_timeout() {
+    let orchestrator = Orchestrator::start();
+    let (survivor, mut victim) = pair_past_its_first_epoch(&orchestrator, "20");
     victim.kill().unwrap();
     let killed = victim.wait().unwrap();
     assert_eq!(
@@ -321,6 +327,31 @@ fn a_node_that_dies_fails_the_other_within_its_timeout() {
         "{error}"
     );
     assert!(killed_at.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn a_node_that_hangs_fails_the_other_after_the_timeout() {
+    // SIGSTOP: the stopped node keeps its connections open and answers nothing, so the other
+    // waits inside burn-collective until its watchdog's timeout gives the all-reduce up.
+    let orchestrator = Orchestrator::start();
+    let (survivor, mut victim) = pair_past_its_first_epoch(&orchestrator, "5");
+    let stopped = Command::new("kill")
+        .args(["-STOP", &victim.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let stopped_at = Instant::now();
+    let output = wait(survivor, Duration::from_secs(120));
+    let waited = stopped_at.elapsed();
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    assert!(!output.status.success());
+    let error = stderr(&output);
+    assert!(error.contains("all-reduce failed"), "{error}");
+    assert!(
+        waited >= Duration::from_secs(5) && waited < Duration::from_secs(60),
+        "{waited:?}"
+    );
 }
 
 #[test]
