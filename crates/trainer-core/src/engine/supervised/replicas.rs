@@ -57,6 +57,8 @@ pub(crate) struct ReplicaSet<B: AutodiffBackend, M> {
     device: B::Device,
     /// This process's rank 0 over all nodes.
     first: usize,
+    /// Whether the replicas of other machines take part (`parallel::NodeConfig`).
+    across_nodes: bool,
     /// How long rank 0 waits for a replica's answer.
     timeout: Duration,
     /// Time rank 0 spent in gradient all-reduces (waiting for the slowest replica included).
@@ -95,6 +97,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
             lease: Some(lease),
             device: rank0_device.clone(),
             first: start.settings.first,
+            across_nodes: start.settings.nodes.is_some(),
             reducing: Default::default(),
             timeout: start.timeout,
         };
@@ -177,10 +180,15 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
         };
         registered.map_err(|message| set.failure_or(message))?;
         if let Some(token) = start.settings.start_token {
+            // Only with other nodes: bounded like their all-reduces (see `average`).
             let peers = start.settings.global_count;
-            state
-                .watch(|| agreement::agree::<B::InnerBackend>(first, peers, rank0_device, token))
-                .map_err(|message| set.failure_or(message))?;
+            let device = rank0_device.clone();
+            collective::within(
+                start.timeout,
+                "the start check with the other nodes",
+                move || agreement::agree::<B::InnerBackend>(first, peers, &device, token),
+            )
+            .map_err(|message| set.failure_or(message))?;
         }
         Ok(set)
     }
@@ -196,9 +204,21 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
     pub fn average(&self, model: &M, grads: GradientsParams) -> Result<GradientsParams> {
         let started = Instant::now();
         let flat = flat::flatten::<B, M>(model, grads, &self.device);
-        let averaged = self
-            .state
-            .watch(|| collective::mean::<B::InnerBackend>(self.first, flat.buffer));
+        let (first, buffer) = (self.first, flat.buffer);
+        let averaged = self.state.watch(|| {
+            if self.across_nodes {
+                // Waiting on another node, burn-collective's server can sit where the watchdog's
+                // reset does not reach it (seen in CI with a stopped node): the call runs on a
+                // thread of its own and is given up after the timeout.
+                collective::within(
+                    self.timeout,
+                    "the all-reduce with the other nodes",
+                    move || collective::mean::<B::InnerBackend>(first, buffer),
+                )
+            } else {
+                collective::mean::<B::InnerBackend>(first, buffer)
+            }
+        });
         let grads = averaged.map(|averaged| flat::unflatten::<B, M>(model, averaged, &flat.flags));
         *self.reducing.lock().unwrap_or_else(|e| e.into_inner()) += started.elapsed();
         grads.map_err(|message| {
