@@ -19,7 +19,7 @@ impl Shared {
     }
 }
 
-/// A handle on a [`Checkpointing`] callback that the trainer owns: ask for a save from any
+/// A handle on a [`Checkpointing`](crate::callback::Checkpointing) callback that the trainer owns: ask for a save from any
 /// thread, read what was written.
 #[derive(Clone)]
 pub struct CheckpointHandle {

@@ -19,6 +19,8 @@ use crate::metric::{
     names, Accuracy, ConfusionCounts, Metric, Monitor, Split, TopKAccuracy, TIMING_METRICS,
 };
 use crate::parallel::NodeConfig;
+
+mod data_parallel;
 use crate::schedule::{ConstantLr, LrSchedule};
 use crate::step::{TrainStep, ValidStep};
 
@@ -264,40 +266,10 @@ where
         self
     }
 
-    /// The devices of replicas 1 to `replicas - 1` when the config asks for several
-    /// ([`TrainerConfig::replicas`]); rank 0 trains on the builder's device. Without this call
-    /// every replica trains on the builder's device (threads sharing a CPU, say).
-    pub fn replica_devices(mut self, devices: Vec<B::Device>) -> Self {
-        self.replica_devices = devices;
-        self
-    }
-
-    /// Trains as one node of several machines (see [`NodeConfig`]): every node runs the same
-    /// program, `replicas` replicas each, and their gradients are averaged through
-    /// burn-collective's orchestrator.
-    pub fn nodes(mut self, nodes: NodeConfig) -> Self {
-        self.nodes = Some(nodes);
-        self
-    }
-
-    /// After every optimizer step, check that every replica holds rank 0's weights, bit for bit
-    /// (each reads its weights back to the host: for tests and for doubts about a backend's
-    /// determinism, not for speed). A difference fails the run naming the replica and the step.
-    pub fn verify_replicas(mut self, verify: bool) -> Self {
-        self.verify_replicas = verify;
-        self
-    }
-
-    /// How long a replica waits for the others in a collective call before the run fails
-    /// ([`DEFAULT_COLLECTIVE_TIMEOUT`] unless set).
-    pub fn collective_timeout(mut self, timeout: Duration) -> Self {
-        self.collective_timeout = timeout;
-        self
-    }
-
     /// Validates the config and the callbacks and makes the trainer.
     pub fn build(mut self) -> Result<SupervisedTrainer<B, M, O, TB, VB>> {
         self.config.validate()?;
+        let (first, global) = self.global_ranks()?;
         match (self.checkpoint_dir.take(), self.config.checkpoint) {
             (Some(dir), frequency) => {
                 let mut checkpointing = Checkpointing::new(dir);
@@ -345,34 +317,6 @@ where
             (Some(schedule), _) => schedule,
             (None, Some(config)) => config.build(self.config.learning_rate)?,
             (None, None) => Box::new(ConstantLr::constant(self.config.learning_rate)),
-        };
-        let replicas = self.config.replicas;
-        if replicas > 1
-            && !self.replica_devices.is_empty()
-            && self.replica_devices.len() != replicas - 1
-        {
-            return Err(TrainerError::InvalidConfig {
-                field: "replicas",
-                value: replicas.to_string(),
-                reason: format!(
-                    "the builder was given {} replica devices; replicas 1 to {} need one each",
-                    self.replica_devices.len(),
-                    replicas - 1
-                ),
-            });
-        }
-        let (first, global) = match &self.nodes {
-            Some(nodes) => {
-                nodes
-                    .validate()
-                    .map_err(|reason| TrainerError::InvalidConfig {
-                        field: "nodes",
-                        value: format!("node {} of {}", nodes.rank, nodes.nodes),
-                        reason,
-                    })?;
-                (nodes.rank * replicas, nodes.nodes * replicas)
-            }
-            None => (0, replicas),
         };
         if global > 1 {
             // Rank 0 takes every `global`-th batch of each epoch, from its global rank.

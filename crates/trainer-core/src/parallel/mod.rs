@@ -14,4 +14,5 @@ pub(crate) mod flat;
 pub(crate) mod host_move;
 mod nodes;
 
+pub(crate) use nodes::global_ranks;
 pub use nodes::NodeConfig;

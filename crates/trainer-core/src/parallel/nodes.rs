@@ -58,6 +58,15 @@ impl NodeConfig {
     }
 }
 
+/// The global rank of a process's rank 0 and the count of replicas over all nodes, for
+/// `replicas` replicas per node (one node without `nodes`).
+pub(crate) fn global_ranks(nodes: Option<&NodeConfig>, replicas: usize) -> (usize, usize) {
+    match nodes {
+        Some(nodes) => (nodes.rank * replicas, nodes.nodes * replicas),
+        None => (0, replicas),
+    }
+}
+
 /// The port of a `ws://HOST:PORT` URL.
 fn websocket_port(url: &str, what: &str) -> Result<u16, String> {
     let rest = url.strip_prefix("ws://").ok_or_else(|| {

@@ -19,11 +19,7 @@ where
 {
     /// The global rank of this process's rank 0, and the replicas over all nodes.
     pub(super) fn global_ranks(&self) -> (usize, usize) {
-        let local = self.engine.config.replicas;
-        match &self.nodes {
-            Some(nodes) => (nodes.rank * local, nodes.nodes * local),
-            None => (0, local),
-        }
+        crate::parallel::global_ranks(self.nodes.as_ref(), self.engine.config.replicas)
     }
 
     /// Starts the other replicas of a data-parallel run from rank 0's model and optimizer.
