@@ -93,6 +93,12 @@ struct Args {
     /// `--batch-size` items per batch: an optimizer step sees N times as many.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     replicas: u32,
+    /// The devices of replicas 1, 2, ..., comma-separated (`wgpu:1,wgpu:2`; rank 0 takes
+    /// --device): sets --replicas to one more than their count. A wgpu adapter named again
+    /// gives a logical device of its own (one adapter, e.g. Mesa's software Vulkan, then holds
+    /// N devices). Without it every replica shares --device.
+    #[arg(long, value_delimiter = ',')]
+    replica_devices: Vec<String>,
     /// Nodes (machines) of a data-parallel run; with more than 1, give --node-rank and
     /// --orchestrator (`trainer orchestrator --port P` runs one).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -125,7 +131,12 @@ struct MlpJob {
 impl Launch for MlpJob {
     type Output = Result<serde_json::Value, TrainerError>;
 
-    fn launch<B: AutodiffBackend>(self, device: B::Device, selection: &Selection) -> Self::Output {
+    fn launch<B: AutodiffBackend>(
+        self,
+        device: B::Device,
+        replica_devices: Vec<B::Device>,
+        selection: &Selection,
+    ) -> Self::Output {
         let started = Instant::now();
         let args = self.args;
         let hidden = args.hidden.iter().map(|&w| w as usize).collect();
@@ -157,6 +168,9 @@ impl Launch for MlpJob {
                 .callback(Progress::new());
         let peer_timeout = args.peer_timeout;
         builder = builder.collective_timeout(peer_timeout);
+        if !replica_devices.is_empty() {
+            builder = builder.replica_devices(replica_devices);
+        }
         if let Some(nodes) = nodes {
             builder = builder.nodes(nodes.with_register_timeout(peer_timeout));
         }
@@ -227,6 +241,7 @@ impl Launch for MlpJob {
             "seconds": started.elapsed().as_secs_f64(),
             "weights_sha256": format!("{weights:x}"),
             "replicas": args.replicas,
+            "replica_devices": selection.replicas.iter().map(|r| &r.name).collect::<Vec<_>>(),
             "nodes": args.nodes,
             "gradient_sync_seconds": trainer.gradient_sync_time().as_secs_f64(),
         }))
@@ -359,6 +374,26 @@ fn run(args: Args) -> Result<(), String> {
     }
     let request: DeviceRequest =
         DeviceRequest::parse(&args.device, "--device").map_err(|e| e.to_string())?;
+    let replica_requests = args
+        .replica_devices
+        .iter()
+        .map(|name| DeviceRequest::parse(name, "--replica-devices"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let mut args = args;
+    if !replica_requests.is_empty() {
+        let replicas = replica_requests.len() as u32 + 1;
+        if args.replicas != 1 && args.replicas != replicas {
+            return Err(format!(
+                "--replicas {} but --replica-devices gives {} devices (replicas 1 to {} need \
+                 one each; rank 0 takes --device)",
+                args.replicas,
+                replica_requests.len(),
+                replicas - 1
+            ));
+        }
+        args.replicas = replicas;
+    }
     let path = args.data.clone().unwrap_or_else(digits::bundled_path);
     let items = digits::load(&path).map_err(|e| e.to_string())?;
     // The split is fixed (seed 0) so that every run is scored on the same test images.
@@ -368,7 +403,8 @@ fn run(args: Args) -> Result<(), String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     }
     let job = MlpJob { args, data };
-    let (selection, result) = launch(request, job).map_err(|e| e.to_string())?;
+    let (selection, result) =
+        launch_replicas(request, &replica_requests, job).map_err(|e| e.to_string())?;
     eprintln!("{selection}");
     let mut result = result.map_err(|e| e.to_string())?;
     if let Some(found) = result.get_mut("lr_find") {

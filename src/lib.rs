@@ -29,5 +29,5 @@ pub struct ReadmeDoctests;
 /// Everything a training program usually needs.
 pub mod prelude {
     pub use trainer_core::prelude::*;
-    pub use trainer_gpu::{launch, DeviceRequest, Launch, Selection};
+    pub use trainer_gpu::{launch, launch_replicas, DeviceRequest, Launch, Selection};
 }

@@ -58,3 +58,119 @@ fn two_replicas_agree_with_ndarray(devices: Vec<burn::tensor::Device<trainer_gpu
     );
     assert_runs_agree(("ndarray, 2 replicas", "wgpu, 2 replicas"), &cpu, &wgpu);
 }
+
+/// Replicas 1.. on logical devices of their own that `launch_replicas` creates on one adapter.
+struct ThreeReplicasOnOwnDevices;
+
+impl Launch for ThreeReplicasOnOwnDevices {
+    type Output = (Vec<String>, crate::common::RunResult);
+
+    fn launch<B: burn::tensor::backend::AutodiffBackend>(
+        self,
+        device: B::Device,
+        replica_devices: Vec<B::Device>,
+        _: &Selection,
+    ) -> Self::Output {
+        let mut devices = vec![device];
+        devices.extend(replica_devices);
+        let names = devices.iter().map(|d| format!("{d:?}")).collect();
+        (names, digits_run_replicated::<B>(devices, 5, 2, 0.0))
+    }
+}
+
+#[test]
+fn three_replicas_on_logical_devices_of_one_adapter_agree_with_ndarray() {
+    let (selection, (devices, wgpu)) = launch_replicas(
+        DeviceRequest::Wgpu(0),
+        &[DeviceRequest::Wgpu(0), DeviceRequest::Wgpu(0)],
+        ThreeReplicasOnOwnDevices,
+    )
+    .expect(NO_ADAPTER);
+    eprintln!("{selection}: {devices:?}");
+    assert_eq!(selection.replicas.len(), 2);
+    assert!(
+        selection
+            .replicas
+            .iter()
+            .all(|r| r.name.contains("logical device")),
+        "{selection}"
+    );
+    // Three distinct devices, each with its own queue: burn keys its servers by device.
+    for (i, a) in devices.iter().enumerate() {
+        for b in &devices[i + 1..] {
+            assert_ne!(a, b, "two replicas share a device: {devices:?}");
+        }
+    }
+    let cpu = digits_run_replicated::<trainer_gpu::NdArrayBackend>(
+        vec![Default::default(); 3],
+        5,
+        2,
+        0.0,
+    );
+    assert_runs_agree(("ndarray, 3 replicas", "wgpu, 3 devices"), &cpu, &wgpu);
+}
+
+#[test]
+fn the_example_trains_replicas_on_logical_devices() {
+    let run = |device_flags: &[&str]| -> serde_json::Value {
+        let output = std::process::Command::new(crate::kill_resume::example_binary())
+            .args(["--epochs", "1", "--dropout", "0", "--seed", "9"])
+            .args(device_flags)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        serde_json::from_str(stdout.lines().last().expect("a JSON line")).unwrap()
+    };
+    let wgpu = run(&["--device", "wgpu", "--replica-devices", "wgpu"]);
+    assert_eq!(wgpu["backend"], "wgpu", "{wgpu}");
+    assert_eq!(wgpu["replicas"], 2, "{wgpu}");
+    let names = wgpu["replica_devices"].as_array().unwrap();
+    assert_eq!(names.len(), 1, "{wgpu}");
+    assert!(
+        names[0].as_str().unwrap().contains("logical device"),
+        "{wgpu}"
+    );
+    // One epoch dealt between two replicas: 20 optimizer steps of 2 × 32 items.
+    assert_eq!(wgpu["steps"], 20, "{wgpu}");
+    // The same two replicas sharing rank 0's device: same kernels, and a sum of two is
+    // order-free, so the weights are bit-identical.
+    let shared = run(&["--device", "wgpu", "--replicas", "2"]);
+    assert_eq!(shared["replica_devices"].as_array().unwrap().len(), 0);
+    assert_eq!(wgpu["weights_sha256"], shared["weights_sha256"]);
+    let cpu = run(&["--device", "ndarray", "--replicas", "2"]);
+    let (a, b) = (
+        wgpu["test_loss"].as_f64().unwrap(),
+        cpu["test_loss"].as_f64().unwrap(),
+    );
+    assert!(
+        (a - b).abs() < crate::backends::LOSS_TOLERANCE,
+        "wgpu {a}, ndarray {b}"
+    );
+}
+
+#[test]
+fn replica_devices_of_another_backend_are_refused() {
+    let output = std::process::Command::new(crate::kill_resume::example_binary())
+        .args([
+            "--device",
+            "wgpu",
+            "--replica-devices",
+            "ndarray",
+            "--epochs",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("replica 1") && stderr.contains("same backend"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+}

@@ -41,9 +41,10 @@ pub fn wgpu_adapters() -> Vec<AdapterSummary> {
 #[cfg(feature = "wgpu")]
 pub(crate) mod discovery {
     use burn_wgpu::graphics::{AutoGraphicsApi, GraphicsApi};
-    use burn_wgpu::WgpuDevice;
+    use burn_wgpu::{RuntimeOptions, WgpuDevice, WgpuSetup};
 
     use super::AdapterSummary;
+    use crate::error::GpuError;
 
     /// Each adapter with the burn device that addresses it.
     pub(crate) fn adapters() -> Vec<(AdapterSummary, WgpuDevice)> {
@@ -51,12 +52,63 @@ pub(crate) mod discovery {
         std::panic::catch_unwind(enumerate).unwrap_or_default()
     }
 
+    fn instance() -> wgpu::Instance {
+        wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends: AutoGraphicsApi::backend().into(),
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        })
+    }
+
+    /// A new wgpu device on adapter `index` (in [`adapters`]' order), registered with burn as
+    /// a device of its own (`WgpuDevice::Existing`): own queue, own memory.
+    pub(crate) fn logical_device(index: usize) -> Result<WgpuDevice, GpuError> {
+        let fail = |reason: String| GpuError::LogicalDevice { index, reason };
+        if cfg!(any(feature = "vulkan", feature = "metal")) {
+            // burn-wgpu's SPIR-V and MSL compilers need devices made with their own extensions,
+            // which only burn-wgpu's private setup requests.
+            return Err(fail(
+                "this build compiles kernels with the vulkan or metal feature's compiler, which \
+                 needs devices burn-wgpu creates itself; build without that feature, or give \
+                 each replica an adapter of its own"
+                    .into(),
+            ));
+        }
+        let backend = AutoGraphicsApi::backend();
+        let instance = instance();
+        let found = pollster::block_on(instance.enumerate_adapters(backend.into()));
+        let count = found.len();
+        let adapter = found
+            .into_iter()
+            .nth(index)
+            .ok_or_else(|| fail(format!("{count} adapters found")))?;
+        // The descriptor burn-wgpu's WGSL setup uses, so that its kernels find what they need.
+        let (device, queue) = pollster::block_on(
+            adapter.request_device(&wgpu::DeviceDescriptor {
+                label: Some("trainer replica"),
+                required_features: adapter
+                    .features()
+                    .difference(wgpu::Features::MAPPABLE_PRIMARY_BUFFERS),
+                required_limits: adapter.limits(),
+                memory_hints: wgpu::MemoryHints::MemoryUsage,
+                trace: wgpu::Trace::Off,
+                // SAFETY: what burn-wgpu's own setup enables; our kernels are burn's.
+                experimental_features: unsafe { wgpu::ExperimentalFeatures::enabled() },
+            }),
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        let setup = WgpuSetup {
+            instance,
+            adapter,
+            device,
+            queue,
+            backend,
+        };
+        Ok(burn_wgpu::init_device(setup, RuntimeOptions::default()))
+    }
+
     fn enumerate() -> Vec<(AdapterSummary, WgpuDevice)> {
         let backend = AutoGraphicsApi::backend();
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
-            backends: backend.into(),
-            ..wgpu::InstanceDescriptor::new_without_display_handle()
-        });
+        let instance = instance();
         let adapters = pollster::block_on(instance.enumerate_adapters(backend.into()));
         let mut per_type = [0usize; 3];
         adapters

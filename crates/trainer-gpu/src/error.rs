@@ -27,4 +27,24 @@ pub enum GpuError {
         /// Adapters found.
         found: usize,
     },
+    /// A replica's device is of another backend than rank 0's.
+    #[error("replica {rank}'s device `{requested}` is on {backend}, rank 0's on {main}: every replica must use the same backend")]
+    MixedBackends {
+        /// The replica's rank.
+        rank: usize,
+        /// What was asked for it.
+        requested: String,
+        /// The backend it resolved to.
+        backend: &'static str,
+        /// Rank 0's backend.
+        main: &'static str,
+    },
+    /// A logical device could not be created on a wgpu adapter.
+    #[error("cannot create a logical device on wgpu adapter {index}: {reason}")]
+    LogicalDevice {
+        /// The adapter index.
+        index: usize,
+        /// Why not.
+        reason: String,
+    },
 }

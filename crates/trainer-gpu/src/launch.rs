@@ -2,6 +2,7 @@ use burn::tensor::backend::AutodiffBackend;
 
 use crate::backend::BackendKind;
 use crate::error::GpuError;
+use crate::replicas::ReplicaDevice;
 use crate::request::{DeviceRequest, DEVICE_ENV};
 
 /// A backend-generic job: [`launch`] runs it monomorphized for the chosen backend.
@@ -9,8 +10,16 @@ pub trait Launch {
     /// What the job returns.
     type Output;
 
-    /// Runs the job on `device` of backend `B`.
-    fn launch<B: AutodiffBackend>(self, device: B::Device, selection: &Selection) -> Self::Output;
+    /// Runs the job on `device` of backend `B`. `replica_devices` holds the devices of
+    /// data-parallel replicas 1, 2, ... when the program asked for them with
+    /// [`launch_replicas`](crate::launch_replicas) (for a trainer builder's `replica_devices`),
+    /// and is empty after [`launch`].
+    fn launch<B: AutodiffBackend>(
+        self,
+        device: B::Device,
+        replica_devices: Vec<B::Device>,
+        selection: &Selection,
+    ) -> Self::Output;
 }
 
 /// The device a [`Selection`] names.
@@ -36,6 +45,9 @@ pub struct Selection {
     pub device_name: String,
     /// Why this one: the request, and what was found.
     pub reason: String,
+    /// The devices of data-parallel replicas 1, 2, ... (empty unless
+    /// [`launch_replicas`](crate::launch_replicas) chose them).
+    pub replicas: Vec<ReplicaDevice>,
 }
 
 impl std::fmt::Display for Selection {
@@ -44,7 +56,11 @@ impl std::fmt::Display for Selection {
             f,
             "device: {} on {} ({})",
             self.backend, self.device_name, self.reason
-        )
+        )?;
+        for (rank, replica) in self.replicas.iter().enumerate() {
+            write!(f, "; replica {}: {}", rank + 1, replica.name)?;
+        }
+        Ok(())
     }
 }
 
@@ -55,6 +71,7 @@ fn ndarray(reason: String) -> Result<Selection, GpuError> {
             device: SelectedDevice::NdArray,
             device_name: "cpu".into(),
             reason,
+            replicas: Vec::new(),
         })
     } else {
         Err(GpuError::NotCompiled {
@@ -71,6 +88,7 @@ fn flex(reason: String) -> Result<Selection, GpuError> {
             device: SelectedDevice::Flex,
             device_name: "cpu".into(),
             reason,
+            replicas: Vec::new(),
         })
     } else {
         Err(GpuError::NotCompiled {
@@ -99,6 +117,11 @@ pub fn select(request: DeviceRequest) -> Result<Selection, GpuError> {
     } else {
         format!("requested {effective}")
     };
+    resolve(effective, origin)
+}
+
+/// Chooses the device for `request` as asked, without the environment's override.
+pub(crate) fn resolve(effective: DeviceRequest, origin: String) -> Result<Selection, GpuError> {
     match effective {
         DeviceRequest::Cpu => best_cpu(origin),
         DeviceRequest::Flex => flex(origin),
@@ -132,6 +155,7 @@ fn select_wgpu(index: usize, origin: String) -> Result<Selection, GpuError> {
         device: SelectedDevice::Wgpu(device),
         device_name: summary.to_string(),
         reason: format!("{origin}; adapter {index} of {found}"),
+        replicas: Vec::new(),
     })
 }
 
@@ -155,23 +179,49 @@ pub fn launch<L: Launch>(
     Ok((selection, output))
 }
 
+/// Like [`launch`], with devices for data-parallel replicas 1, 2, ... chosen by
+/// [`select_replicas`](crate::select_replicas) from `replica_requests` and handed to the job.
+pub fn launch_replicas<L: Launch>(
+    request: DeviceRequest,
+    replica_requests: &[DeviceRequest],
+    job: L,
+) -> Result<(Selection, L::Output), GpuError> {
+    let mut selection = select(request)?;
+    selection.replicas = crate::replicas::select_replicas(&selection, replica_requests)?;
+    log::info!("{selection}");
+    let output = run_on(&selection, job);
+    Ok((selection, output))
+}
+
 fn run_on<L: Launch>(selection: &Selection, job: L) -> L::Output {
     match &selection.device {
         #[cfg(feature = "ndarray")]
-        SelectedDevice::NdArray => {
-            job.launch::<crate::backend::NdArrayBackend>(Default::default(), selection)
-        }
+        SelectedDevice::NdArray => job.launch::<crate::backend::NdArrayBackend>(
+            Default::default(),
+            vec![Default::default(); selection.replicas.len()],
+            selection,
+        ),
         #[cfg(not(feature = "ndarray"))]
         SelectedDevice::NdArray => unreachable!("select() refuses ndarray when it is not compiled"),
         #[cfg(feature = "flex")]
-        SelectedDevice::Flex => {
-            job.launch::<crate::backend::FlexBackend>(Default::default(), selection)
-        }
+        SelectedDevice::Flex => job.launch::<crate::backend::FlexBackend>(
+            Default::default(),
+            vec![Default::default(); selection.replicas.len()],
+            selection,
+        ),
         #[cfg(not(feature = "flex"))]
         SelectedDevice::Flex => unreachable!("select() refuses flex when it is not compiled"),
         #[cfg(feature = "wgpu")]
         SelectedDevice::Wgpu(device) => {
-            job.launch::<crate::backend::WgpuBackend>(device.clone(), selection)
+            let replicas = selection
+                .replicas
+                .iter()
+                .map(|replica| match &replica.device {
+                    SelectedDevice::Wgpu(device) => device.clone(),
+                    _ => unreachable!("select_replicas keeps rank 0's backend"),
+                })
+                .collect();
+            job.launch::<crate::backend::WgpuBackend>(device.clone(), replicas, selection)
         }
     }
 }

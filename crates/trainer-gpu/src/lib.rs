@@ -13,7 +13,12 @@
 //!
 //! impl Launch for SumJob {
 //!     type Output = f32;
-//!     fn launch<B: AutodiffBackend>(self, device: B::Device, _selection: &Selection) -> f32 {
+//!     fn launch<B: AutodiffBackend>(
+//!         self,
+//!         device: B::Device,
+//!         _replica_devices: Vec<B::Device>,
+//!         _selection: &Selection,
+//!     ) -> f32 {
 //!         Tensor::<B, 1>::from_floats([1.0, 2.0, 3.0], &device).sum().into_scalar().elem()
 //!     }
 //! }
@@ -30,6 +35,7 @@ mod adapters;
 mod backend;
 mod error;
 mod launch;
+mod replicas;
 mod request;
 
 pub use adapters::{wgpu_adapters, AdapterSummary};
@@ -41,5 +47,6 @@ pub use backend::NdArrayBackend;
 pub use backend::WgpuBackend;
 pub use backend::{compiled_backends, BackendKind};
 pub use error::GpuError;
-pub use launch::{launch, select, Launch, SelectedDevice, Selection};
+pub use launch::{launch, launch_replicas, select, Launch, SelectedDevice, Selection};
+pub use replicas::{select_replicas, ReplicaDevice};
 pub use request::{DeviceRequest, DEVICE_ENV};

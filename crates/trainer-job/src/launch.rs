@@ -21,7 +21,12 @@ struct JobLaunch<'a, P> {
 impl<P: Plugins> Launch for JobLaunch<'_, P> {
     type Output = Result<JobOutcome>;
 
-    fn launch<B: AutodiffBackend>(self, device: B::Device, _selection: &Selection) -> Self::Output {
+    fn launch<B: AutodiffBackend>(
+        self,
+        device: B::Device,
+        _replica_devices: Vec<B::Device>,
+        _selection: &Selection,
+    ) -> Self::Output {
         let mut registry = Registry::<B>::with_builtins();
         P::register(&mut registry);
         match self.job.spec.isolation {
@@ -63,7 +68,12 @@ struct ChildLaunch<'a, P> {
 impl<P: Plugins> Launch for ChildLaunch<'_, P> {
     type Output = Result<()>;
 
-    fn launch<B: AutodiffBackend>(self, device: B::Device, _selection: &Selection) -> Self::Output {
+    fn launch<B: AutodiffBackend>(
+        self,
+        device: B::Device,
+        _replica_devices: Vec<B::Device>,
+        _selection: &Selection,
+    ) -> Self::Output {
         let mut registry = Registry::<B>::with_builtins();
         P::register(&mut registry);
         registry.serve(self.job, device, self.contract)
