@@ -33,6 +33,7 @@ use sha2::{Digest, Sha256};
 
 trainer::program_allocator!();
 use support::digits::{self, DigitsBatcher};
+use support::flags::{positive_finite, probability, seconds};
 use support::mlp::MlpConfig;
 use trainer::core::engine::LrFinderConfig;
 use trainer::core::weights::{load_weights, Layout};
@@ -117,6 +118,10 @@ struct Args {
     /// the run fails.
     #[arg(long, default_value = "600", value_parser = seconds)]
     peer_timeout: Duration,
+    /// Stop after this many seconds of training (the time of a resumed run counts), after the
+    /// batch during which it ran out.
+    #[arg(long, value_parser = seconds)]
+    max_time: Option<Duration>,
     /// Run a learning-rate range test instead of training: print the suggested rate, and with
     /// `--run-dir` draw the curve into `DIR/lr-find.svg`.
     #[arg(long)]
@@ -173,6 +178,9 @@ impl Launch for MlpJob {
         }
         if let Some(nodes) = nodes {
             builder = builder.nodes(nodes.with_register_timeout(peer_timeout));
+        }
+        if let Some(limit) = args.max_time {
+            builder = builder.callback(TimeLimit::new(limit));
         }
         if let Some(patience) = args.patience {
             builder = builder.callback(
@@ -321,30 +329,6 @@ fn node_config(args: &Args) -> Result<Option<NodeConfig>, TrainerError> {
     );
     config.validate().map_err(bad)?;
     Ok(Some(config))
-}
-
-/// A learning rate: a finite number above 0.
-fn positive_finite(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
-        Ok(value) => Err(format!("{value} is not a finite number above 0")),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// A duration in seconds: above 0, and one a `Duration` holds.
-fn seconds(text: &str) -> Result<Duration, String> {
-    let value = positive_finite(text)?;
-    Duration::try_from_secs_f64(value).map_err(|e| format!("{value} seconds: {e}"))
-}
-
-/// A dropout probability: in [0, 1).
-fn probability(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(value) if (0.0..1.0).contains(&value) => Ok(value),
-        Ok(value) => Err(format!("{value} is not a probability in [0, 1)")),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 fn main() -> ExitCode {

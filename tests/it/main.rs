@@ -18,6 +18,7 @@ mod job;
 mod kill_resume;
 mod lr_finder;
 mod mlp;
+mod node_requests;
 mod nodes;
 mod tensorboard;
 mod weights;

@@ -22,14 +22,14 @@ fn free_port() -> u16 {
 }
 
 /// `trainer orchestrator`, stopped when dropped.
-struct Orchestrator {
+pub(crate) struct Orchestrator {
     child: Child,
     port: u16,
 }
 
 impl Orchestrator {
     /// Starts one and waits until it accepts connections.
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_trainer"))
             .args(["orchestrator", "--port", &port.to_string()])
@@ -49,7 +49,7 @@ impl Orchestrator {
         orchestrator
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("ws://127.0.0.1:{}", self.port)
     }
 }
@@ -67,7 +67,7 @@ fn node(orchestrator: &str, rank: usize, extra: &[&str]) -> Command {
 }
 
 /// Node `rank` of 2, `replicas` replicas, meeting at `orchestrator`.
-fn node_of(orchestrator: &str, rank: usize, replicas: usize, extra: &[&str]) -> Command {
+pub(crate) fn node_of(orchestrator: &str, rank: usize, replicas: usize, extra: &[&str]) -> Command {
     let mut command = Command::new(example_binary());
     command
         .args(["--device", "ndarray", "--replicas", &replicas.to_string()])
@@ -87,7 +87,7 @@ fn node_of(orchestrator: &str, rank: usize, replicas: usize, extra: &[&str]) -> 
 
 /// Waits for `child`, killing it (and failing the test) after `limit`. Its pipes are read
 /// meanwhile, so that a full pipe never stalls it.
-fn wait(mut child: Child, limit: Duration) -> Output {
+pub(crate) fn wait(mut child: Child, limit: Duration) -> Output {
     let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();

@@ -39,7 +39,7 @@ pub use step::{Classification, Regression, StepOutput, Task, TrainStep, ValidSte
 pub mod prelude {
     pub use crate::callback::{
         Callback, Checkpointing, Context, Control, EarlyStopping, EventLog, Progress, TensorBoard,
-        TerminateOnNonFinite,
+        TerminateOnNonFinite, TimeLimit,
     };
     pub use crate::checkpoint::Retention;
     pub use crate::data::{DataCursor, DataLoader};

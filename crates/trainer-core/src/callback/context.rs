@@ -60,6 +60,12 @@ impl Control {
         self.stop.as_deref()
     }
 
+    /// Takes the stop request, clearing it (a run over several machines holds one made before
+    /// a batch until the nodes agree after it).
+    pub(crate) fn take_stop(&mut self) -> Option<String> {
+        self.stop.take()
+    }
+
     /// Whether a checkpoint was asked for.
     pub fn checkpoint_requested(&self) -> bool {
         self.save_checkpoint

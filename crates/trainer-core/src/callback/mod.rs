@@ -10,6 +10,7 @@ mod list;
 mod progress;
 mod tensorboard;
 mod terminate_on_non_finite;
+mod time_limit;
 
 pub use crate::checkpoint::SaveFailure;
 pub use crate::metric::{AvailableMetrics, LatestMetrics};
@@ -23,6 +24,7 @@ pub use list::CallbackList;
 pub use progress::{Progress, ProgressPrinter};
 pub use tensorboard::TensorBoard;
 pub use terminate_on_non_finite::TerminateOnNonFinite;
+pub use time_limit::TimeLimit;
 
 use std::sync::Arc;
 

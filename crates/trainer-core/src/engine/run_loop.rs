@@ -230,6 +230,15 @@ pub trait StepProgram {
     /// Acts on what the callbacks of the last round asked of the weights.
     fn after_callbacks(&mut self) {}
 
+    /// Between a round of callbacks and [`after_callbacks`](StepProgram::after_callbacks):
+    /// makes the round's requests (stop, checkpoint, keep or restore weights) those of every
+    /// peer of a run over several machines, whose callbacks may decide differently (training
+    /// metrics, clocks, a signal to one node). Default: one machine, nothing to agree.
+    fn agree_requests(&mut self, hook: Hook) -> Result<()> {
+        let _ = hook;
+        Ok(())
+    }
+
     /// Whether no batch of the current epoch is done yet: the engine opens the epoch
     /// ([`begin_epoch`](StepProgram::begin_epoch), then `EpochBegin`). Programs whose data
     /// streams across epochs (a job's feed) have no epoch rounds and keep the default.
@@ -274,6 +283,7 @@ pub trait StepProgram {
     fn hook(&mut self, hook: Hook) -> Result<Flow> {
         let engine = self.engine();
         engine.with_callbacks(|callbacks, ctx| callbacks.run(hook, ctx))?;
+        self.agree_requests(hook)?;
         self.after_callbacks();
         let engine = self.engine();
         if let Some(reason) = engine.control.stop_requested() {

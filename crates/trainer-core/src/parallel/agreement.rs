@@ -58,6 +58,23 @@ pub(crate) fn agree<B: Backend>(
     Ok(())
 }
 
+/// Which of `flags` any peer raised: every peer of the run calls this at the same point with
+/// as many flags (`rank` being its rank over all nodes). The mean of 0s and 1s over the peers
+/// is exact, and above 0 exactly when one peer said yes.
+pub(crate) fn any<B: Backend>(
+    rank: usize,
+    device: &B::Device,
+    flags: &[bool],
+) -> Result<Vec<bool>, String> {
+    let values: Vec<f32> = flags.iter().map(|&f| f as u8 as f32).collect();
+    let tensor = Tensor::<B, 1>::from_data(TensorData::new(values, [flags.len()]), device);
+    let averaged: Vec<f32> = collective::mean::<B>(rank, tensor)?
+        .into_data()
+        .to_vec()
+        .map_err(|e| format!("reading the agreement back: {e:?}"))?;
+    Ok(averaged.into_iter().map(|mean| mean > 0.0).collect())
+}
+
 fn pieces(token: u64) -> [f32; PIECES] {
     let mask = (1u64 << PIECE_BITS) - 1;
     std::array::from_fn(|i| ((token >> (i as u32 * PIECE_BITS)) & mask) as f32)

@@ -5,6 +5,7 @@
 
 mod eval;
 mod micro_step;
+mod node_requests;
 mod program;
 pub(super) mod replica;
 mod replica_start;

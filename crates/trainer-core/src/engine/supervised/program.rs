@@ -58,6 +58,10 @@ where
         Ok(())
     }
 
+    fn agree_requests(&mut self, hook: crate::callback::Hook) -> Result<()> {
+        self.agree_node_requests(hook)
+    }
+
     fn after_callbacks(&mut self) {
         if self.engine.control.take_keep_weights() {
             self.kept = Some(self.model().clone());

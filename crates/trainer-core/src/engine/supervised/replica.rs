@@ -42,6 +42,9 @@ pub(super) enum Command<M> {
         split: Split,
         reply: std::sync::mpsc::Sender<(usize, Result<Totals, String>)>,
     },
+    /// Take part in an agreement of rank 0s over several machines
+    /// (`parallel::agreement::any`) on this many flags, raising none.
+    Agree(usize),
     /// Leave the collective and end.
     Finish,
 }
@@ -136,6 +139,9 @@ where
                     let _ = reply.send(weights_fingerprint(&self.model));
                 }
                 Command::SetModel(model) => self.model = self.to_own_device(model),
+                Command::Agree(count) => {
+                    agreement::any::<B::InnerBackend>(global, &reduce_device, &vec![false; count])?;
+                }
                 Command::Finish => {
                     return collective::finish_peer::<B::InnerBackend>(global);
                 }

@@ -63,6 +63,8 @@ pub(crate) struct ReplicaSet<B: AutodiffBackend, M> {
     timeout: Duration,
     /// Time rank 0 spent in gradient all-reduces (waiting for the slowest replica included).
     reducing: std::sync::Mutex<Duration>,
+    /// Callback requests waiting for the next agreement between nodes.
+    held: super::node_requests::HeldRequests,
 }
 
 impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
@@ -100,6 +102,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
             across_nodes: start.settings.nodes.is_some(),
             reducing: Default::default(),
             timeout: start.timeout,
+            held: Default::default(),
         };
         set.watchdog = Some(
             Watchdog::start::<B::InnerBackend>(state.clone(), start.timeout)
@@ -224,6 +227,37 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
         grads.map_err(|message| {
             self.failure_or(format!("the gradient all-reduce failed: {message}"))
         })
+    }
+
+    /// Whether the replicas of other machines take part.
+    pub fn across_nodes(&self) -> bool {
+        self.across_nodes
+    }
+
+    /// Callback requests waiting for the next agreement between nodes.
+    pub fn held_requests(&mut self) -> &mut super::node_requests::HeldRequests {
+        &mut self.held
+    }
+
+    /// Which of `flags` (this node's requests) any node raised, every replica of every node
+    /// taking part; `flags` as they are on one machine.
+    pub fn agree(&self, flags: Vec<bool>) -> Result<Vec<bool>> {
+        if !self.across_nodes {
+            return Ok(flags);
+        }
+        self.check()?;
+        self.send_all(|| Command::Agree(flags.len()))?;
+        let (first, device) = (self.first, self.device.clone());
+        // Bounded like the all-reduce of gradients (see `average`).
+        self.state
+            .watch(|| {
+                collective::within(
+                    self.timeout,
+                    "the agreement on the callbacks' requests with the other nodes",
+                    move || agreement::any::<B::InnerBackend>(first, &device, &flags),
+                )
+            })
+            .map_err(|message| self.failure_or(message))
     }
 
     /// Time rank 0 spent averaging gradients: laying them out, the all-reduce (with the wait
