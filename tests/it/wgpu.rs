@@ -154,23 +154,42 @@ fn the_example_trains_replicas_on_logical_devices() {
 }
 
 #[test]
-fn replica_devices_of_another_backend_are_refused() {
-    let output = std::process::Command::new(crate::kill_resume::example_binary())
-        .args([
-            "--device",
-            "wgpu",
-            "--replica-devices",
-            "ndarray",
-            "--epochs",
-            "1",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
-    assert!(
-        stderr.contains("replica 1") && stderr.contains("same backend"),
-        "{stderr}"
-    );
-    assert!(output.stdout.is_empty());
+fn replica_devices_that_cannot_work_are_refused_before_training() {
+    for (flags, expected) in [
+        (
+            vec!["--device", "wgpu", "--replica-devices", "ndarray"],
+            vec!["replica 1", "same backend"],
+        ),
+        (
+            vec!["--device", "wgpu", "--replica-devices", "wgpu:7"],
+            vec!["no wgpu adapter 7"],
+        ),
+        (
+            vec![
+                "--device",
+                "wgpu",
+                "--replicas",
+                "3",
+                "--replica-devices",
+                "wgpu",
+            ],
+            vec!["--replicas 3", "1 devices"],
+        ),
+        (
+            vec!["--device", "wgpu", "--replica-devices", "cuda"],
+            vec!["`cuda`", "--replica-devices"],
+        ),
+    ] {
+        let output = std::process::Command::new(crate::kill_resume::example_binary())
+            .args(&flags)
+            .args(["--epochs", "1"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{flags:?}");
+        for part in expected {
+            assert!(stderr.contains(part), "{flags:?}: {stderr}");
+        }
+        assert!(output.stdout.is_empty(), "{flags:?}");
+    }
 }

@@ -17,13 +17,19 @@ pub(crate) struct HeldRequests {
     restore_kept_weights: bool,
 }
 
-/// The rounds after which the nodes agree: one per batch (after it), and the epoch's and the
-/// run's opening rounds. A request made in another round (before a batch, in `on_checkpoint`)
-/// waits for the next of these: one collective call per step, not two.
+/// The rounds after which the nodes agree: one per batch (after it), the epoch's and the run's
+/// opening and closing rounds, and validation's (every node validates at the same points, and
+/// a weight kept there must be kept before the next step). A request made before a batch or in
+/// `on_checkpoint` waits for the next of these: one collective call per step, not two.
 fn agrees_after(hook: Hook) -> bool {
     matches!(
         hook,
-        Hook::TrainBegin | Hook::EpochBegin | Hook::BatchEnd | Hook::EpochEnd
+        Hook::TrainBegin
+            | Hook::EpochBegin
+            | Hook::BatchEnd
+            | Hook::EpochEnd
+            | Hook::ValidationBegin
+            | Hook::ValidationEnd
     )
 }
 
@@ -93,6 +99,8 @@ mod tests {
             Hook::BatchBegin,
             Hook::BatchEnd,
             Hook::Checkpoint,
+            Hook::ValidationBegin,
+            Hook::ValidationEnd,
             Hook::EpochEnd,
             Hook::TrainEnd,
         ]
@@ -105,6 +113,8 @@ mod tests {
                 Hook::TrainBegin,
                 Hook::EpochBegin,
                 Hook::BatchEnd,
+                Hook::ValidationBegin,
+                Hook::ValidationEnd,
                 Hook::EpochEnd
             ]
         );
