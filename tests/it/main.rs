@@ -15,6 +15,7 @@ mod flex;
 mod formats;
 mod isolate;
 mod job;
+mod job_nodes;
 mod kill_resume;
 mod lr_finder;
 mod mlp;

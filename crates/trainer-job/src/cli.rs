@@ -107,6 +107,10 @@ pub fn run<P: Plugins>(args: &RunArgs) -> ExitCode {
     };
     if args.isolate {
         job.spec.isolation = crate::Isolation::Subprocess;
+        // The spec was checked before: `--isolate` must pass the same checks (`distributed`).
+        if let Err(e) = job.spec.validate("--isolate") {
+            return unstarted(e.to_string());
+        }
     }
     let request = match std::env::var(DEVICE_ENV)
         .ok()

@@ -5,6 +5,17 @@ use trainer_core::TrainerError;
 /// What can go wrong in a job: a bad spec or setting, bad data, a failing hook, or the engine.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
+    /// A distributed job's nodes could not work together (registering, a collective call, the
+    /// start check, a trainer that does not average its gradients).
+    #[error("distributed job, node {rank} of {nodes}: {message}")]
+    Distributed {
+        /// This node's rank.
+        rank: usize,
+        /// Nodes in the run.
+        nodes: usize,
+        /// What went wrong.
+        message: String,
+    },
     /// The spec file is not valid JSON.
     #[error("job spec {origin}: not valid JSON: {message}")]
     SpecSyntax {

@@ -150,6 +150,9 @@ pub struct StepContext {
     /// Whether this step's metrics will be emitted (the end of a `metric_every` window): a step
     /// may compute costly metrics only then.
     pub emits_metrics: bool,
+    /// The other nodes of a distributed job (`None` on one machine): see
+    /// [`StepContext::average_gradients`].
+    pub peer: Option<crate::StepPeer>,
 }
 
 /// What [`StepHooks::save_checkpoint`] is told.

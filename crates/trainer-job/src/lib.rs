@@ -11,6 +11,7 @@
 pub mod artifacts;
 mod cancel;
 pub mod cli;
+mod distributed;
 mod error;
 pub mod feed;
 pub mod helpers;
@@ -23,9 +24,11 @@ mod runtime;
 mod settings;
 mod spec;
 mod state_dict;
+mod step_peer;
 mod window;
 
 pub use cancel::CancelToken;
+pub use distributed::DistributedSpec;
 pub use error::{HookResult, JobError, Result};
 pub use hooks::{
     mock_float_batch, mock_value, CheckpointContext, ColumnReader, JobContext, ResumeContext,
@@ -43,6 +46,7 @@ pub use spec::{
     SUPPORTED_API_VERSIONS,
 };
 pub use state_dict::StateDict;
+pub use step_peer::StepPeer;
 pub use window::{job_record, JobPayload, JobRecord, WindowTotals};
 
 pub use arrow_array::RecordBatch;

@@ -347,6 +347,8 @@ impl<B: AutodiffBackend> StepHooks<B> for MlpClassifier {
             .float()
             .mean();
         let grads = GradientsParams::from_grads(loss.backward(), &state.model);
+        // On several nodes (the spec's `distributed`), every node applies the same average.
+        let grads = ctx.average_gradients::<B, _>(&state.model, grads)?;
         state.model = state
             .optimizer
             .step(ctx.learning_rate, state.model.clone(), grads);

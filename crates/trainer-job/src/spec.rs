@@ -73,6 +73,10 @@ pub struct JobSpec {
     /// from the last checkpoint before the job fails (default 0; unused in process).
     #[serde(default)]
     pub max_restarts: usize,
+    /// This job as one node of a data-parallel run over several machines; one machine when
+    /// absent. See `docs/job.md`, "Distributed".
+    #[serde(default)]
+    pub distributed: Option<crate::distributed::DistributedSpec>,
 }
 
 /// Where a job's step code runs.
@@ -223,6 +227,9 @@ impl JobSpec {
                 "trainer",
                 "must name a registered trainer",
             ));
+        }
+        if let Some(distributed) = &self.distributed {
+            distributed.validate(self, origin)?;
         }
         positive("max_steps", self.max_steps)?;
         positive("metric_every", self.metric_every)?;

@@ -26,6 +26,10 @@ pub struct JobRecord {
     pub window: WindowTotals,
     /// The trainer's `save_checkpoint` extra.
     pub extra: Option<serde_json::Value>,
+    /// The nodes of a distributed job (absent on one machine): a resume with another count is
+    /// refused (each node's data cursor is its own shard's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<usize>,
 }
 
 /// A job checkpoint's payload: the trainer's state dict in `module`, the runtime's record in

@@ -5,14 +5,17 @@
 //! This module holds what does not depend on the trainer: the one buffer a step's gradients
 //! travel in (`flat`), the peers' collective calls with their safety net (`collective`), and
 //! the settings of a run over several machines ([`NodeConfig`]). The supervised trainer's
-//! replicas use them (`engine/supervised/replicas`).
+//! replicas use them (`engine/supervised/replicas`); programs that own their steps (the job
+//! runtime) join the other nodes as a [`NodePeer`].
 
 pub(crate) mod agreement;
 pub(crate) mod collective;
 pub(crate) mod fingerprint;
 pub(crate) mod flat;
 pub(crate) mod host_move;
+mod node_peer;
 mod nodes;
 
+pub use node_peer::{start_token, NodePeer};
 pub(crate) use nodes::global_ranks;
 pub use nodes::NodeConfig;

@@ -129,6 +129,8 @@ fn handle<B: AutodiffBackend, H: StepHooks<B>>(
                 learning_rate,
                 seed,
                 emits_metrics,
+                // A distributed job runs in process (the spec refuses it isolated).
+                peer: None,
             };
             let result = hooks.train_step(state, prepared, &ctx)?;
             let metrics = result

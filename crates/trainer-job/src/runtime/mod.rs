@@ -2,6 +2,7 @@
 //! trainer's hooks. `prepare.rs` makes the run (data, hooks, callbacks, resume), `program.rs`
 //! is its steps; this file starts a job and says how it ended.
 
+mod nodes;
 mod prepare;
 mod program;
 
@@ -173,6 +174,8 @@ struct JobRun<'a, B: AutodiffBackend, H: StepHooks<B>> {
     plateau_monitor: Option<String>,
     /// The artifact uploads, when the spec names a sink.
     uploads: Option<Uploads>,
+    /// The other nodes of a distributed job, once joined (in `begin`).
+    nodes: Option<nodes::JobNodes<B>>,
 }
 
 fn hook_error(

@@ -129,6 +129,7 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
             window_clock: (Duration::ZERO, Duration::ZERO),
             plateau_monitor: None,
             uploads,
+            nodes: None,
         };
         if run.engine.schedule.needs_metric() {
             run.plateau_monitor = Some(spec.schedule_monitor(origin)?);
@@ -162,6 +163,14 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
             return Err(mismatch(format!(
                 "it was written by trainer {:?}, this job runs {:?}",
                 record.trainer, self.job.trainer
+            )));
+        }
+        let nodes = self.job.spec.distributed.as_ref().map_or(1, |d| d.nodes);
+        if record.nodes.unwrap_or(1) != nodes {
+            return Err(mismatch(format!(
+                "it was written by a job of {} node(s), this job has {nodes}; every node's data \
+                 cursor is its own shard's, so resume with the same `distributed.nodes`",
+                record.nodes.unwrap_or(1)
             )));
         }
         if let Some((field, theirs, ours)) = data_order_change(&payload.config, &self.engine.config)

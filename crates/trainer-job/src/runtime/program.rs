@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
-use trainer_core::callback::Artifact;
+use trainer_core::callback::{Artifact, Hook};
 use trainer_core::checkpoint::{step_file_name, EpochProgress, Snapshot, StagedCompanion};
 use trainer_core::data::mix_seed;
 use trainer_core::engine::{Engine, StepDone, StepProgram};
@@ -76,7 +76,19 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
         }
     }
 
+    /// The next batch of this job: on several nodes, of this node's shard.
     fn next_batch(&mut self) -> Result<FeedItem> {
+        loop {
+            let item = self.next_item()?;
+            if self.is_own(&item) {
+                return Ok(item);
+            }
+            // Another node's batch: its place still moves the cursor on.
+            self.cursor = item.next_cursor();
+        }
+    }
+
+    fn next_item(&mut self) -> Result<FeedItem> {
         match self.batches.as_mut().expect("batches made in `begin`") {
             Batches::Parquet(feed) => feed.next_batch(),
             Batches::Mock { per_epoch, cursor } => {
@@ -121,13 +133,15 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
             step,
             epoch: item.epoch,
             learning_rate: lr,
-            seed: mix_seed(spec.seed, step as u64),
+            seed: self.step_seed(mix_seed(spec.seed, step as u64)),
             emits_metrics: emits,
+            peer: self.step_peer(),
         };
         let result = self
             .hooks
             .train_step(&mut self.state, prepared, &ctx)
             .map_err(hook_error("train_step", step))?;
+        self.check_averaged(step)?;
         self.busy += started.elapsed();
         self.cursor = item.next_cursor();
         let state = &mut self.engine.state;
@@ -232,6 +246,7 @@ impl<B: AutodiffBackend, H: StepHooks<B>> StepProgram for JobRun<'_, B, H> {
             trainer: self.job.trainer.clone(),
             window: self.window.totals(),
             extra,
+            nodes: self.job.spec.distributed.as_ref().map(|d| d.nodes),
         };
         let payload: JobPayload = self
             .engine
@@ -246,10 +261,19 @@ impl<B: AutodiffBackend, H: StepHooks<B>> StepProgram for JobRun<'_, B, H> {
     }
 
     fn cancelled(&self) -> Option<String> {
-        self.cancel.reason()
+        match &self.nodes {
+            // On several machines, a cancellation the nodes agreed on (`agree_requests`).
+            Some(nodes) => nodes.agreed_cancel.clone(),
+            None => self.cancel.reason(),
+        }
+    }
+
+    fn agree_requests(&mut self, hook: Hook) -> trainer_core::Result<()> {
+        self.agree_node_requests(hook).map_err(engine_error)
     }
 
     fn begin(&mut self) -> trainer_core::Result<()> {
+        self.join_nodes().map_err(engine_error)?;
         let spec = &self.job.spec;
         let batches = match &self.source {
             Some(source) => {
@@ -303,6 +327,6 @@ impl<B: AutodiffBackend, H: StepHooks<B>> StepProgram for JobRun<'_, B, H> {
         }
         // Ends the feed's thread.
         self.batches = None;
-        Ok(())
+        self.leave_nodes().map_err(engine_error)
     }
 }

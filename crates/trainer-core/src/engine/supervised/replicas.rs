@@ -64,7 +64,7 @@ pub(crate) struct ReplicaSet<B: AutodiffBackend, M> {
     /// Time rank 0 spent in gradient all-reduces (waiting for the slowest replica included).
     reducing: std::sync::Mutex<Duration>,
     /// Callback requests waiting for the next agreement between nodes.
-    held: super::node_requests::HeldRequests,
+    held: crate::engine::node_requests::NodeRequests,
 }
 
 impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
@@ -235,7 +235,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
     }
 
     /// Callback requests waiting for the next agreement between nodes.
-    pub fn held_requests(&mut self) -> &mut super::node_requests::HeldRequests {
+    pub fn held_requests(&mut self) -> &mut crate::engine::node_requests::NodeRequests {
         &mut self.held
     }
 

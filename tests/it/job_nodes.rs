@@ -1,0 +1,142 @@
+//! A distributed job: `trainer orchestrator` and two `trainer run` nodes of the example job on
+//! 127.0.0.1, each with its shard of the data. Both end with the same model and optimizer
+//! state, a SIGTERM to one node cancels both at the same step, and a resume with another node
+//! count is refused.
+#![cfg(unix)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use trainer::job::JobPayload;
+use trainer_core::checkpoint::{latest_in, read};
+
+use crate::job::{events, long_spec, stderr, tensors, trainer, wait_for_event};
+use crate::nodes::{wait, Orchestrator};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The example job of `max_steps`, as node `rank` of 2 meeting at `orchestrator`.
+fn node_spec(dir: &Path, max_steps: usize, orchestrator: &str, rank: usize) -> PathBuf {
+    let plain = long_spec(dir, max_steps);
+    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(plain).unwrap()).unwrap();
+    spec["distributed"] = json!({
+        "nodes": 2,
+        "node_rank": rank,
+        "orchestrator": orchestrator,
+        "node_address": format!("ws://127.0.0.1:{}", free_port()),
+        "timeout_seconds": 60,
+    });
+    let path = dir.join(format!("node-{rank}-{max_steps}.json"));
+    std::fs::write(&path, spec.to_string()).unwrap();
+    path
+}
+
+fn start_node(spec: &Path, run: &Path) -> Child {
+    trainer()
+        .args(["run", "--spec"])
+        .arg(spec)
+        .arg("--run-dir")
+        .arg(run)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn two_job_nodes_end_with_the_same_state_and_a_resume_with_one_node_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let orchestrator = Orchestrator::start();
+    let runs = [0, 1].map(|rank| dir.path().join(format!("run-{rank}")));
+    let children = [0, 1].map(|rank| {
+        let spec = node_spec(dir.path(), 120, &orchestrator.url(), rank);
+        start_node(&spec, &runs[rank])
+    });
+    for child in children {
+        let output = wait(child, Duration::from_secs(120));
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    // Each node trained on its half of every epoch: only the average of both halves' gradients
+    // at every step gives both the same model and the same Adam moments.
+    let ends = runs.clone().map(|run| tensors(&run.join("checkpoints")));
+    assert!(ends[0] == ends[1], "the nodes' states differ");
+    // One machine over all the batches is another run.
+    let alone = dir.path().join("alone");
+    let output = trainer()
+        .args(["run", "--spec"])
+        .arg(long_spec(dir.path(), 120))
+        .arg("--run-dir")
+        .arg(&alone)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(tensors(&alone.join("checkpoints")).0 != ends[0].0);
+    // A node's checkpoint resumed by a job without `distributed`: refused, not trained on.
+    let output = trainer()
+        .args(["run", "--spec"])
+        .arg(long_spec(dir.path(), 200))
+        .arg("--run-dir")
+        .arg(&runs[0])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let log = events(&runs[0].join("events.jsonl"));
+    let reason = log.last().unwrap()["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("distributed.nodes"), "{reason}");
+    let payload: JobPayload =
+        read(&latest_in(&runs[0].join("checkpoints")).unwrap().unwrap()).unwrap();
+    assert_eq!(payload.state.global_step, 120);
+}
+
+#[test]
+fn a_sigterm_to_one_node_cancels_both_at_the_same_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let orchestrator = Orchestrator::start();
+    let runs = [0, 1].map(|rank| dir.path().join(format!("run-{rank}")));
+    let children = [0, 1].map(|rank| {
+        let spec = node_spec(dir.path(), 200_000, &orchestrator.url(), rank);
+        start_node(&spec, &runs[rank])
+    });
+    // Both train (a metrics event each), then node 0 alone gets SIGTERM.
+    for run in &runs {
+        wait_for_event(&run.join("events.jsonl"), "metrics");
+    }
+    assert_eq!(
+        unsafe { libc::kill(children[0].id() as i32, libc::SIGTERM) },
+        0
+    );
+    let outputs = children.map(|child| wait(child, Duration::from_secs(60)));
+    let mut steps = Vec::new();
+    for (rank, output) in outputs.iter().enumerate() {
+        assert_eq!(
+            output.status.code(),
+            Some(130),
+            "node {rank}: {}",
+            stderr(output)
+        );
+        let log = events(&runs[rank].join("events.jsonl"));
+        let last = log.last().unwrap();
+        assert_eq!(last["status"], "cancelled", "node {rank}: {last}");
+        steps.push(last["step"].as_u64().unwrap());
+    }
+    let reason = events(&runs[1].join("events.jsonl")).last().unwrap()["reason"].clone();
+    assert!(
+        reason.as_str().unwrap().contains("another node"),
+        "{reason}"
+    );
+    assert_eq!(steps[0], steps[1]);
+    assert!(steps[0] > 0 && steps[0] < 200_000);
+    assert!(
+        tensors(&runs[0].join("checkpoints")) == tensors(&runs[1].join("checkpoints")),
+        "the nodes' final checkpoints differ"
+    );
+}
