@@ -137,11 +137,9 @@ fn the_example_trains_replicas_on_logical_devices() {
     );
     // One epoch dealt between two replicas: 20 optimizer steps of 2 × 32 items.
     assert_eq!(wgpu["steps"], 20, "{wgpu}");
-    // The same two replicas sharing rank 0's device: same kernels, and a sum of two is
-    // order-free, so the weights are bit-identical.
-    let shared = run(&["--device", "wgpu", "--replicas", "2"]);
-    assert_eq!(shared["replica_devices"].as_array().unwrap().len(), 0);
-    assert_eq!(wgpu["weights_sha256"], shared["weights_sha256"]);
+    // Not compared bit for bit with two replicas sharing one device: cubecl autotunes its
+    // kernels per device by timing them, so under load two devices may pick matmuls that sum
+    // in other orders (seen in CI-like runs; alone they matched to the bit).
     let cpu = run(&["--device", "ndarray", "--replicas", "2"]);
     let (a, b) = (
         wgpu["test_loss"].as_f64().unwrap(),
