@@ -4,7 +4,6 @@
 //! count is refused.
 #![cfg(unix)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
@@ -14,15 +13,7 @@ use trainer::job::JobPayload;
 use trainer_core::checkpoint::{latest_in, read};
 
 use crate::job::{events, long_spec, stderr, tensors, trainer, wait_for_event};
-use crate::nodes::{wait, Orchestrator};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::nodes::{free_port, wait, Orchestrator};
 
 /// The example job of `max_steps`, as node `rank` of 2 meeting at `orchestrator`.
 fn node_spec(dir: &Path, max_steps: usize, orchestrator: &str, rank: usize) -> PathBuf {

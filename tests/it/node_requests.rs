@@ -5,9 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
-use crate::nodes::{node_of, wait, Orchestrator};
+use crate::nodes::{finished_node, node_of, Orchestrator};
 
 #[test]
 fn a_stop_on_one_node_stops_every_node_at_the_same_step() {
@@ -22,19 +20,10 @@ fn a_stop_on_one_node_stops_every_node_at_the_same_step() {
         }
         command.spawn().unwrap()
     });
-    let results: Vec<Value> = children
-        .into_iter()
-        .map(|child| {
-            let output = wait(child, Duration::from_secs(120));
-            let stdout = String::from_utf8_lossy(&output.stdout);
-            assert!(
-                output.status.success(),
-                "a node failed: {}\n{stdout}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            serde_json::from_str(stdout.lines().last().expect("a final JSON line")).unwrap()
-        })
-        .collect();
+    // Both waited for at once: each one's pipes are read while the other runs.
+    let results = children
+        .map(|child| std::thread::spawn(move || finished_node(child, Duration::from_secs(120))))
+        .map(|waiting| waiting.join().unwrap());
     // Well before the peers' 60 s timeout: node 1 stopped because node 0 did, not because it
     // stopped hearing from it.
     assert!(

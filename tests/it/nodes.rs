@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::kill_resume::example_binary;
 
 /// A port nobody listens on now (the OS's choice; released for the process that takes it).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -135,17 +135,20 @@ fn run_two_nodes_of(replicas: usize, extra: &[&str]) -> [Value; 2] {
             .spawn()
             .unwrap()
     });
-    children.map(|child| {
-        let output = wait(child, Duration::from_secs(300));
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "a node failed: {}\n{stdout}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let last = stdout.lines().last().expect("a final JSON line");
-        serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"))
-    })
+    children.map(|child| finished_node(child, Duration::from_secs(300)))
+}
+
+/// Waits for a node that must succeed (at most `limit`): its final JSON line.
+pub(crate) fn finished_node(child: Child, limit: Duration) -> Value {
+    let output = wait(child, limit);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "a node failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let last = stdout.lines().last().expect("a final JSON line");
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"))
 }
 
 /// One process (no nodes) of two replicas, run to the end: its final JSON line.

@@ -208,20 +208,20 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
         let started = Instant::now();
         let flat = flat::flatten::<B, M>(model, grads, &self.device);
         let (first, buffer) = (self.first, flat.buffer);
-        let averaged = self.state.watch(|| {
-            if self.across_nodes {
-                // Waiting on another node, burn-collective's server can sit where the watchdog's
-                // reset does not reach it (seen in CI with a stopped node): the call runs on a
-                // thread of its own and is given up after the timeout.
-                collective::within(
-                    self.timeout,
-                    "the all-reduce with the other nodes",
-                    move || collective::mean::<B::InnerBackend>(first, buffer),
-                )
-            } else {
-                collective::mean::<B::InnerBackend>(first, buffer)
-            }
-        });
+        let averaged = if self.across_nodes {
+            // Waiting on another node, burn-collective's server can sit where the watchdog's
+            // reset does not reach it (seen in CI with a stopped node): the call runs on a
+            // thread of its own and is given up after the timeout (the watchdog stays out of
+            // it, so that the error names the call that waited).
+            collective::within(
+                self.timeout,
+                "the all-reduce with the other nodes",
+                move || collective::mean::<B::InnerBackend>(first, buffer),
+            )
+        } else {
+            self.state
+                .watch(|| collective::mean::<B::InnerBackend>(first, buffer))
+        };
         let grads = averaged.map(|averaged| flat::unflatten::<B, M>(model, averaged, &flat.flags));
         *self.reducing.lock().unwrap_or_else(|e| e.into_inner()) += started.elapsed();
         grads.map_err(|message| {
@@ -248,16 +248,13 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
         self.check()?;
         self.send_all(|| Command::Agree(flags.len()))?;
         let (first, device) = (self.first, self.device.clone());
-        // Bounded like the all-reduce of gradients (see `average`).
-        self.state
-            .watch(|| {
-                collective::within(
-                    self.timeout,
-                    "the agreement on the callbacks' requests with the other nodes",
-                    move || agreement::any::<B::InnerBackend>(first, &device, &flags),
-                )
-            })
-            .map_err(|message| self.failure_or(message))
+        // Bounded like the all-reduce of gradients with other nodes (see `average`).
+        collective::within(
+            self.timeout,
+            "the agreement on the callbacks' requests with the other nodes",
+            move || agreement::any::<B::InnerBackend>(first, &device, &flags),
+        )
+        .map_err(|message| self.failure_or(message))
     }
 
     /// Time rank 0 spent averaging gradients: laying them out, the all-reduce (with the wait
