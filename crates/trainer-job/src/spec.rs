@@ -349,7 +349,7 @@ impl JobSpec {
     }
 
     /// `hyperparams.lr_schedule_monitor`: the step metric whose mean over each `metric_every`
-    /// window steps a plateau schedule; [`DEFAULT_SCHEDULE_MONITOR`] when absent.
+    /// window steps a plateau schedule; `DEFAULT_SCHEDULE_MONITOR` (`"loss"`) when absent.
     pub fn schedule_monitor(&self, origin: &str) -> Result<String> {
         match self.hyperparams.get(MONITOR_FIELD) {
             None | Some(serde_json::Value::Null) => Ok(DEFAULT_SCHEDULE_MONITOR.to_string()),

@@ -51,7 +51,7 @@ struct Connection {
     replies: Receiver<String>,
 }
 
-/// Step hooks whose state lives in a child process: each call is a [`Request`] to it. Made by
+/// Step hooks whose state lives in a child process: each call is a `Request` to it. Made by
 /// [`ChildHooks::spawn`]; dropping it ends the child.
 pub struct ChildHooks {
     connection: RefCell<Connection>,
