@@ -27,6 +27,9 @@ use std::process::ExitCode;
 use crate::{launch, CancelToken, Plugins, RunOptions, EXIT_UNSTARTED};
 use trainer_gpu::{DeviceRequest, DEVICE_ENV};
 
+/// The environment variable `--replica-devices` overrides.
+pub const REPLICA_DEVICES_ENV: &str = "TRAINER_REPLICA_DEVICES";
+
 /// The flags of `trainer run`. Each overrides its environment variable, which overrides the
 /// spec or the default (`docs/job.md`).
 #[derive(Debug, Clone, clap::Args)]
@@ -58,6 +61,11 @@ pub struct RunArgs {
     /// (`TRAINER_DEVICE` overrides it).
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// The devices of replicas 1, 2, ... of a job of several `replicas`, comma-separated
+    /// (`wgpu:1,wgpu:2`; else `TRAINER_REPLICA_DEVICES`; else every replica on --device: the
+    /// CPU shared, or a logical wgpu device each).
+    #[arg(long, value_delimiter = ',')]
+    pub replica_devices: Vec<String>,
     /// Runs the trainer's step code in a child process (the spec's `"isolation":
     /// "subprocess"`): a crash there fails the job with the child's exit status, checkpoints
     /// intact; `max_restarts` in the spec starts it again from the last checkpoint.
@@ -121,6 +129,22 @@ pub fn run<P: Plugins>(args: &RunArgs) -> ExitCode {
         Ok(request) => request,
         Err(e) => return unstarted(e.to_string()),
     };
+    let replica_devices = match args.replica_devices.is_empty() {
+        false => args.replica_devices.clone(),
+        true => std::env::var(REPLICA_DEVICES_ENV)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(|v| v.split(',').map(str::to_string).collect())
+            .unwrap_or_default(),
+    };
+    let replica_requests = match replica_devices
+        .iter()
+        .map(|name| name.trim().parse::<DeviceRequest>())
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(requests) => requests,
+        Err(e) => return unstarted(format!("--replica-devices: {e}")),
+    };
     let cancel = match CancelToken::new()
         .with_file(&job.paths.cancel_file)
         .with_signals()
@@ -128,7 +152,7 @@ pub fn run<P: Plugins>(args: &RunArgs) -> ExitCode {
         Ok(cancel) => cancel,
         Err(e) => return unstarted(e.to_string()),
     };
-    match launch::<P>(&job, request, &cancel) {
+    match launch::<P>(&job, request, &replica_requests, &cancel) {
         Ok(outcome) => {
             let line = serde_json::json!({
                 "run_id": job.spec.run_id,

@@ -92,10 +92,43 @@ impl DistributedSpec {
             "max_steps": spec.max_steps,
             "mock_batches": spec.mock_batches,
             "nodes": self.nodes,
+            "replicas": spec.replicas,
         })
         .to_string()
         .into_bytes()
     }
+}
+
+/// How long a peer of a data-parallel job waits for the others (registering, each collective
+/// call): `distributed.timeout_seconds`, else 600 s.
+pub(crate) fn peer_timeout(spec: &JobSpec) -> Duration {
+    spec.distributed.as_ref().map_or(
+        Duration::from_secs_f64(default_timeout()),
+        DistributedSpec::timeout,
+    )
+}
+
+/// The most replicas a job runs in one process.
+pub const MAX_REPLICAS: usize = 64;
+
+/// Checks the spec's `replicas` against the rest of it.
+pub(crate) fn validate_replicas(spec: &JobSpec, origin: &str) -> Result<()> {
+    if !(1..=MAX_REPLICAS).contains(&spec.replicas) {
+        return Err(JobError::spec(
+            origin,
+            "replicas",
+            format!("{}: give 1 to {MAX_REPLICAS}", spec.replicas),
+        ));
+    }
+    if spec.replicas > 1 && spec.isolation == Isolation::Subprocess {
+        return Err(JobError::spec(
+            origin,
+            "replicas",
+            "replicas run the trainer in process, one thread each: leave `isolation` out (or \
+             \"in_process\"), and do not pass --isolate",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -24,13 +24,15 @@ impl<P: Plugins> Launch for JobLaunch<'_, P> {
     fn launch<B: AutodiffBackend>(
         self,
         device: B::Device,
-        _replica_devices: Vec<B::Device>,
+        replica_devices: Vec<B::Device>,
         _selection: &Selection,
     ) -> Self::Output {
         let mut registry = Registry::<B>::with_builtins();
         P::register(&mut registry);
         match self.job.spec.isolation {
-            Isolation::InProcess => registry.run(self.job, device, self.cancel, Vec::new()),
+            Isolation::InProcess => {
+                registry.run(self.job, device, replica_devices, self.cancel, Vec::new())
+            }
             Isolation::Subprocess => {
                 registry.run_isolated(self.job, device, &self.request, self.cancel, Vec::new())
             }
@@ -40,13 +42,34 @@ impl<P: Plugins> Launch for JobLaunch<'_, P> {
 
 /// Runs `job` on the device `request` picks (`TRAINER_DEVICE` overrides it), with the built-in
 /// trainers and those `P` registers. A trainer name nobody registered is an error.
+///
+/// A job of several `replicas` puts replica k on `replica_requests[k - 1]` (one request per
+/// replica after the first), or with none given on `request`'s device again: the CPU shared
+/// by threads, or on wgpu a logical device of its own on the same adapter.
 pub fn launch<P: Plugins>(
     job: &ResolvedJob,
     request: DeviceRequest,
+    replica_requests: &[DeviceRequest],
     cancel: &CancelToken,
 ) -> Result<JobOutcome> {
-    let (selection, outcome) = trainer_gpu::launch(
+    let others = job.spec.replicas - 1;
+    let replica_requests = match replica_requests.len() {
+        0 => vec![request; others],
+        n if n == others => replica_requests.to_vec(),
+        n => {
+            return Err(JobError::Setting {
+                name: "--replica-devices".into(),
+                message: format!(
+                    "{n} device(s) given, but the spec's `replicas` is {}: name one device for \
+                     each replica after the first ({others})",
+                    job.spec.replicas
+                ),
+            })
+        }
+    };
+    let (selection, outcome) = trainer_gpu::launch_replicas(
         request,
+        &replica_requests,
         JobLaunch::<P> {
             job,
             request: request.to_string(),

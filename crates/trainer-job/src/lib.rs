@@ -28,7 +28,7 @@ mod step_peer;
 mod window;
 
 pub use cancel::CancelToken;
-pub use distributed::DistributedSpec;
+pub use distributed::{DistributedSpec, MAX_REPLICAS};
 pub use error::{HookResult, JobError, Result};
 pub use hooks::{
     mock_float_batch, mock_value, CheckpointContext, ColumnReader, JobContext, ResumeContext,
@@ -36,7 +36,9 @@ pub use hooks::{
 };
 pub use launch::{launch, serve_contract, EXIT_UNSTARTED};
 pub use registry::{Builtins, Plugins, Registry};
-pub use runtime::{hook_failure, run_job, JobOutcome, EXIT_CANCELLED, RUNTIME_METRICS};
+pub use runtime::{
+    hook_failure, run_job, run_job_replicated, JobOutcome, EXIT_CANCELLED, RUNTIME_METRICS,
+};
 pub use settings::{
     JobPaths, ResolvedJob, RunOptions, ENV_CANCEL_PATH, ENV_CHECKPOINTS_DIR, ENV_EVENTS_PATH,
     ENV_PLUGIN, ENV_SAMPLES_DIR, ENV_SPEC_PATH,

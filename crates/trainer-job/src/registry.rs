@@ -7,13 +7,19 @@ use crate::cancel::CancelToken;
 use crate::error::{HookResult, JobError, Result};
 use crate::hooks::StepHooks;
 use crate::isolate::{ChildExit, ChildHooks, Contract};
-use crate::runtime::{run_job, JobOutcome};
+use crate::runtime::{run_job, run_job_replicated, JobOutcome};
 use crate::settings::ResolvedJob;
 use crate::spec::JobSpec;
 
 type Device<B> = <B as burn::tensor::backend::BackendTypes>::Device;
 type Runner<B> = Box<
-    dyn Fn(&ResolvedJob, Device<B>, &CancelToken, Vec<Box<dyn Callback>>) -> Result<JobOutcome>,
+    dyn Fn(
+        &ResolvedJob,
+        Device<B>,
+        Vec<Device<B>>,
+        &CancelToken,
+        Vec<Box<dyn Callback>>,
+    ) -> Result<JobOutcome>,
 >;
 type Server<B> = Box<dyn Fn(&ResolvedJob, Device<B>, &Contract) -> Result<()>>;
 
@@ -50,10 +56,11 @@ impl<B: AutodiffBackend> Registry<B> {
     }
 
     /// Registers `make` under `name` (replacing an earlier entry of that name). `make` gets the
-    /// spec; an error from it (bad hyperparams) fails the job before it starts.
+    /// spec; an error from it (bad hyperparams) fails the job before it starts. A job of several
+    /// `replicas` makes one trainer per replica, each used on its own thread (hence `Send`).
     pub fn register<H, F>(&mut self, name: &str, make: F) -> &mut Self
     where
-        H: StepHooks<B> + 'static,
+        H: StepHooks<B> + Send + 'static,
         F: Fn(&JobSpec) -> HookResult<H> + 'static,
     {
         let make = std::rc::Rc::new(make);
@@ -75,16 +82,30 @@ impl<B: AutodiffBackend> Registry<B> {
         let name_owned = name.to_string();
         self.runners.insert(
             name.to_string(),
-            Box::new(move |job, device, cancel, callbacks| {
-                let hooks = make(&job.spec).map_err(|e| {
-                    JobError::spec(
-                        "(hyperparams)",
-                        format!("hyperparams of {name_owned}"),
-                        e.to_string(),
-                    )
+            Box::new(move |job, device, replica_devices, cancel, callbacks| {
+                let made = |_| {
+                    make(&job.spec).map_err(|e| {
+                        JobError::spec(
+                            "(hyperparams)",
+                            format!("hyperparams of {name_owned}"),
+                            e.to_string(),
+                        )
+                    })
+                };
+                let hooks = made(()).and_then(|hooks| {
+                    let replicas = replica_devices
+                        .into_iter()
+                        .map(|device| made(()).map(|hooks| (hooks, device)))
+                        .collect::<Result<Vec<_>>>()?;
+                    Ok((hooks, replicas))
                 });
                 match hooks {
-                    Ok(hooks) => run_job::<B, H>(hooks, job, device, cancel, callbacks),
+                    Ok((hooks, replicas)) if replicas.is_empty() => {
+                        run_job::<B, H>(hooks, job, device, cancel, callbacks)
+                    }
+                    Ok((hooks, replicas)) => {
+                        run_job_replicated::<B, H>(hooks, replicas, job, device, cancel, callbacks)
+                    }
                     Err(error) => {
                         crate::runtime::report_unstarted(&job.paths.events_path, &error)?;
                         Ok(JobOutcome::unstarted(&error))
@@ -207,11 +228,13 @@ impl<B: AutodiffBackend> Registry<B> {
         self.runners.keys().cloned().collect()
     }
 
-    /// Runs the job's trainer.
+    /// Runs the job's trainer on `device`, and its replicas 1, 2, ... on `replica_devices`
+    /// (one fewer than the spec's `replicas`; empty for one).
     pub fn run(
         &self,
         job: &ResolvedJob,
         device: B::Device,
+        replica_devices: Vec<B::Device>,
         cancel: &CancelToken,
         callbacks: Vec<Box<dyn Callback>>,
     ) -> Result<JobOutcome> {
@@ -222,7 +245,7 @@ impl<B: AutodiffBackend> Registry<B> {
                 name: job.trainer.clone(),
                 known: self.names(),
             })?;
-        runner(job, device, cancel, callbacks)
+        runner(job, device, replica_devices, cancel, callbacks)
     }
 }
 

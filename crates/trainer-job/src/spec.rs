@@ -77,6 +77,19 @@ pub struct JobSpec {
     /// absent. See `docs/job.md`, "Distributed".
     #[serde(default)]
     pub distributed: Option<crate::distributed::DistributedSpec>,
+    /// Replicas of the trainer in this process, data-parallel (default 1): one per device
+    /// (`trainer run --replica-devices`), each on its own thread and share of every epoch,
+    /// averaging their gradients every step. See `docs/job.md`, "Replicas".
+    #[serde(default = "one_replica", skip_serializing_if = "is_one_replica")]
+    pub replicas: usize,
+}
+
+fn one_replica() -> usize {
+    1
+}
+
+fn is_one_replica(replicas: &usize) -> bool {
+    *replicas == 1
 }
 
 /// Where a job's step code runs.
@@ -231,6 +244,7 @@ impl JobSpec {
         if let Some(distributed) = &self.distributed {
             distributed.validate(self, origin)?;
         }
+        crate::distributed::validate_replicas(self, origin)?;
         positive("max_steps", self.max_steps)?;
         positive("metric_every", self.metric_every)?;
         positive("checkpoint_every", self.checkpoint_every)?;

@@ -30,6 +30,10 @@ pub struct JobRecord {
     /// refused (each node's data cursor is its own shard's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nodes: Option<usize>,
+    /// The replicas per process of a data-parallel job (absent with one): a resume with
+    /// another count is refused (the count fixes which batches a step takes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<usize>,
 }
 
 /// A job checkpoint's payload: the trainer's state dict in `module`, the runtime's record in

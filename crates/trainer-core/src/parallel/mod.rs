@@ -15,6 +15,7 @@ pub(crate) mod flat;
 pub(crate) mod host_move;
 mod node_peer;
 mod nodes;
+mod peer_group;
 
 pub use node_peer::{start_token, NodePeer};
 pub(crate) use nodes::global_ranks;

@@ -1,63 +1,152 @@
-//! One process as one node of a data-parallel run over several machines, for programs that own
-//! their steps (the job runtime's step hooks): it joins the other nodes, checks that all start
-//! from the same point, averages each step's gradients and agrees on flags with them.
+//! The peers of a data-parallel run for programs that own their steps (the job runtime's step
+//! hooks): a process's replicas, on one machine or on each node of several. They join, check
+//! that all start from the same point, average each step's gradients and agree on flags.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::Tensor;
 
 use super::collective::{self, CollectiveLease};
-use super::{agreement, flat, NodeConfig};
+use super::peer_group::PeerGroup;
+use super::{agreement, flat, global_ranks, NodeConfig};
 
-/// This process's place among the nodes of a run (one replica per node), on backend `B` (the
-/// inner backend of the autodiff backend a program trains on).
+/// One peer of a data-parallel run, for programs that own their steps: a replica on one
+/// device of this process, on one node of the run (on backend `B`, the inner backend of the
+/// autodiff backend a program trains on). [`join`](NodePeer::join) makes the one peer of a
+/// node with one replica, [`join_replicas`](NodePeer::join_replicas) one per local device.
 ///
-/// Every call is a collective call: every node makes the same calls in the same order, or the
+/// Every call is a collective call: every peer makes the same calls in the same order, or the
 /// run fails after the timeout. Dropped without [`finish`](NodePeer::finish) (a failed run), it
-/// frees the collective for a later run in the process.
+/// frees the collective, which ends the other peers' pending calls with an error.
 pub struct NodePeer<B: Backend> {
+    /// This peer's rank over every peer of every node.
     rank: usize,
+    /// Peers of the run: replicas per node times nodes.
+    peers: usize,
+    /// This node's rank and the count of nodes.
+    node: usize,
     nodes: usize,
+    /// Where this peer's gradients are.
     device: B::Device,
+    /// Rank 0's device, when this peer's differs: the collective reduces on one device, and
+    /// burn-wgpu cannot copy between devices (the buffer goes through the host).
+    reduce_on: Option<B::Device>,
     timeout: Duration,
-    lease: Option<CollectiveLease>,
+    /// Shared by the process's peers: ends their waiting calls once one has failed.
+    group: Arc<PeerGroup>,
+    /// Shared by the replicas of this process: the collective is free again when all are gone.
+    lease: Option<Arc<CollectiveLease>>,
 }
 
 impl<B: Backend> std::fmt::Debug for NodePeer<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "NodePeer(node {} of {})", self.rank, self.nodes)
+        write!(
+            f,
+            "NodePeer(peer {} of {}, node {} of {})",
+            self.rank, self.peers, self.node, self.nodes
+        )
     }
 }
 
 impl<B: Backend> NodePeer<B> {
-    /// Joins the run `nodes` describes with `device`, waiting at most the config's register
-    /// timeout for every node; each later call waits at most `timeout` for the others.
+    /// Joins the run `nodes` describes as its node's only replica, on `device`, waiting at most
+    /// the config's register timeout for every node; each later call waits at most `timeout`
+    /// for the others.
     pub fn join(nodes: &NodeConfig, device: B::Device, timeout: Duration) -> Result<Self, String> {
-        nodes.validate()?;
-        let lease = CollectiveLease::acquire::<B>(timeout)?;
-        let what = format!(
-            "node {} of {}: registering with the orchestrator at {} (is it running, and have all {} nodes started?)",
-            nodes.rank, nodes.nodes, nodes.orchestrator, nodes.nodes
-        );
-        let (config, for_call) = (nodes.clone(), device.clone());
-        let registered = collective::within(nodes.register_timeout, &what, move || {
-            collective::register_peer::<B>(config.rank, 1, for_call, Some(&config))
-        });
-        let peer = Self {
-            rank: nodes.rank,
-            nodes: nodes.nodes,
-            device,
-            timeout,
-            lease: Some(lease),
+        let mut peers = Self::join_replicas(vec![device], Some(nodes), timeout)?;
+        Ok(peers.remove(0))
+    }
+
+    /// Joins one replica per device of `devices` (rank 0's first; a device may repeat) to a
+    /// run of this process alone, or with `nodes` to a run over several machines, each node
+    /// with as many replicas. Returns the peers in rank order, once every peer of every node
+    /// has registered (within the node config's register timeout, else `timeout`); each peer
+    /// then goes to the thread that runs its replica.
+    pub fn join_replicas(
+        devices: Vec<B::Device>,
+        nodes: Option<&NodeConfig>,
+        timeout: Duration,
+    ) -> Result<Vec<Self>, String> {
+        if devices.is_empty() {
+            return Err("a data-parallel run needs at least one device".into());
+        }
+        if let Some(nodes) = nodes {
+            nodes.validate()?;
+        }
+        let local = devices.len();
+        let (first, peers) = global_ranks(nodes, local);
+        let lease = Arc::new(CollectiveLease::acquire::<B>(timeout)?);
+        let group = PeerGroup::start::<B>()?;
+        let (register_timeout, what) = match nodes {
+            Some(nodes) => (
+                nodes.register_timeout,
+                format!(
+                    "node {} of {}: registering with the orchestrator at {} (is it running, and have all {} nodes started?)",
+                    nodes.rank, nodes.nodes, nodes.orchestrator, nodes.nodes
+                ),
+            ),
+            None => (timeout, format!("registering the {local} replicas")),
         };
-        registered.map(|()| peer)
+        // Every local peer registers at once: each call returns when all have.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        for k in 0..local {
+            let (sender, device, config) = (sender.clone(), devices[0].clone(), nodes.cloned());
+            std::thread::Builder::new()
+                .name("trainer-collective-register".into())
+                .spawn(move || {
+                    let registered =
+                        collective::register_peer::<B>(first + k, local, device, config.as_ref());
+                    let _ = sender.send(registered);
+                })
+                .map_err(|e| format!("cannot start a thread for {what}: {e}"))?;
+        }
+        let deadline = Instant::now() + register_timeout;
+        for _ in 0..local {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let failure = match receiver.recv_timeout(left) {
+                Ok(Ok(())) => continue,
+                Ok(Err(message)) => format!("{what}: {message}"),
+                Err(_) => format!("{what} did not complete within {register_timeout:?}"),
+            };
+            collective::release_blocked::<B>();
+            return Err(failure);
+        }
+        let (node, count) = nodes.map_or((0, 1), |n| (n.rank, n.nodes));
+        let rank0 = devices[0].clone();
+        Ok(devices
+            .into_iter()
+            .enumerate()
+            .map(|(k, device)| Self {
+                rank: first + k,
+                peers,
+                node,
+                nodes: count,
+                reduce_on: (device != rank0).then(|| rank0.clone()),
+                device,
+                timeout,
+                group: group.clone(),
+                lease: Some(lease.clone()),
+            })
+            .collect())
+    }
+
+    /// This peer's rank over every peer of every node, from 0.
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    /// Peers in the run: replicas per node times nodes.
+    pub fn peers(&self) -> usize {
+        self.peers
     }
 
     /// This node's rank, from 0.
-    pub fn rank(&self) -> usize {
-        self.rank
+    pub fn node(&self) -> usize {
+        self.node
     }
 
     /// Nodes in the run.
@@ -65,20 +154,23 @@ impl<B: Backend> NodePeer<B> {
         self.nodes
     }
 
-    /// Fails unless every node passes the same `token` (see [`start_token`]): nodes started
+    /// The device the collective reduces on for this peer.
+    fn reduce_device(&self) -> &B::Device {
+        self.reduce_on.as_ref().unwrap_or(&self.device)
+    }
+
+    /// Fails unless every peer passes the same `token` (see [`start_token`]): nodes started
     /// with other settings, or resumed from checkpoints of other steps, are refused before they
     /// train.
     pub fn check_start(&self, token: u64) -> Result<(), String> {
-        let (rank, nodes, device) = (self.rank, self.nodes, self.device.clone());
-        collective::within(
-            self.timeout,
-            "the start check with the other nodes",
-            move || agreement::agree::<B>(rank, nodes, &device, token),
-        )
+        let (rank, peers, device) = (self.rank, self.peers, self.reduce_device().clone());
+        self.call("the start check with the other peers", move || {
+            agreement::agree::<B>(rank, peers, &device, token)
+        })
     }
 
-    /// `grads` (of `model`'s trainable parameters) averaged over the nodes: one flattened
-    /// buffer, one all-reduce. A parameter no node has a gradient for gets none.
+    /// `grads` (of `model`'s trainable parameters) averaged over the peers: one flattened
+    /// buffer, one all-reduce. A parameter no peer has a gradient for gets none.
     pub fn average<A, M>(
         &self,
         model: &M,
@@ -89,36 +181,62 @@ impl<B: Backend> NodePeer<B> {
         M: AutodiffModule<A>,
     {
         let flat = flat::flatten::<A, M>(model, grads, &self.device);
-        let (rank, buffer) = (self.rank, flat.buffer);
-        let averaged = collective::within(
-            self.timeout,
-            "the gradient all-reduce with the other nodes",
-            move || collective::mean::<B>(rank, buffer),
-        )?;
+        let buffer = match &self.reduce_on {
+            Some(device) => Tensor::from_data(flat.buffer.into_data(), device),
+            None => flat.buffer,
+        };
+        let rank = self.rank;
+        let averaged = self.call("the gradient all-reduce with the other peers", move || {
+            collective::mean::<B>(rank, buffer)
+        })?;
+        let averaged = match &self.reduce_on {
+            Some(_) => Tensor::from_data(averaged.into_data(), &self.device),
+            None => averaged,
+        };
         Ok(flat::unflatten::<A, M>(model, averaged, &flat.flags))
     }
 
-    /// Which of `flags` any node raised (every node passes as many).
+    /// Which of `flags` any peer raised (every peer passes as many).
     pub fn any(&self, flags: Vec<bool>) -> Result<Vec<bool>, String> {
-        let (rank, device) = (self.rank, self.device.clone());
-        collective::within(
-            self.timeout,
-            "the agreement with the other nodes",
-            move || agreement::any::<B>(rank, &device, &flags),
-        )
+        let (rank, device) = (self.rank, self.reduce_device().clone());
+        self.call("the agreement with the other peers", move || {
+            agreement::any::<B>(rank, &device, &flags)
+        })
     }
 
-    /// Leaves the run, after the last collective call of a run that went well.
+    /// Leaves the run, after the last collective call of a run that went well (every peer,
+    /// each from its own thread: the call returns when all have).
     pub fn finish(mut self) -> Result<(), String> {
-        let finished = collective::finish_peer::<B>(self.rank);
+        let rank = self.rank;
+        let finished = self.call("leaving the collective with the other peers", move || {
+            collective::finish_peer::<B>(rank)
+        });
         self.lease = None;
         finished
+    }
+
+    /// Gives the run up (a peer of this process failed): every peer's waiting and later
+    /// collective calls end with an error instead of waiting for the timeout. Dropping a peer
+    /// before [`finish`](NodePeer::finish) does the same.
+    pub fn abandon(&self) {
+        self.group.fail();
+    }
+
+    /// A collective call, bounded by the timeout and ended early when the run is given up.
+    fn call<T: Send + 'static>(
+        &self,
+        what: &str,
+        call: impl FnOnce() -> Result<T, String> + Send + 'static,
+    ) -> Result<T, String> {
+        self.group
+            .call(|| collective::within(self.timeout, what, call))
     }
 }
 
 impl<B: Backend> Drop for NodePeer<B> {
     fn drop(&mut self) {
         if let Some(lease) = self.lease.take() {
+            self.group.fail();
             collective::release_blocked::<B>();
             drop(lease);
         }

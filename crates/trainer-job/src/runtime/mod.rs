@@ -2,11 +2,13 @@
 //! trainer's hooks. `prepare.rs` makes the run (data, hooks, callbacks, resume), `program.rs`
 //! is its steps; this file starts a job and says how it ended.
 
-mod nodes;
+mod peers;
 mod prepare;
 mod program;
+mod replicas;
 
 pub(crate) use prepare::JobData;
+use replicas::ReplicaSeed;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -78,8 +80,48 @@ enum Batches {
 /// An error before the run starts (bad data, a failing `setup` or `configure`, a checkpoint that
 /// does not fit) and an error during it both end with a `failed` event and an `Ok` outcome
 /// whose status is `failed`; the checkpoints already written stay.
+///
+/// A job whose spec asks for several `replicas` needs [`run_job_replicated`].
 pub fn run_job<B, H>(
     hooks: H,
+    job: &ResolvedJob,
+    device: B::Device,
+    cancel: &CancelToken,
+    callbacks: Vec<Box<dyn Callback>>,
+) -> Result<JobOutcome>
+where
+    B: AutodiffBackend,
+    H: StepHooks<B>,
+{
+    run_with_seeds(hooks, Vec::new(), job, device, cancel, callbacks)
+}
+
+/// [`run_job`] for a job of several `replicas` (the spec's): `hooks` on `device` is rank 0,
+/// which runs the job; each of `replicas` (one fewer than the spec's count) trains on its own
+/// thread and device with its own trainer instance (made like `hooks`), starting from rank 0's
+/// state. See `docs/job.md`, "Replicas".
+pub fn run_job_replicated<B, H>(
+    hooks: H,
+    replicas: Vec<(H, B::Device)>,
+    job: &ResolvedJob,
+    device: B::Device,
+    cancel: &CancelToken,
+    callbacks: Vec<Box<dyn Callback>>,
+) -> Result<JobOutcome>
+where
+    B: AutodiffBackend,
+    H: StepHooks<B> + Send + 'static,
+{
+    let seeds = replicas
+        .into_iter()
+        .map(|(hooks, device)| ReplicaSeed::new(hooks, device))
+        .collect();
+    run_with_seeds(hooks, seeds, job, device, cancel, callbacks)
+}
+
+fn run_with_seeds<B, H>(
+    hooks: H,
+    seeds: Vec<ReplicaSeed<B>>,
     job: &ResolvedJob,
     device: B::Device,
     cancel: &CancelToken,
@@ -92,7 +134,7 @@ where
     // The trainer's `setup`, `configure` and `load_state_dict` run here: a panic in them is a
     // failed job like an error.
     let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        JobRun::<B, H>::prepare(hooks, job, device, callbacks)
+        JobRun::<B, H>::prepare(hooks, seeds, job, device, callbacks)
     }))
     .unwrap_or_else(|payload| {
         Err(JobError::Trainer(TrainerError::Panicked {
@@ -174,8 +216,10 @@ struct JobRun<'a, B: AutodiffBackend, H: StepHooks<B>> {
     plateau_monitor: Option<String>,
     /// The artifact uploads, when the spec names a sink.
     uploads: Option<Uploads>,
-    /// The other nodes of a distributed job, once joined (in `begin`).
-    nodes: Option<nodes::JobNodes<B>>,
+    /// Replicas 1, 2, ... of a job of several `replicas`, started at the end of `prepare`.
+    replicas: Vec<replicas::ReplicaHandle<B>>,
+    /// The other replicas and nodes of a data-parallel job, once joined (in `begin`).
+    peers: Option<peers::JobPeers<B>>,
 }
 
 fn hook_error(

@@ -15,6 +15,7 @@ use trainer_core::metric::Split;
 use trainer_core::schedule::ConstantLr;
 use trainer_core::TrainerConfig;
 
+use super::replicas::{ReplicaSeed, ReplicaStart, Resumed};
 use super::{hook_error, JobRun, RUNTIME_METRICS};
 use crate::artifacts::{ArtifactSink, ArtifactsSpec, CommandSink, DirSink, Uploads, LEDGER_FILE};
 use crate::cancel::CancelToken;
@@ -27,12 +28,25 @@ use crate::window::{JobPayload, MetricWindow};
 impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
     pub(super) fn prepare(
         mut hooks: H,
+        seeds: Vec<ReplicaSeed<B>>,
         job: &'a ResolvedJob,
         device: B::Device,
         extra: Vec<Box<dyn Callback>>,
     ) -> Result<Self> {
         let spec = &job.spec;
         let origin = "(resolved spec)";
+        if seeds.len() + 1 != spec.replicas {
+            return Err(JobError::spec(
+                origin,
+                "replicas",
+                format!(
+                    "the spec asks for {} replicas but the job was given {} device(s): pass one \
+                     device per replica (`trainer run --replica-devices`, or run_job_replicated)",
+                    spec.replicas,
+                    seeds.len() + 1
+                ),
+            ));
+        }
         let JobData {
             source,
             mock_schema,
@@ -42,7 +56,7 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
         let state = {
             let ctx = JobContext {
                 spec,
-                schema,
+                schema: schema.clone(),
                 rows,
                 columns: source
                     .as_deref()
@@ -129,20 +143,62 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
             window_clock: (Duration::ZERO, Duration::ZERO),
             plateau_monitor: None,
             uploads,
-            nodes: None,
+            replicas: Vec::new(),
+            peers: None,
         };
         if run.engine.schedule.needs_metric() {
             run.plateau_monitor = Some(spec.schedule_monitor(origin)?);
         }
-        if let Some(file) = latest_in(&job.paths.checkpoints_dir)? {
-            run.resume(&file)?;
+        let resumed = match latest_in(&job.paths.checkpoints_dir)? {
+            Some(file) => Some(run.resume(&file)?),
+            None => None,
+        };
+        if !seeds.is_empty() {
+            run.start_replicas(seeds, schema, rows, resumed)?;
         }
         Ok(run)
     }
 
+    /// Starts replicas 1, 2, ... from rank 0's state (and the checkpoint it resumed from), and
+    /// waits until each has made its own.
+    fn start_replicas(
+        &mut self,
+        seeds: Vec<ReplicaSeed<B>>,
+        schema: arrow_schema::SchemaRef,
+        rows: usize,
+        resumed: Option<Resumed>,
+    ) -> Result<()> {
+        let step = self.engine.state.global_step;
+        let dict = self
+            .hooks
+            .state_dict(&self.state)
+            .map_err(hook_error("state_dict", step))?;
+        for (k, seed) in seeds.into_iter().enumerate() {
+            let start = ReplicaStart {
+                spec: self.job.spec.clone(),
+                source: self.source.clone(),
+                schema: schema.clone(),
+                rows,
+                dict: dict.clone(),
+                resumed: resumed.clone(),
+            };
+            let handle = seed
+                .start(k + 1, start)
+                .map_err(|e| self.peer_error(k + 1, format!("cannot start its thread: {e}")))?;
+            self.replicas.push(handle);
+        }
+        let deadline = std::time::Instant::now() + crate::distributed::peer_timeout(&self.job.spec);
+        for (k, replica) in self.replicas.iter().enumerate() {
+            replica
+                .reply(deadline)
+                .map_err(|(_, m)| self.peer_error(k + 1, m))?;
+        }
+        Ok(())
+    }
+
     /// Loads a checkpoint of this job: the trainer's state dict and extra, the schedule,
-    /// callbacks, metrics window and data cursor.
-    fn resume(&mut self, file: &Path) -> Result<()> {
+    /// callbacks, metrics window and data cursor. Returns what replicas need of it.
+    fn resume(&mut self, file: &Path) -> Result<Resumed> {
         let mut payload: JobPayload = read(file)?;
         let mismatch = |message: String| JobError::Resume {
             path: file.to_path_buf(),
@@ -163,6 +219,14 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
             return Err(mismatch(format!(
                 "it was written by trainer {:?}, this job runs {:?}",
                 record.trainer, self.job.trainer
+            )));
+        }
+        let replicas = self.job.spec.replicas;
+        if record.replicas.unwrap_or(1) != replicas {
+            return Err(mismatch(format!(
+                "it was written by a job of {} replica(s), this job has {replicas}; the count \
+                 fixes which batches a step takes, so resume with the same `replicas`",
+                record.replicas.unwrap_or(1)
             )));
         }
         let nodes = self.job.spec.distributed.as_ref().map_or(1, |d| d.nodes);
@@ -196,6 +260,12 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
             checkpoint_file: file,
             checkpoint_dir: companion.as_deref(),
         };
+        let resumed = Resumed {
+            step,
+            extra: record.extra.clone(),
+            file: file.to_path_buf(),
+            dir: companion.clone(),
+        };
         self.hooks
             .load_checkpoint(&mut self.state, record.extra, &ctx)
             .map_err(hook_error("load_checkpoint", step))?;
@@ -210,7 +280,7 @@ impl<'a, B: AutodiffBackend, H: StepHooks<B>> JobRun<'a, B, H> {
             self.job.spec.run_id,
             file.display()
         );
-        Ok(())
+        Ok(resumed)
     }
 }
 

@@ -76,15 +76,22 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
         }
     }
 
-    /// The next batch of this job: on several nodes, of this node's shard.
-    fn next_batch(&mut self) -> Result<FeedItem> {
+    /// The next step's batches, one per local replica in rank order: in a data-parallel job,
+    /// this node's part of the next round.
+    fn next_round(&mut self) -> Result<Vec<FeedItem>> {
+        let local = self.job.spec.replicas;
+        let mut round = Vec::with_capacity(local);
         loop {
             let item = self.next_item()?;
-            if self.is_own(&item) {
-                return Ok(item);
+            if self.owner(&item) == Some(round.len()) {
+                round.push(item);
+                if round.len() == local {
+                    return Ok(round);
+                }
+            } else {
+                // Another node's batch: its place still moves the cursor on.
+                self.cursor = item.next_cursor();
             }
-            // Another node's batch: its place still moves the cursor on.
-            self.cursor = item.next_cursor();
         }
     }
 
@@ -119,31 +126,36 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
         let spec = &self.job.spec;
         let step = self.engine.state.global_step;
         let waited = Instant::now();
-        let item = self.next_batch()?;
+        let round = self.next_round()?;
         let started = Instant::now();
         self.waiting += started - waited;
-        let rows = item.batch.num_rows();
+        let rows: usize = round.iter().map(|item| item.batch.num_rows()).sum();
         let lr = self.engine.schedule.lr();
         let emits = (step + 1).is_multiple_of(spec.metric_every);
-        let prepared = self
-            .hooks
-            .prepare_batch(&mut self.state, &item.batch, &self.device)
-            .map_err(hook_error("prepare_batch", step))?;
+        let base_seed = mix_seed(spec.seed, step as u64);
         let ctx = StepContext {
             step,
-            epoch: item.epoch,
+            epoch: round[0].epoch,
             learning_rate: lr,
-            seed: self.step_seed(mix_seed(spec.seed, step as u64)),
+            seed: self.step_seed(0, base_seed),
             emits_metrics: emits,
             peer: self.step_peer(),
         };
-        let result = self
+        self.dispatch(&round, &ctx, base_seed)?;
+        let own = self
             .hooks
-            .train_step(&mut self.state, prepared, &ctx)
-            .map_err(hook_error("train_step", step))?;
-        self.check_averaged(step)?;
+            .prepare_batch(&mut self.state, &round[0].batch, &self.device)
+            .map_err(hook_error("prepare_batch", step))
+            .and_then(|prepared| {
+                self.hooks
+                    .train_step(&mut self.state, prepared, &ctx)
+                    .map_err(hook_error("train_step", step))
+            })
+            .map_err(JobError::Trainer);
+        drop(ctx);
+        let (result, replica_metrics) = self.finish_round(own, step)?;
         self.busy += started.elapsed();
-        self.cursor = item.next_cursor();
+        self.cursor = round[round.len() - 1].next_cursor();
         let state = &mut self.engine.state;
         state.global_step += 1;
         state.epoch = self.cursor.epoch;
@@ -154,6 +166,9 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
             self.engine.schedule.step();
         }
         self.window.add(result.metrics);
+        for metrics in replica_metrics {
+            self.window.add(super::peers::host_metrics(metrics));
+        }
         self.throughput.step();
         if let Some(debug) = &result.debug {
             log::debug!("step {}: {debug}", self.engine.state.global_step);
@@ -247,6 +262,7 @@ impl<B: AutodiffBackend, H: StepHooks<B>> StepProgram for JobRun<'_, B, H> {
             window: self.window.totals(),
             extra,
             nodes: self.job.spec.distributed.as_ref().map(|d| d.nodes),
+            replicas: (self.job.spec.replicas > 1).then_some(self.job.spec.replicas),
         };
         let payload: JobPayload = self
             .engine
@@ -261,10 +277,10 @@ impl<B: AutodiffBackend, H: StepHooks<B>> StepProgram for JobRun<'_, B, H> {
     }
 
     fn cancelled(&self) -> Option<String> {
-        match &self.nodes {
+        match &self.peers {
             // On several machines, a cancellation the nodes agreed on (`agree_requests`).
-            Some(nodes) => nodes.agreed_cancel.clone(),
-            None => self.cancel.reason(),
+            Some(peers) if self.job.spec.distributed.is_some() => peers.agreed_cancel.clone(),
+            _ => self.cancel.reason(),
         }
     }
 
@@ -273,7 +289,7 @@ impl<B: AutodiffBackend, H: StepHooks<B>> StepProgram for JobRun<'_, B, H> {
     }
 
     fn begin(&mut self) -> trainer_core::Result<()> {
-        self.join_nodes().map_err(engine_error)?;
+        self.join_peers().map_err(engine_error)?;
         let spec = &self.job.spec;
         let batches = match &self.source {
             Some(source) => {
@@ -327,6 +343,6 @@ impl<B: AutodiffBackend, H: StepHooks<B>> StepProgram for JobRun<'_, B, H> {
         }
         // Ends the feed's thread.
         self.batches = None;
-        self.leave_nodes().map_err(engine_error)
+        self.leave_peers().map_err(engine_error)
     }
 }
