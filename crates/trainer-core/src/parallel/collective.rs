@@ -103,6 +103,9 @@ fn peer(rank: usize) -> PeerId {
     PeerId(rank as u32)
 }
 
+/// Whether a detached reset (see [`release_blocked`]) has not reached the server yet.
+static RESET_PENDING: AtomicBool = AtomicBool::new(false);
+
 /// The right to use the process's collective server of a backend: one data-parallel run at a
 /// time (two runs would mix their peers). Released when dropped.
 pub(crate) struct CollectiveLease(());
@@ -130,6 +133,16 @@ impl CollectiveLease {
                 .0;
         }
         *leased = true;
+        // A reset an earlier run sent from another thread must not reach this run's peers.
+        while RESET_PENDING.load(Ordering::SeqCst) {
+            if Instant::now() > deadline {
+                *leased = false;
+                return Err(format!(
+                    "the collective of an earlier data-parallel run in this process did not reset within {timeout:?}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
         reset_collective::<B>();
         Ok(CollectiveLease(()))
     }
@@ -264,17 +277,16 @@ pub(crate) fn release_blocked<B: Backend>() {
 /// the server moves again. So the reset goes from a thread of its own; while one is pending,
 /// no other is started (a second could not get through either).
 fn reset_detached<B: Backend>() {
-    static PENDING: AtomicBool = AtomicBool::new(false);
-    if PENDING.swap(true, Ordering::SeqCst) {
+    if RESET_PENDING.swap(true, Ordering::SeqCst) {
         return;
     }
     let spawned = std::thread::Builder::new()
         .name("trainer-collective-reset".into())
         .spawn(|| {
             reset_collective::<B>();
-            PENDING.store(false, Ordering::SeqCst);
+            RESET_PENDING.store(false, Ordering::SeqCst);
         });
     if spawned.is_err() {
-        PENDING.store(false, Ordering::SeqCst);
+        RESET_PENDING.store(false, Ordering::SeqCst);
     }
 }

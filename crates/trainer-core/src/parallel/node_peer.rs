@@ -36,10 +36,9 @@ pub struct NodePeer<B: Backend> {
     /// burn-wgpu cannot copy between devices (the buffer goes through the host).
     reduce_on: Option<B::Device>,
     timeout: Duration,
-    /// Shared by the process's peers: ends their waiting calls once one has failed.
-    group: Arc<PeerGroup>,
-    /// Shared by the replicas of this process: the collective is free again when all are gone.
-    lease: Option<Arc<CollectiveLease>>,
+    /// Shared by the process's peers: ends their waiting calls once one has failed, and holds
+    /// the collective until all are gone. `None` once finished.
+    group: Option<Arc<PeerGroup>>,
 }
 
 impl<B: Backend> std::fmt::Debug for NodePeer<B> {
@@ -79,8 +78,7 @@ impl<B: Backend> NodePeer<B> {
         }
         let local = devices.len();
         let (first, peers) = global_ranks(nodes, local);
-        let lease = Arc::new(CollectiveLease::acquire::<B>(timeout)?);
-        let group = PeerGroup::start::<B>()?;
+        let group = PeerGroup::start::<B>(CollectiveLease::acquire::<B>(timeout)?)?;
         let (register_timeout, what) = match nodes {
             Some(nodes) => (
                 nodes.register_timeout,
@@ -128,8 +126,7 @@ impl<B: Backend> NodePeer<B> {
                 reduce_on: (device != rank0).then(|| rank0.clone()),
                 device,
                 timeout,
-                group: group.clone(),
-                lease: Some(lease.clone()),
+                group: Some(group.clone()),
             })
             .collect())
     }
@@ -211,7 +208,7 @@ impl<B: Backend> NodePeer<B> {
         let finished = self.call("leaving the collective with the other peers", move || {
             collective::finish_peer::<B>(rank)
         });
-        self.lease = None;
+        self.group = None;
         finished
     }
 
@@ -219,7 +216,9 @@ impl<B: Backend> NodePeer<B> {
     /// collective calls end with an error instead of waiting for the timeout. Dropping a peer
     /// before [`finish`](NodePeer::finish) does the same.
     pub fn abandon(&self) {
-        self.group.fail();
+        if let Some(group) = &self.group {
+            group.fail();
+        }
     }
 
     /// A collective call, bounded by the timeout and ended early when the run is given up.
@@ -228,17 +227,18 @@ impl<B: Backend> NodePeer<B> {
         what: &str,
         call: impl FnOnce() -> Result<T, String> + Send + 'static,
     ) -> Result<T, String> {
-        self.group
-            .call(|| collective::within(self.timeout, what, call))
+        match &self.group {
+            Some(group) => group.call(|| collective::within(self.timeout, what, call)),
+            None => Err(format!("{what}: this peer has left the run")),
+        }
     }
 }
 
 impl<B: Backend> Drop for NodePeer<B> {
     fn drop(&mut self) {
-        if let Some(lease) = self.lease.take() {
-            self.group.fail();
+        if let Some(group) = self.group.take() {
+            group.fail();
             collective::release_blocked::<B>();
-            drop(lease);
         }
     }
 }

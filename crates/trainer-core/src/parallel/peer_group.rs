@@ -10,22 +10,28 @@ use std::time::Duration;
 
 use burn::tensor::backend::Backend;
 
-use super::collective;
+use super::collective::{self, CollectiveLease};
 
 /// How often the watcher looks.
 const WATCH_INTERVAL: Duration = Duration::from_millis(20);
 
-/// The shared state of a process's peers (see the module's doc).
-#[derive(Default)]
+/// The shared state of a process's peers (see the module's doc). It holds the process's
+/// collective lease: the next run cannot start while a peer, or the watcher in a reset, is
+/// still at work.
 pub(crate) struct PeerGroup {
     failed: AtomicBool,
     pending: AtomicUsize,
+    _lease: CollectiveLease,
 }
 
 impl PeerGroup {
     /// A group with its watcher for backend `B`; the watcher ends when the group is dropped.
-    pub(crate) fn start<B: Backend>() -> Result<Arc<Self>, String> {
-        let group = Arc::new(Self::default());
+    pub(crate) fn start<B: Backend>(lease: CollectiveLease) -> Result<Arc<Self>, String> {
+        let group = Arc::new(Self {
+            failed: AtomicBool::new(false),
+            pending: AtomicUsize::new(0),
+            _lease: lease,
+        });
         let watched: Weak<Self> = Arc::downgrade(&group);
         std::thread::Builder::new()
             .name("trainer-peer-watcher".into())

@@ -182,23 +182,24 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
     }
 
     /// The replicas' steps, after rank 0's (`own`): their metrics, or the failure that caused
-    /// the others. A trainer that did not average its gradients once fails the step: the peers
-    /// would drift apart (or wait for each other for ever).
+    /// the others. A trainer that did not average its gradients once fails the step (each
+    /// replica checks its own): the peers would drift apart, or wait for each other for ever.
     pub(super) fn finish_round<T>(
-        &mut self,
+        &self,
         own: std::result::Result<T, JobError>,
         step: usize,
     ) -> Result<(T, Vec<BTreeMap<String, f64>>)> {
-        let failed_at = Instant::now();
-        let timeout = crate::distributed::peer_timeout(&self.job.spec);
-        let mut metrics = Vec::with_capacity(self.replicas.len());
-        let mut counts = vec![self
-            .peers
-            .as_ref()
-            .map_or(1, |p| p.averages.load(Ordering::SeqCst))];
+        let own = own.and_then(|own| match &self.peers {
+            Some(peers) => match peers.averages.load(Ordering::SeqCst) {
+                1 => Ok(own),
+                count => Err(self.peer_error(0, not_averaged(count, step))),
+            },
+            None => Ok(own),
+        });
         let own = match own {
             Ok(own) => own,
             Err(error) => {
+                let failed_at = Instant::now();
                 // The replicas' waiting calls end now; the earliest failure is the cause.
                 if let Some(peers) = &self.peers {
                     peers.peer.abandon();
@@ -210,33 +211,17 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
                 });
             }
         };
+        let mut metrics = Vec::with_capacity(self.replicas.len());
+        let timeout = crate::distributed::peer_timeout(&self.job.spec);
         self.collect(
             |reply| {
-                if let Reply::Stepped {
-                    averages,
-                    metrics: m,
-                } = reply
-                {
-                    counts.push(averages);
-                    metrics.push(m);
+                if let Reply::Stepped(replica) = reply {
+                    metrics.push(replica);
                 }
                 Ok(())
             },
             Instant::now() + timeout,
         )?;
-        if self.peers.is_some() {
-            if let Some((rank, count)) = counts.iter().enumerate().find(|(_, c)| **c != 1) {
-                return Err(self.peer_error(
-                    rank,
-                    format!(
-                        "the trainer {:?} called `StepContext::average_gradients` {count} times \
-                         in step {}, not once: it cannot train data-parallel",
-                        self.job.trainer,
-                        step + 1
-                    ),
-                ));
-            }
-        }
         Ok((own, metrics))
     }
 
@@ -357,6 +342,15 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
         self.replicas.clear();
         Ok(())
     }
+}
+
+/// Why a step of a trainer that did not average its gradients once fails.
+pub(super) fn not_averaged(count: usize, step: usize) -> String {
+    format!(
+        "the trainer called `StepContext::average_gradients` {count} times in step {}, not \
+         once: it cannot train data-parallel",
+        step + 1
+    )
 }
 
 /// A replica's metrics as a step's.

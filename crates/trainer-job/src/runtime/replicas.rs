@@ -92,11 +92,8 @@ pub(super) enum Command<B: AutodiffBackend> {
 pub(super) enum Reply {
     /// Done (a `Join`, `CheckStart`, `Agree`, `Finish`, or the start).
     Done,
-    /// A step done: gradient averages asked for, and the step's metrics on the host.
-    Stepped {
-        averages: usize,
-        metrics: BTreeMap<String, f64>,
-    },
+    /// A step done, and its metrics on the host.
+    Stepped(BTreeMap<String, f64>),
     /// The replica failed (at that moment) and ended.
     Failed(String, Instant),
 }
@@ -194,15 +191,16 @@ fn work<B: AutodiffBackend, H: StepHooks<B>>(
                     .train_step(&mut state, prepared, &ctx)
                     .map_err(|e| format!("train_step failed at step {step}: {e}"))?;
                 drop(ctx);
+                let count = averages.load(Ordering::SeqCst);
+                if peer.is_some() && count != 1 {
+                    return Err(super::peers::not_averaged(count, step));
+                }
                 let metrics = result
                     .metrics
                     .into_iter()
                     .map(|(name, value)| (name, host_value(value)))
                     .collect();
-                Ok(Reply::Stepped {
-                    averages: averages.load(Ordering::SeqCst),
-                    metrics,
-                })
+                Ok(Reply::Stepped(metrics))
             }),
             Command::CheckStart(token) => with_peer::<B>(&peer, |p| p.check_start(token)),
             Command::Agree(flags) => with_peer::<B>(&peer, |p| p.any(vec![false; flags]).map(drop)),

@@ -9,6 +9,7 @@ mod feed;
 mod formats;
 mod helpers;
 mod plateau;
+mod replicas;
 mod runtime;
 mod spec;
 mod uploads;
