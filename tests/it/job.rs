@@ -19,6 +19,7 @@ pub(crate) fn trainer() -> Command {
         "TRAINER_EVENTS_PATH",
         "TRAINER_CANCEL_PATH",
         "TRAINER_DEVICE",
+        "TRAINER_REPLICA_DEVICES",
     ] {
         command.env_remove(var);
     }
@@ -139,6 +140,16 @@ pub(crate) fn long_spec(dir: &Path, max_steps: usize) -> PathBuf {
         .remove("lr_schedule");
     spec["dataset"]["parquet_paths"] = json!([example_dir().join("digits.parquet")]);
     let path = dir.join(format!("spec-{max_steps}.json"));
+    std::fs::write(&path, spec.to_string()).unwrap();
+    path
+}
+
+/// The example job of `max_steps` with two replicas in one process.
+pub(crate) fn replica_spec(dir: &Path, max_steps: usize) -> PathBuf {
+    let plain = long_spec(dir, max_steps);
+    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(plain).unwrap()).unwrap();
+    spec["replicas"] = json!(2);
+    let path = dir.join(format!("replicas-{max_steps}.json"));
     std::fs::write(&path, spec.to_string()).unwrap();
     path
 }

@@ -1,7 +1,7 @@
 //! A distributed job: `trainer orchestrator` and two `trainer run` nodes of the example job on
 //! 127.0.0.1, each with its shard of the data. Both end with the same model and optimizer
 //! state, a SIGTERM to one node cancels both at the same step, and a resume with another node
-//! count is refused.
+//! count is refused. One process with two replicas ends with the two nodes' state.
 #![cfg(unix)]
 
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use trainer::job::JobPayload;
 use trainer_core::checkpoint::{latest_in, read};
 
-use crate::job::{events, long_spec, stderr, tensors, trainer, wait_for_event};
+use crate::job::{events, long_spec, replica_spec, stderr, tensors, trainer, wait_for_event};
 use crate::nodes::{free_port, wait, Orchestrator};
 
 /// The example job of `max_steps`, as node `rank` of 2 meeting at `orchestrator`.
@@ -29,6 +29,41 @@ fn node_spec(dir: &Path, max_steps: usize, orchestrator: &str, rank: usize) -> P
     let path = dir.join(format!("node-{rank}-{max_steps}.json"));
     std::fs::write(&path, spec.to_string()).unwrap();
     path
+}
+
+#[test]
+fn replica_devices_that_do_not_match_the_spec_are_refused_before_the_job_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    for (spec, devices, expected) in [
+        (replica_spec(dir.path(), 10), "cpu,cpu", "2 device(s) given"),
+        (long_spec(dir.path(), 10), "cpu", "1 device(s) given"),
+        (replica_spec(dir.path(), 10), "tpu", "--replica-devices"),
+    ] {
+        let run = dir.path().join("run");
+        let output = trainer()
+            .args(["run", "--spec"])
+            .arg(&spec)
+            .arg("--run-dir")
+            .arg(&run)
+            .args(["--replica-devices", devices])
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{devices}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains(expected),
+            "{devices}: {}",
+            stderr(&output)
+        );
+        assert!(
+            !run.join("checkpoints").exists(),
+            "{devices}: nothing trained"
+        );
+    }
 }
 
 fn start_node(spec: &Path, run: &Path) -> Child {
@@ -60,6 +95,21 @@ fn two_job_nodes_end_with_the_same_state_and_a_resume_with_one_node_is_refused()
     // at every step gives both the same model and the same Adam moments.
     let ends = runs.clone().map(|run| tensors(&run.join("checkpoints")));
     assert!(ends[0] == ends[1], "the nodes' states differ");
+    // One process with two replicas (threads) takes the same batches with the same seeds: the
+    // same state, bit for bit.
+    let replicas = dir.path().join("replicas");
+    let output = trainer()
+        .args(["run", "--spec"])
+        .arg(replica_spec(dir.path(), 120))
+        .arg("--run-dir")
+        .arg(&replicas)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        tensors(&replicas.join("checkpoints")) == ends[0],
+        "two replicas in one process differ from two nodes"
+    );
     // One machine over all the batches is another run.
     let alone = dir.path().join("alone");
     let output = trainer()
