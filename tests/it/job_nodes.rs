@@ -17,8 +17,12 @@ use crate::nodes::{free_port, wait, Orchestrator};
 
 /// The example job of `max_steps`, as node `rank` of 2 meeting at `orchestrator`.
 fn node_spec(dir: &Path, max_steps: usize, orchestrator: &str, rank: usize) -> PathBuf {
-    let plain = long_spec(dir, max_steps);
-    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(plain).unwrap()).unwrap();
+    node_spec_of(long_spec(dir, max_steps), orchestrator, rank)
+}
+
+/// `plain` as node `rank` of 2 meeting at `orchestrator`.
+fn node_spec_of(plain: PathBuf, orchestrator: &str, rank: usize) -> PathBuf {
+    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&plain).unwrap()).unwrap();
     spec["distributed"] = json!({
         "nodes": 2,
         "node_rank": rank,
@@ -26,9 +30,63 @@ fn node_spec(dir: &Path, max_steps: usize, orchestrator: &str, rank: usize) -> P
         "node_address": format!("ws://127.0.0.1:{}", free_port()),
         "timeout_seconds": 60,
     });
-    let path = dir.join(format!("node-{rank}-{max_steps}.json"));
+    let path = plain.with_file_name(format!(
+        "node-{rank}-{}",
+        plain.file_name().unwrap().to_string_lossy()
+    ));
     std::fs::write(&path, spec.to_string()).unwrap();
     path
+}
+
+#[test]
+fn two_nodes_of_two_replicas_agree_with_each_other_and_with_four_replicas_in_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let orchestrator = Orchestrator::start();
+    let runs = [0, 1].map(|rank| dir.path().join(format!("run-{rank}")));
+    let children = [0, 1].map(|rank| {
+        let spec = node_spec_of(replica_spec(dir.path(), 60), &orchestrator.url(), rank);
+        start_node(&spec, &runs[rank])
+    });
+    for child in children {
+        let output = wait(child, Duration::from_secs(120));
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let ends = runs.clone().map(|run| tensors(&run.join("checkpoints")));
+    assert!(ends[0] == ends[1], "the nodes' states differ");
+    // Four replicas in one process take the same batches; their all-reduce sums in another
+    // order (a tree of four against two of two), so the models agree to rounding.
+    let mut four: Value =
+        serde_json::from_str(&std::fs::read_to_string(replica_spec(dir.path(), 60)).unwrap())
+            .unwrap();
+    four["replicas"] = json!(4);
+    let four_spec = dir.path().join("four.json");
+    std::fs::write(&four_spec, four.to_string()).unwrap();
+    let alone = dir.path().join("four");
+    let output = trainer()
+        .args(["run", "--spec"])
+        .arg(&four_spec)
+        .arg("--run-dir")
+        .arg(&alone)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let floats = |tensors: &[Vec<u8>]| -> Vec<f32> {
+        tensors
+            .iter()
+            .flat_map(|bytes| bytes.chunks_exact(4))
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    };
+    let (nodes, one) = (
+        floats(&ends[0].0),
+        floats(&tensors(&alone.join("checkpoints")).0),
+    );
+    let worst = nodes
+        .iter()
+        .zip(&one)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-5, "2 nodes × 2 and 1 × 4 differ by {worst}");
 }
 
 #[test]
