@@ -150,7 +150,8 @@ pub struct StepContext {
     /// Whether this step's metrics will be emitted (the end of a `metric_every` window): a step
     /// may compute costly metrics only then.
     pub emits_metrics: bool,
-    /// The other nodes of a distributed job (`None` on one machine): see
+    /// The other peers of a data-parallel job, replicas or nodes (`None` for one replica on
+    /// one machine): see
     /// [`StepContext::average_gradients`].
     pub peer: Option<crate::StepPeer>,
 }

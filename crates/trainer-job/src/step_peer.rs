@@ -1,6 +1,6 @@
-//! What a step of a distributed job (`distributed` in the spec) needs of the other nodes: the
-//! average of its gradients, which the trainer asks for between backward and its optimizer
-//! step.
+//! What a step of a data-parallel job (`replicas` or `distributed` in the spec) needs of the
+//! other peers: the average of its gradients, which the trainer asks for between backward and
+//! its optimizer step.
 
 use std::any::Any;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,7 +14,7 @@ use trainer_core::parallel::NodePeer;
 use crate::error::HookResult;
 use crate::hooks::StepContext;
 
-/// This job's place among the nodes of a distributed run, as a step sees it (see
+/// A replica's place among the peers of a data-parallel job, as a step sees it (see
 /// [`StepContext::average_gradients`]). Made by the runtime.
 #[derive(Clone)]
 pub struct StepPeer {
@@ -40,11 +40,11 @@ impl StepPeer {
 }
 
 impl StepContext {
-    /// `grads` (of `model`'s trainable parameters) averaged over the nodes of a distributed
-    /// job; `grads` as they are otherwise. A trainer that supports the spec's `distributed`
-    /// section calls it once per step, between backward and its optimizer step, so that every
-    /// node applies the same update (the runtime fails a distributed job whose trainer does
-    /// not).
+    /// `grads` (of `model`'s trainable parameters) averaged over the peers of a data-parallel
+    /// job (the spec's `replicas`, and its `distributed` nodes); `grads` as they are otherwise.
+    /// A trainer that supports them calls it once per step, between backward and its optimizer
+    /// step, so that every peer applies the same update (the runtime fails a data-parallel job
+    /// whose trainer does not).
     pub fn average_gradients<B, M>(
         &self,
         model: &M,
