@@ -154,6 +154,34 @@ pub(crate) fn replica_spec(dir: &Path, max_steps: usize) -> PathBuf {
     path
 }
 
+/// `trainer run --spec SPEC --run-dir RUN`, to its end.
+pub(crate) fn run_spec(spec: &Path, run: &Path) -> Output {
+    trainer()
+        .args(["run", "--spec"])
+        .arg(spec)
+        .arg("--run-dir")
+        .arg(run)
+        .output()
+        .unwrap()
+}
+
+/// The largest difference between two lists of little-endian `f32` tensors.
+pub(crate) fn max_difference(a: &[Vec<u8>], b: &[Vec<u8>]) -> f32 {
+    let floats = |tensors: &[Vec<u8>]| -> Vec<f32> {
+        tensors
+            .iter()
+            .flat_map(|bytes| bytes.chunks_exact(4))
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    };
+    let (a, b) = (floats(a), floats(b));
+    assert_eq!(a.len(), b.len(), "tensors of other sizes");
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max)
+}
+
 /// The model's tensors in order and the optimizer's sorted (keyed by parameter ids).
 pub(crate) fn tensors(checkpoint_dir: &Path) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let payload: JobPayload = read(&latest_in(checkpoint_dir).unwrap().unwrap()).unwrap();

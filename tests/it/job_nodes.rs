@@ -12,7 +12,10 @@ use serde_json::{json, Value};
 use trainer::job::JobPayload;
 use trainer_core::checkpoint::{latest_in, read};
 
-use crate::job::{events, long_spec, replica_spec, stderr, tensors, trainer, wait_for_event};
+use crate::job::{
+    events, long_spec, max_difference, replica_spec, run_spec, stderr, tensors, trainer,
+    wait_for_event,
+};
 use crate::nodes::{free_port, wait, Orchestrator};
 
 /// The example job of `max_steps`, as node `rank` of 2 meeting at `orchestrator`.
@@ -62,30 +65,9 @@ fn two_nodes_of_two_replicas_agree_with_each_other_and_with_four_replicas_in_one
     let four_spec = dir.path().join("four.json");
     std::fs::write(&four_spec, four.to_string()).unwrap();
     let alone = dir.path().join("four");
-    let output = trainer()
-        .args(["run", "--spec"])
-        .arg(&four_spec)
-        .arg("--run-dir")
-        .arg(&alone)
-        .output()
-        .unwrap();
+    let output = run_spec(&four_spec, &alone);
     assert!(output.status.success(), "{}", stderr(&output));
-    let floats = |tensors: &[Vec<u8>]| -> Vec<f32> {
-        tensors
-            .iter()
-            .flat_map(|bytes| bytes.chunks_exact(4))
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect()
-    };
-    let (nodes, one) = (
-        floats(&ends[0].0),
-        floats(&tensors(&alone.join("checkpoints")).0),
-    );
-    let worst = nodes
-        .iter()
-        .zip(&one)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let worst = max_difference(&ends[0].0, &tensors(&alone.join("checkpoints")).0);
     assert!(worst < 1e-5, "2 nodes × 2 and 1 × 4 differ by {worst}");
 }
 
@@ -156,13 +138,7 @@ fn two_job_nodes_end_with_the_same_state_and_a_resume_with_one_node_is_refused()
     // One process with two replicas (threads) takes the same batches with the same seeds: the
     // same state, bit for bit.
     let replicas = dir.path().join("replicas");
-    let output = trainer()
-        .args(["run", "--spec"])
-        .arg(replica_spec(dir.path(), 120))
-        .arg("--run-dir")
-        .arg(&replicas)
-        .output()
-        .unwrap();
+    let output = run_spec(&replica_spec(dir.path(), 120), &replicas);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(
         tensors(&replicas.join("checkpoints")) == ends[0],
@@ -170,23 +146,11 @@ fn two_job_nodes_end_with_the_same_state_and_a_resume_with_one_node_is_refused()
     );
     // One machine over all the batches is another run.
     let alone = dir.path().join("alone");
-    let output = trainer()
-        .args(["run", "--spec"])
-        .arg(long_spec(dir.path(), 120))
-        .arg("--run-dir")
-        .arg(&alone)
-        .output()
-        .unwrap();
+    let output = run_spec(&long_spec(dir.path(), 120), &alone);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(tensors(&alone.join("checkpoints")).0 != ends[0].0);
     // A node's checkpoint resumed by a job without `distributed`: refused, not trained on.
-    let output = trainer()
-        .args(["run", "--spec"])
-        .arg(long_spec(dir.path(), 200))
-        .arg("--run-dir")
-        .arg(&runs[0])
-        .output()
-        .unwrap();
+    let output = run_spec(&long_spec(dir.path(), 200), &runs[0]);
     assert!(!output.status.success());
     let log = events(&runs[0].join("events.jsonl"));
     let reason = log.last().unwrap()["reason"].as_str().unwrap().to_string();

@@ -196,7 +196,7 @@ fn replica_devices_that_cannot_work_are_refused_before_training() {
 fn a_job_of_two_replicas_trains_on_a_logical_wgpu_device_like_on_ndarray() {
     let dir = tempfile::tempdir().unwrap();
     let spec = crate::job::replica_spec(dir.path(), 60);
-    let model = |device: &str| -> Vec<f32> {
+    let model = |device: &str| -> Vec<Vec<u8>> {
         let run = dir.path().join(device);
         let output = crate::job::trainer()
             .args(["run", "--device", device, "--spec"])
@@ -210,21 +210,10 @@ fn a_job_of_two_replicas_trains_on_a_logical_wgpu_device_like_on_ndarray() {
             "{device}: {}",
             crate::job::stderr(&output)
         );
-        let (model, _) = crate::job::tensors(&run.join("checkpoints"));
-        model
-            .iter()
-            .flat_map(|bytes| bytes.chunks_exact(4))
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect()
+        crate::job::tensors(&run.join("checkpoints")).0
     };
     // Replica 1 on a logical device of its own: its gradients reach rank 0's device and come
     // back through the host every step.
-    let (wgpu, ndarray) = (model("wgpu"), model("ndarray"));
-    assert_eq!(wgpu.len(), ndarray.len());
-    let worst = wgpu
-        .iter()
-        .zip(&ndarray)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let worst = crate::job::max_difference(&model("wgpu"), &model("ndarray"));
     assert!(worst < 1e-3, "wgpu and ndarray differ by {worst}");
 }

@@ -153,6 +153,32 @@ mod tests {
     }
 
     #[test]
+    fn replica_counts_out_of_range_or_with_a_subprocess_are_refused() {
+        let with = |replicas: usize, isolation: &str| {
+            let text = serde_json::json!({
+                "trainer_api_version": "v1", "run_id": "r", "trainer": "mlp-classifier",
+                "max_steps": 10, "metric_every": 5, "checkpoint_every": 5,
+                "isolation": isolation, "replicas": replicas,
+                "dataset": {"parquet_paths": ["d.parquet"], "batch_size": 4},
+            });
+            JobSpec::parse(&text.to_string(), "test")
+        };
+        assert_eq!(with(4, "in_process").unwrap().replicas, 4);
+        assert!(with(1, "subprocess").is_ok());
+        for (replicas, isolation, expected) in [
+            (0, "in_process", "give 1 to 64"),
+            (65, "in_process", "give 1 to 64"),
+            (2, "subprocess", "in process"),
+        ] {
+            let error = with(replicas, isolation).unwrap_err().to_string();
+            assert!(
+                error.contains("`replicas`") && error.contains(expected),
+                "{replicas} {isolation}: {error}"
+            );
+        }
+    }
+
+    #[test]
     fn a_valid_section_parses_with_its_default_timeout() {
         let mut value = section(1, "ws://10.0.0.1:4000", 1.0);
         value.as_object_mut().unwrap().remove("timeout_seconds");
