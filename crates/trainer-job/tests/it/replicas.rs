@@ -1,6 +1,6 @@
 //! A job of several replicas in one process (`replicas` in the spec): the replicas hold the
-//! same state after every step, a run cut and resumed ends with the uninterrupted run's state,
-//! and a replica that fails (an error, a panic, a trainer that does not average) fails the job
+//! same state after every step, a run cut (by its steps, or cancelled) and resumed ends with the
+//! uninterrupted run's state, and a replica that fails (an error, a panic, a trainer that does not average) fails the job
 //! at once with its own message instead of leaving the others waiting.
 
 use crate::common;
@@ -32,6 +32,7 @@ struct Traced {
     fail_at: Option<usize>,
     panic_at: Option<usize>,
     skip_average_at: Option<usize>,
+    cancel_at: Option<(usize, CancelToken)>,
 }
 
 impl Traced {
@@ -43,6 +44,7 @@ impl Traced {
             fail_at: None,
             panic_at: None,
             skip_average_at: None,
+            cancel_at: None,
         }
     }
 }
@@ -61,6 +63,11 @@ impl<Bk: AutodiffBackend> StepHooks<Bk> for Traced {
         }
         if self.panic_at == Some(ctx.step) {
             panic!("scripted panic at step {}", ctx.step);
+        }
+        if let Some((at, token)) = &self.cancel_at {
+            if *at == ctx.step {
+                token.cancel();
+            }
         }
         let ctx = match self.skip_average_at == Some(ctx.step) {
             true => StepContext {
@@ -94,12 +101,21 @@ fn replicated(dir: &Path, files: Vec<PathBuf>, max_steps: usize) -> ResolvedJob 
 }
 
 fn run_pair(job: &ResolvedJob, rank0: Traced, rank1: Traced) -> JobOutcome {
+    run_cancellable(job, rank0, rank1, &CancelToken::new())
+}
+
+fn run_cancellable(
+    job: &ResolvedJob,
+    rank0: Traced,
+    rank1: Traced,
+    cancel: &CancelToken,
+) -> JobOutcome {
     run_job_replicated::<B, _>(
         rank0,
         vec![(rank1, Default::default())],
         job,
         Default::default(),
-        &CancelToken::new(),
+        cancel,
         Vec::new(),
     )
     .unwrap()
@@ -191,6 +207,50 @@ fn replicas_stay_identical_step_by_step_and_a_resumed_run_ends_like_an_unbroken_
     .unwrap();
     let reason = outcome.reason.unwrap();
     assert!(reason.contains("2 replica(s)"), "{reason}");
+}
+
+#[test]
+fn a_cancellation_stops_both_replicas_after_the_same_step_and_the_rerun_ends_like_an_unbroken_run()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let files = data(dir.path());
+    let straight = replicated(&dir.path().join("straight"), files.clone(), 20);
+    let trace = Trace::default();
+    run_pair(
+        &straight,
+        Traced::new(&straight, 0, &trace),
+        Traced::new(&straight, 1, &trace),
+    );
+    let cut = replicated(&dir.path().join("cut"), files, 20);
+    let trace = Trace::default();
+    let token = CancelToken::new();
+    let mut rank0 = Traced::new(&cut, 0, &trace);
+    rank0.cancel_at = Some((7, token.clone()));
+    let outcome = run_cancellable(&cut, rank0, Traced::new(&cut, 1, &trace), &token);
+    assert_eq!((outcome.status, outcome.step), (RunStatus::Cancelled, 8));
+    // Each replica took steps 0 to 7, none after.
+    for rank in 0..2 {
+        let steps: Vec<usize> = trace
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(r, _, _)| *r == rank)
+            .map(|(_, step, _)| *step)
+            .collect();
+        assert_eq!(steps, (0..8).collect::<Vec<_>>(), "replica {rank}");
+    }
+    assert_eq!(
+        latest_state_step(&cut),
+        Some(8),
+        "the cancelled job's checkpoint"
+    );
+    let outcome = run_pair(
+        &cut,
+        Traced::new(&cut, 0, &trace),
+        Traced::new(&cut, 1, &trace),
+    );
+    assert_eq!((outcome.status, outcome.step), (RunStatus::Completed, 20));
+    assert!(final_tensors(&cut) == final_tensors(&straight));
 }
 
 #[test]
