@@ -51,19 +51,7 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
     /// The error of local replica `rank`: a replica's as such, rank 0's as the node's when
     /// other nodes take part.
     pub(super) fn peer_error(&self, rank: usize, message: impl Into<String>) -> JobError {
-        let message = message.into();
-        match &self.job.spec.distributed {
-            Some(d) if rank == 0 => JobError::Distributed {
-                rank: d.node_rank,
-                nodes: d.nodes,
-                message,
-            },
-            _ => JobError::Replica {
-                rank,
-                replicas: self.job.spec.replicas,
-                message,
-            },
-        }
+        peer_error(&self.job.spec, rank, message.into())
     }
 
     /// Joins the other replicas and nodes and, with nodes, checks that all start from the same
@@ -300,11 +288,7 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
             &[cancel.is_some()],
             |flags| {
                 let failed = |rank: usize, message: String| {
-                    super::engine_error(JobError::Distributed {
-                        rank: job.spec.distributed.as_ref().map_or(0, |d| d.node_rank),
-                        nodes: peer.nodes(),
-                        message: format!("replica {rank}: {message}"),
-                    })
+                    super::engine_error(peer_error(&job.spec, rank, message))
                 };
                 for (k, replica) in replicas.iter().enumerate() {
                     replica
@@ -341,6 +325,23 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
         self.settle(own, timeout)?;
         self.replicas.clear();
         Ok(())
+    }
+}
+
+/// The error of local replica `rank` of a job of `spec`: a replica's as such, rank 0's as the
+/// node's when other nodes take part.
+fn peer_error(spec: &crate::spec::JobSpec, rank: usize, message: String) -> JobError {
+    match &spec.distributed {
+        Some(d) if rank == 0 => JobError::Distributed {
+            rank: d.node_rank,
+            nodes: d.nodes,
+            message,
+        },
+        _ => JobError::Replica {
+            rank,
+            replicas: spec.replicas,
+            message,
+        },
     }
 }
 
