@@ -10,6 +10,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 
+use super::call_thread::CallThread;
 use super::collective::{self, CollectiveLease};
 use super::peer_group::PeerGroup;
 use super::{agreement, flat, global_ranks, NodeConfig};
@@ -39,6 +40,8 @@ pub struct NodePeer<B: Backend> {
     /// Shared by the process's peers: ends their waiting calls once one has failed, and holds
     /// the collective until all are gone. `None` once finished.
     group: Option<Arc<PeerGroup>>,
+    /// Where this peer's collective calls run.
+    calls: CallThread,
 }
 
 impl<B: Backend> std::fmt::Debug for NodePeer<B> {
@@ -115,10 +118,9 @@ impl<B: Backend> NodePeer<B> {
         }
         let (node, count) = nodes.map_or((0, 1), |n| (n.rank, n.nodes));
         let rank0 = devices[0].clone();
-        Ok(devices
-            .into_iter()
-            .enumerate()
-            .map(|(k, device)| Self {
+        let mut joined = Vec::with_capacity(local);
+        for (k, device) in devices.into_iter().enumerate() {
+            joined.push(Self {
                 rank: first + k,
                 peers,
                 node,
@@ -127,8 +129,10 @@ impl<B: Backend> NodePeer<B> {
                 device,
                 timeout,
                 group: Some(group.clone()),
-            })
-            .collect())
+                calls: CallThread::start(format!("trainer-collective-peer-{}", first + k))?,
+            });
+        }
+        Ok(joined)
     }
 
     /// This peer's rank over every peer of every node, from 0.
@@ -228,7 +232,7 @@ impl<B: Backend> NodePeer<B> {
         call: impl FnOnce() -> Result<T, String> + Send + 'static,
     ) -> Result<T, String> {
         match &self.group {
-            Some(group) => group.call(|| collective::within(self.timeout, what, call)),
+            Some(group) => group.call(|| self.calls.run(self.timeout, what, call)),
             None => Err(format!("{what}: this peer has left the run")),
         }
     }
