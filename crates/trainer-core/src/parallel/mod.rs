@@ -9,7 +9,7 @@
 //! runtime) join the other nodes as a [`NodePeer`].
 
 pub(crate) mod agreement;
-mod call_thread;
+pub(crate) mod call_thread;
 pub(crate) mod collective;
 pub(crate) mod fingerprint;
 pub(crate) mod flat;

@@ -16,6 +16,7 @@ use crate::data::{DataLoader, Shard};
 use crate::error::{panic_message, Result, TrainerError};
 use crate::metric::Split;
 use crate::metric::{MetricAccumulator, Metrics, Totals};
+use crate::parallel::call_thread::CallThread;
 use crate::parallel::collective::{self, CollectiveLease, WatchState, Watchdog};
 use crate::parallel::fingerprint::weights_fingerprint;
 use crate::parallel::{agreement, flat, host_move};
@@ -57,14 +58,15 @@ pub(crate) struct ReplicaSet<B: AutodiffBackend, M> {
     device: B::Device,
     /// This process's rank 0 over all nodes.
     first: usize,
-    /// Whether the replicas of other machines take part (`parallel::NodeConfig`).
-    across_nodes: bool,
     /// How long rank 0 waits for a replica's answer.
     timeout: Duration,
     /// Time rank 0 spent in gradient all-reduces (waiting for the slowest replica included).
     reducing: std::sync::Mutex<Duration>,
     /// Callback requests waiting for the next agreement between nodes.
     held: crate::engine::node_requests::NodeRequests,
+    /// Where rank 0's calls with other nodes run (bounded by the timeout); `None` on one
+    /// machine.
+    calls: Option<CallThread>,
 }
 
 impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
@@ -99,11 +101,17 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
             lease: Some(lease),
             device: rank0_device.clone(),
             first: start.settings.first,
-            across_nodes: start.settings.nodes.is_some(),
             reducing: Default::default(),
             timeout: start.timeout,
             held: Default::default(),
+            calls: None,
         };
+        if start.settings.nodes.is_some() {
+            set.calls = Some(
+                CallThread::start("trainer-collective-rank-0".into())
+                    .map_err(|message| set.error(0, message))?,
+            );
+        }
         set.watchdog = Some(
             Watchdog::start::<B::InnerBackend>(state.clone(), start.timeout)
                 .map_err(|message| set.error(0, message))?,
@@ -208,12 +216,12 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
         let started = Instant::now();
         let flat = flat::flatten::<B, M>(model, grads, &self.device);
         let (first, buffer) = (self.first, flat.buffer);
-        let averaged = if self.across_nodes {
+        let averaged = if let Some(calls) = &self.calls {
             // Waiting on another node, burn-collective's server can sit where the watchdog's
             // reset does not reach it (seen in CI with a stopped node): the call runs on a
             // thread of its own and is given up after the timeout (the watchdog stays out of
             // it, so that the error names the call that waited).
-            collective::within(
+            calls.run(
                 self.timeout,
                 "the all-reduce with the other nodes",
                 move || collective::mean::<B::InnerBackend>(first, buffer),
@@ -231,7 +239,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
 
     /// Whether the replicas of other machines take part.
     pub fn across_nodes(&self) -> bool {
-        self.across_nodes
+        self.calls.is_some()
     }
 
     /// Callback requests waiting for the next agreement between nodes.
@@ -242,19 +250,20 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> ReplicaSet<B, M> {
     /// Which of `flags` (this node's requests) any node raised, every replica of every node
     /// taking part; `flags` as they are on one machine.
     pub fn agree(&self, flags: Vec<bool>) -> Result<Vec<bool>> {
-        if !self.across_nodes {
+        let Some(calls) = &self.calls else {
             return Ok(flags);
-        }
+        };
         self.check()?;
         self.send_all(|| Command::Agree(flags.len()))?;
         let (first, device) = (self.first, self.device.clone());
         // Bounded like the all-reduce of gradients with other nodes (see `average`).
-        collective::within(
-            self.timeout,
-            "the agreement on the callbacks' requests with the other nodes",
-            move || agreement::any::<B::InnerBackend>(first, &device, &flags),
-        )
-        .map_err(|message| self.failure_or(message))
+        calls
+            .run(
+                self.timeout,
+                "the agreement on the callbacks' requests with the other nodes",
+                move || agreement::any::<B::InnerBackend>(first, &device, &flags),
+            )
+            .map_err(|message| self.failure_or(message))
     }
 
     /// Time rank 0 spent averaging gradients: laying them out, the all-reduce (with the wait
