@@ -44,18 +44,7 @@ fn node_spec_of(plain: PathBuf, orchestrator: &str, rank: usize) -> PathBuf {
 #[test]
 fn two_nodes_of_two_replicas_agree_with_each_other_and_with_four_replicas_in_one_process() {
     let dir = tempfile::tempdir().unwrap();
-    let orchestrator = Orchestrator::start();
-    let runs = [0, 1].map(|rank| dir.path().join(format!("run-{rank}")));
-    let children = [0, 1].map(|rank| {
-        let spec = node_spec_of(replica_spec(dir.path(), 60), &orchestrator.url(), rank);
-        start_node(&spec, &runs[rank])
-    });
-    for child in children {
-        let output = wait(child, Duration::from_secs(120));
-        assert!(output.status.success(), "{}", stderr(&output));
-    }
-    let ends = runs.clone().map(|run| tensors(&run.join("checkpoints")));
-    assert!(ends[0] == ends[1], "the nodes' states differ");
+    let (_, ends) = two_nodes(dir.path(), replica_spec(dir.path(), 60));
     // Four replicas in one process take the same batches; their all-reduce sums in another
     // order (a tree of four against two of two), so the models agree to rounding.
     let mut four: Value =
@@ -106,6 +95,27 @@ fn replica_devices_that_do_not_match_the_spec_are_refused_before_the_job_starts(
     }
 }
 
+/// A checkpoint's model and optimizer tensors (`crate::job::tensors`).
+type Tensors = (Vec<Vec<u8>>, Vec<Vec<u8>>);
+
+/// The nodes' run folders and final tensors of `plain` run as two nodes (`trainer
+/// orchestrator` and two `trainer run` under `dir`), checked equal on both.
+fn two_nodes(dir: &Path, plain: PathBuf) -> ([PathBuf; 2], [Tensors; 2]) {
+    let orchestrator = Orchestrator::start();
+    let runs = [0, 1].map(|rank| dir.join(format!("run-{rank}")));
+    let children = [0, 1].map(|rank| {
+        let spec = node_spec_of(plain.clone(), &orchestrator.url(), rank);
+        start_node(&spec, &runs[rank])
+    });
+    for child in children {
+        let output = wait(child, Duration::from_secs(120));
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    let ends = runs.clone().map(|run| tensors(&run.join("checkpoints")));
+    assert!(ends[0] == ends[1], "the nodes' states differ");
+    (runs, ends)
+}
+
 fn start_node(spec: &Path, run: &Path) -> Child {
     trainer()
         .args(["run", "--spec"])
@@ -121,20 +131,9 @@ fn start_node(spec: &Path, run: &Path) -> Child {
 #[test]
 fn two_job_nodes_end_with_the_same_state_and_a_resume_with_one_node_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let orchestrator = Orchestrator::start();
-    let runs = [0, 1].map(|rank| dir.path().join(format!("run-{rank}")));
-    let children = [0, 1].map(|rank| {
-        let spec = node_spec(dir.path(), 120, &orchestrator.url(), rank);
-        start_node(&spec, &runs[rank])
-    });
-    for child in children {
-        let output = wait(child, Duration::from_secs(120));
-        assert!(output.status.success(), "{}", stderr(&output));
-    }
     // Each node trained on its half of every epoch: only the average of both halves' gradients
     // at every step gives both the same model and the same Adam moments.
-    let ends = runs.clone().map(|run| tensors(&run.join("checkpoints")));
-    assert!(ends[0] == ends[1], "the nodes' states differ");
+    let (runs, ends) = two_nodes(dir.path(), long_spec(dir.path(), 120));
     // One process with two replicas (threads) takes the same batches with the same seeds: the
     // same state, bit for bit.
     let replicas = dir.path().join("replicas");
