@@ -212,8 +212,9 @@ fn a_job_of_two_replicas_trains_on_a_logical_wgpu_device_like_on_ndarray() {
         );
         crate::job::tensors(&run.join("checkpoints")).0
     };
-    // Replica 1 on a logical device of its own: its gradients reach rank 0's device and come
-    // back through the host every step.
+    // No `--replica-devices`: `trainer_job::launch` asks `launch_replicas` for `wgpu` again,
+    // which gives replica 1 a logical device of its own (the example's test above checks the
+    // device's name on that path); its gradients reach rank 0's device through the host.
     let worst = crate::job::max_difference(&model("wgpu"), &model("ndarray"));
     assert!(worst < 1e-3, "wgpu and ndarray differ by {worst}");
 }

@@ -16,17 +16,6 @@ pub enum JobError {
         /// What went wrong.
         message: String,
     },
-    /// A replica of a data-parallel job (`replicas` in the spec) failed: its trainer's hook,
-    /// or its part in a collective call.
-    #[error("replica {rank} of {replicas}: {message}")]
-    Replica {
-        /// The replica's rank in this process (rank 0 runs the job).
-        rank: usize,
-        /// Replicas in this process.
-        replicas: usize,
-        /// What went wrong.
-        message: String,
-    },
     /// The spec file is not valid JSON.
     #[error("job spec {origin}: not valid JSON: {message}")]
     SpecSyntax {

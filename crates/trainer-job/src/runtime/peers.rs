@@ -31,13 +31,15 @@ pub(super) struct JobPeers<B: AutodiffBackend> {
     /// Full rounds of `peers` batches in an epoch: the batches after them are left out, so
     /// that every peer takes as many steps, each of a full batch.
     rounds: usize,
-    /// Whether other nodes take part (agreements are needed only then).
-    distributed: bool,
     /// Callback requests held for the nodes' next agreement.
     requests: NodeRequests,
     /// The cancellation the nodes agreed on.
     pub(super) agreed_cancel: Option<String>,
 }
+
+/// How long rank 0 waits for the replicas' answers once it has given a failed round up (they
+/// answer at once: their waiting calls were ended).
+const REPLY_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A failure of one peer of this process, and when it happened: the first is the cause, the
 /// others (peers whose collective call was ended) follow from it.
@@ -101,13 +103,12 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
             let token = start_token(&settings, state.global_step as u64, state.epoch);
             self.broadcast(|| Command::CheckStart(token))?;
             let checked = peer.check_start(token);
-            self.settle(checked, timeout)?;
+            self.settle(checked, Some(&peer), timeout)?;
         }
         self.peers = Some(JobPeers {
             peer: Arc::new(peer),
             averages: Arc::new(AtomicUsize::new(0)),
             rounds,
-            distributed: job.distributed.is_some(),
             requests: NodeRequests::default(),
             agreed_cancel: None,
         });
@@ -186,18 +187,7 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
         });
         let own = match own {
             Ok(own) => own,
-            Err(error) => {
-                let failed_at = Instant::now();
-                // The replicas' waiting calls end now; the earliest failure is the cause.
-                if let Some(peers) = &self.peers {
-                    peers.peer.abandon();
-                }
-                let first = self.failures(failed_at + std::time::Duration::from_secs(5));
-                return Err(match first {
-                    Some(f) if f.at < failed_at => self.peer_error(f.rank, f.message),
-                    _ => error,
-                });
-            }
+            Err(error) => return Err(self.cause(error, self.peers.as_ref().map(|p| &*p.peer))),
         };
         let mut metrics = Vec::with_capacity(self.replicas.len());
         let timeout = crate::distributed::peer_timeout(&self.job.spec);
@@ -223,22 +213,45 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
         Ok(())
     }
 
-    /// Rank 0's part in a collective call the replicas were sent, then their answers.
+    /// Rank 0's part (`own`, made with `peer`) in a collective call the replicas were sent, then
+    /// their answers.
     fn settle(
         &self,
         own: std::result::Result<(), String>,
+        peer: Option<&NodePeer<B::InnerBackend>>,
         timeout: std::time::Duration,
     ) -> Result<()> {
-        let failed_at = Instant::now();
         match own {
             Ok(()) => self.collect(|_| Ok(()), Instant::now() + timeout),
-            Err(message) => {
-                let first = self.failures(failed_at + std::time::Duration::from_secs(5));
-                Err(match first {
-                    Some(f) if f.at < failed_at => self.peer_error(f.rank, f.message),
-                    _ => self.peer_error(0, message),
-                })
-            }
+            Err(message) => Err(self.cause(self.peer_error(0, message), peer)),
+        }
+    }
+
+    /// What failed a round in which rank 0 failed with `error`: the earliest failure, rank 0's
+    /// or a replica's (the others follow from it). Rank 0 first gives the run up through
+    /// `peer`, so that replicas waiting in a collective call end at once and answer.
+    fn cause(&self, error: JobError, peer: Option<&NodePeer<B::InnerBackend>>) -> JobError {
+        let failed_at = Instant::now();
+        if let Some(peer) = peer {
+            peer.abandon();
+        }
+        let deadline = failed_at + REPLY_GRACE;
+        let first = self
+            .replicas
+            .iter()
+            .enumerate()
+            .filter_map(|(k, replica)| match replica.reply(deadline) {
+                Err((Some(at), message)) => Some(Failure {
+                    rank: k + 1,
+                    at,
+                    message,
+                }),
+                _ => None,
+            })
+            .min_by_key(|f| f.at);
+        match first {
+            Some(f) if f.at < failed_at => self.peer_error(f.rank, f.message),
+            _ => error,
         }
     }
 
@@ -253,27 +266,12 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
         Ok(())
     }
 
-    /// The earliest failure the replicas report until `deadline`.
-    fn failures(&self, deadline: Instant) -> Option<Failure> {
-        self.replicas
-            .iter()
-            .enumerate()
-            .filter_map(|(k, replica)| match replica.reply(deadline) {
-                Err((Some(at), message)) => Some(Failure {
-                    rank: k + 1,
-                    at,
-                    message,
-                }),
-                _ => None,
-            })
-            .min_by_key(|f| f.at)
-    }
-
     /// The nodes' agreement after `hook`'s round: the callbacks' requests and cancellation
     /// (only with other nodes: in one process rank 0's decisions reach every replica with the
     /// next command).
     pub(super) fn agree_node_requests(&mut self, hook: Hook) -> Result<()> {
-        let Some(peers) = self.peers.as_mut().filter(|p| p.distributed) else {
+        let distributed = self.job.spec.distributed.is_some();
+        let Some(peers) = self.peers.as_mut().filter(|_| distributed) else {
             return Ok(());
         };
         if hook == Hook::TrainEnd {
@@ -322,7 +320,7 @@ impl<B: AutodiffBackend, H: StepHooks<B>> JobRun<'_, B, H> {
             // A context of a step still holds it: dropping it resets the collective instead.
             Err(_) => Ok(()),
         };
-        self.settle(own, timeout)?;
+        self.settle(own, None, timeout)?;
         self.replicas.clear();
         Ok(())
     }
@@ -337,11 +335,11 @@ fn peer_error(spec: &crate::spec::JobSpec, rank: usize, message: String) -> JobE
             nodes: d.nodes,
             message,
         },
-        _ => JobError::Replica {
+        _ => JobError::Trainer(trainer_core::TrainerError::Replica {
             rank,
             replicas: spec.replicas,
             message,
-        },
+        }),
     }
 }
 

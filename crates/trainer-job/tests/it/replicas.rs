@@ -29,10 +29,8 @@ struct Traced {
     inner: MlpClassifier,
     rank: usize,
     trace: Trace,
-    fail_at: Option<usize>,
-    panic_at: Option<usize>,
+    trouble: common::Trouble,
     skip_average_at: Option<usize>,
-    cancel_at: Option<(usize, CancelToken)>,
 }
 
 impl Traced {
@@ -41,10 +39,8 @@ impl Traced {
             inner: MlpClassifier::from_spec(&job.spec).unwrap(),
             rank,
             trace: trace.clone(),
-            fail_at: None,
-            panic_at: None,
+            trouble: common::Trouble::default(),
             skip_average_at: None,
-            cancel_at: None,
         }
     }
 }
@@ -58,17 +54,7 @@ impl<Bk: AutodiffBackend> StepHooks<Bk> for Traced {
         batch: Self::Batch,
         ctx: &StepContext,
     ) -> HookResult<StepResult<Bk>> {
-        if self.fail_at == Some(ctx.step) {
-            return Err(format!("scripted failure at step {}", ctx.step).into());
-        }
-        if self.panic_at == Some(ctx.step) {
-            panic!("scripted panic at step {}", ctx.step);
-        }
-        if let Some((at, token)) = &self.cancel_at {
-            if *at == ctx.step {
-                token.cancel();
-            }
-        }
+        self.trouble.strike(ctx.step)?;
         let ctx = match self.skip_average_at == Some(ctx.step) {
             true => StepContext {
                 peer: None,
@@ -225,7 +211,7 @@ fn a_cancellation_stops_both_replicas_after_the_same_step_and_the_rerun_ends_lik
     let trace = Trace::default();
     let token = CancelToken::new();
     let mut rank0 = Traced::new(&cut, 0, &trace);
-    rank0.cancel_at = Some((7, token.clone()));
+    rank0.trouble.cancel_at = Some((7, token.clone()));
     let outcome = run_cancellable(&cut, rank0, Traced::new(&cut, 1, &trace), &token);
     assert_eq!((outcome.status, outcome.step), (RunStatus::Cancelled, 8));
     // Each replica took steps 0 to 7, none after.
@@ -262,12 +248,12 @@ fn a_failing_replica_fails_the_job_at_once_with_its_own_message() {
     let cases: [(&str, Script, &str); 4] = [
         (
             "error",
-            |_, r1| r1.fail_at = Some(3),
+            |_, r1| r1.trouble.fail_at = Some(3),
             "replica 1 of 2: train_step failed at step 3: scripted failure",
         ),
         (
             "panic",
-            |_, r1| r1.panic_at = Some(3),
+            |_, r1| r1.trouble.panic_at = Some(3),
             "replica 1 of 2: its step panicked: scripted panic at step 3",
         ),
         (
@@ -277,7 +263,7 @@ fn a_failing_replica_fails_the_job_at_once_with_its_own_message() {
         ),
         (
             "rank 0",
-            |r0, _| r0.fail_at = Some(3),
+            |r0, _| r0.trouble.fail_at = Some(3),
             "scripted failure at step 3",
         ),
     ];

@@ -22,10 +22,8 @@ use trainer_job::{
 /// cadence at a step.
 struct Scripted {
     inner: MlpClassifier,
-    fail_at: Option<usize>,
-    cancel_at: Option<(usize, CancelToken)>,
+    trouble: common::Trouble,
     skip_at: Option<usize>,
-    panic_at: Option<usize>,
     /// At this step, the checkpoints folder becomes a plain file: saves after it fail.
     break_checkpoints_at: Option<(usize, PathBuf)>,
 }
@@ -34,10 +32,8 @@ impl Scripted {
     fn new(job: &ResolvedJob) -> Self {
         Self {
             inner: MlpClassifier::from_spec(&job.spec).unwrap(),
-            fail_at: None,
-            cancel_at: None,
+            trouble: common::Trouble::default(),
             skip_at: None,
-            panic_at: None,
             break_checkpoints_at: None,
         }
     }
@@ -52,22 +48,12 @@ impl<Bk: AutodiffBackend> StepHooks<Bk> for Scripted {
         batch: Self::Batch,
         ctx: &StepContext,
     ) -> HookResult<StepResult<Bk>> {
-        if self.fail_at == Some(ctx.step) {
-            return Err(format!("scripted failure at step {}", ctx.step).into());
-        }
-        if self.panic_at == Some(ctx.step) {
-            panic!("scripted panic at step {}", ctx.step);
-        }
+        self.trouble.strike(ctx.step)?;
         if let Some((at, folder)) = &self.break_checkpoints_at {
             if *at == ctx.step {
                 // A rename is atomic: a save in flight finds the folder or not, never half of it.
                 std::fs::rename(folder, folder.with_extension("gone")).unwrap();
                 std::fs::write(folder, b"not a folder").unwrap();
-            }
-        }
-        if let Some((at, token)) = &self.cancel_at {
-            if *at == ctx.step {
-                token.cancel();
             }
         }
         let mut result = self.inner.train_step(state, batch, ctx)?;
@@ -152,7 +138,7 @@ fn a_failing_step_ends_the_job_failed_and_keeps_the_checkpoint_before_it() {
     let dir = tempfile::tempdir().unwrap();
     let job = job(dir.path(), data(dir.path()), 30, 4, 5);
     let mut hooks = Scripted::new(&job);
-    hooks.fail_at = Some(7);
+    hooks.trouble.fail_at = Some(7);
     let outcome = run(hooks, &job, &CancelToken::new());
     assert_eq!(
         (outcome.status, outcome.step, outcome.exit_code()),
@@ -201,7 +187,7 @@ fn a_cancelled_job_checkpoints_and_resumes_to_the_same_parameters() {
     let mut hooks = Scripted::new(&cut);
     // Cancelled during step 13 (index 12): the step finishes, then the run stops at 13 — in
     // the middle of an epoch (10 batches) and of a metrics window.
-    hooks.cancel_at = Some((12, token.clone()));
+    hooks.trouble.cancel_at = Some((12, token.clone()));
     let outcome = run(hooks, &cut, &token);
     assert_eq!(
         (outcome.status, outcome.step, outcome.exit_code()),
@@ -399,7 +385,7 @@ fn a_panicking_step_ends_the_job_failed_with_the_message() {
     let dir = tempfile::tempdir().unwrap();
     let job = job(dir.path(), data(dir.path()), 30, 4, 5);
     let mut hooks = Scripted::new(&job);
-    hooks.panic_at = Some(7);
+    hooks.trouble.panic_at = Some(7);
     let outcome = run(hooks, &job, &CancelToken::new());
     assert_eq!(
         (outcome.status, outcome.step, outcome.exit_code()),

@@ -93,6 +93,32 @@ pub fn job(
     }
 }
 
+/// Scripted trouble for a test trainer's step: fail, panic or cancel the job at a step.
+#[derive(Default)]
+pub struct Trouble {
+    pub fail_at: Option<usize>,
+    pub panic_at: Option<usize>,
+    pub cancel_at: Option<(usize, trainer_job::CancelToken)>,
+}
+
+impl Trouble {
+    /// What the trouble does at `step`: an error, a panic, a cancellation, or nothing.
+    pub fn strike(&self, step: usize) -> trainer_job::HookResult<()> {
+        if self.fail_at == Some(step) {
+            return Err(format!("scripted failure at step {step}").into());
+        }
+        if self.panic_at == Some(step) {
+            panic!("scripted panic at step {step}");
+        }
+        if let Some((at, token)) = &self.cancel_at {
+            if *at == step {
+                token.cancel();
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The events file's lines, parsed.
 pub fn events(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
