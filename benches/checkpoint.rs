@@ -9,6 +9,8 @@
 //! - `load`: `SupervisedTrainer::load_checkpoint` (read, checksum, scan, decode, record checks,
 //!   load into model and optimizer);
 //! - `read`: the file read with `std::fs::read`, the floor;
+//! - `load allocates`: the bytes a load allocates (frees not subtracted), as a multiple of the
+//!   file's size: the read's buffer and every copy of the tensors after it;
 //! - `save peak`: the most memory a save holds beyond what was live before it, as a multiple of
 //!   the file's size (counted by this program's allocator);
 //! - `async stall`: what the training thread waits for with background saving (the snapshot
@@ -53,11 +55,14 @@ static JEMALLOC_OPTIONS: &[u8; 11] = trainer::allocator::MALLOC_CONF;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// Bytes allocated since the start (frees not subtracted): a load's copies, counted exactly.
+static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let ptr = unsafe { Inner.alloc(layout) };
         if !ptr.is_null() {
+            ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
             let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
             PEAK.fetch_max(live, Ordering::Relaxed);
         }
@@ -74,6 +79,7 @@ unsafe impl GlobalAlloc for Counting {
         if !new.is_null() {
             if new_size >= layout.size() {
                 let grown = new_size - layout.size();
+                ALLOCATED.fetch_add(grown, Ordering::Relaxed);
                 let live = LIVE.fetch_add(grown, Ordering::Relaxed) + grown;
                 PEAK.fetch_max(live, Ordering::Relaxed);
             } else {
@@ -134,8 +140,14 @@ fn bench<B: AutodiffBackend>(backend: &str, size: &Size, reps: usize, dir: &Path
     trainer.save_checkpoint(&path).expect("save");
     let bytes = std::fs::metadata(&path).expect("checkpoint written").len();
     let raw = vec![0x5au8; bytes as usize];
-    let (mut save, mut write, mut load, mut read, mut peak) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), 0usize);
+    let (mut save, mut write, mut load, mut read, mut peak, mut load_allocated) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        0usize,
+        0usize,
+    );
     for _ in 0..reps {
         let live = LIVE.load(Ordering::Relaxed);
         PEAK.store(live, Ordering::Relaxed);
@@ -151,9 +163,11 @@ fn bench<B: AutodiffBackend>(backend: &str, size: &Size, reps: usize, dir: &Path
         drop(file);
         write.push(started.elapsed());
 
+        let allocated = ALLOCATED.load(Ordering::Relaxed);
         let started = Instant::now();
         trainer.load_checkpoint(&path).expect("load");
         load.push(started.elapsed());
+        load_allocated = ALLOCATED.load(Ordering::Relaxed) - allocated;
 
         let started = Instant::now();
         let back = std::fs::read(&path).expect("read");
@@ -162,7 +176,7 @@ fn bench<B: AutodiffBackend>(backend: &str, size: &Size, reps: usize, dir: &Path
     }
     let (save, write, load, read) = (median(save), median(write), median(load), median(read));
     println!(
-        "{backend:8} {:5} {:>6.0} MB | save {:7.1} ms, write+fsync {:7.1} ms, save/write {:.2} | load {:7.1} ms, read {:7.1} ms, load/read {:.2} | save peak {:.2}x the file",
+        "{backend:8} {:5} {:>6.0} MB | save {:7.1} ms, write+fsync {:7.1} ms, save/write {:.2} | load {:7.1} ms, read {:7.1} ms, load/read {:.2}, load allocates {:.2}x the file | save peak {:.2}x the file",
         size.name,
         bytes as f64 / 1e6,
         ms(save),
@@ -171,6 +185,7 @@ fn bench<B: AutodiffBackend>(backend: &str, size: &Size, reps: usize, dir: &Path
         ms(load),
         ms(read),
         load.as_secs_f64() / read.as_secs_f64(),
+        load_allocated as f64 / bytes as f64,
         peak as f64 / bytes as f64,
     );
     async_stall(&mut trainer, dir, reps);

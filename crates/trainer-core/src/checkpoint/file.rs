@@ -105,17 +105,44 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], origin: &str) -> Result<T> {
 /// (dtype, shape, byte length) and parameter id, so that burn's decoding, which trusts them,
 /// cannot panic on them. The decoding itself runs inside a panic guard as a last net.
 pub fn decode_checked<T: DeserializeOwned>(bytes: &[u8], origin: &str) -> Result<(T, PayloadScan)> {
-    verify(bytes, origin)?;
     let damaged = |detail: String| TrainerError::CheckpointDamaged {
         path: origin.to_string(),
         detail,
     };
-    let payload = &bytes[HEADER_LEN..];
-    let scan = scan_payload(payload).map_err(damaged)?;
-    let decoded = std::panic::catch_unwind(|| rmp_serde::from_slice::<T>(payload))
-        .map_err(|_| damaged("the payload holds data the decoder cannot read".into()))?;
-    let payload = decoded.map_err(|e| damaged(format!("the payload does not decode: {e}")))?;
-    Ok((payload, scan))
+    let (_, decoded) = verify_beside(bytes, origin, || {
+        let payload = &bytes[HEADER_LEN..];
+        let scan = scan_payload(payload).map_err(damaged)?;
+        let decoded = std::panic::catch_unwind(|| rmp_serde::from_slice::<T>(payload))
+            .map_err(|_| damaged("the payload holds data the decoder cannot read".into()))?;
+        let payload = decoded.map_err(|e| damaged(format!("the payload does not decode: {e}")))?;
+        Ok((payload, scan))
+    })?;
+    decoded
+}
+
+/// [`verify`], with `work` (the payload's scan and decoding) running beside the checksum, which
+/// is computed on another thread: a pass over the whole file that costs about as much as a copy
+/// of it. The header is checked before `work` starts, and `work`'s result is returned only when
+/// the checksum matches, so that a damaged file is reported as damaged whatever `work` made of
+/// its bytes. `work` only reads: nothing reaches burn before the checksum is known.
+pub fn verify_beside<T>(
+    bytes: &[u8],
+    origin: &str,
+    work: impl FnOnce() -> T,
+) -> Result<(Header, T)> {
+    let header = check_header(
+        &bytes[..bytes.len().min(HEADER_LEN)],
+        bytes.len() as u64,
+        origin,
+    )?;
+    let (checksum, result) = std::thread::scope(|scope| {
+        let checksum = scope.spawn(|| header.compute_checksum(&bytes[HEADER_LEN..]));
+        let result = work();
+        (checksum.join(), result)
+    });
+    let checksum = checksum.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    check_checksum(&header, checksum, origin)?;
+    Ok((header, result))
 }
 
 /// Checks the header and checksum of a checkpoint file's bytes (everything [`decode`] checks

@@ -200,3 +200,32 @@ fn reading_a_missing_file_names_it() {
         .to_string();
     assert!(err.contains("/nonexistent/run/latest.ckpt"), "{err}");
 }
+
+#[test]
+fn work_beside_the_checksum_counts_only_when_the_checksum_matches() {
+    use super::verify_beside;
+    let bytes = encode(&payload()).unwrap();
+    let (header, read) = verify_beside(&bytes, "mem", || decode_payload(&bytes)).unwrap();
+    assert_eq!(header.payload_len as usize, bytes.len() - HEADER_LEN);
+    assert_eq!(read.unwrap(), payload());
+
+    // A flipped bit in the note: the payload still decodes (to other text), the file is damaged.
+    let mut flipped = bytes.clone();
+    let at = bytes.len() - 3;
+    flipped[at] ^= 0x01;
+    assert!(decode_payload(&flipped).is_ok());
+    let error = verify_beside(&flipped, "mem", || decode_payload(&flipped)).unwrap_err();
+    assert!(error.to_string().contains("checksum mismatch"), "{error}");
+
+    // A damaged header is refused before the work starts.
+    let mut other = bytes.clone();
+    other[0] = b'X';
+    let mut ran = false;
+    let error = verify_beside(&other, "mem", || ran = true).unwrap_err();
+    assert!(error.to_string().contains("magic"), "{error}");
+    assert!(!ran);
+}
+
+fn decode_payload(bytes: &[u8]) -> Result<Payload, rmp_serde::decode::Error> {
+    rmp_serde::from_slice(&bytes[HEADER_LEN..])
+}

@@ -10,6 +10,7 @@
 //! where it goes.
 
 mod companion;
+mod encoded_match;
 mod file;
 mod folder;
 mod header;
@@ -31,8 +32,8 @@ pub use companion::{
     MAX_COMPANION_FILES,
 };
 pub use file::{
-    decode, decode_checked, encode, read, read_checkpoint_bytes, verify, verify_file,
-    write_payload, MAX_CHECKPOINT_BYTES,
+    decode, decode_checked, encode, read, read_checkpoint_bytes, verify, verify_beside,
+    verify_file, write_payload, MAX_CHECKPOINT_BYTES,
 };
 pub use folder::{lock, open_folder, FolderBook, SaveFailure, SaveJob, SharedBook};
 pub use header::{Header, FORMAT_MAJOR, FORMAT_MINOR, HEADER_LEN, MAGIC};
@@ -48,7 +49,8 @@ pub use payload::{CheckpointPayload, EpochProgress, RngState, BURN_VERSION, TRAI
 pub use record::HostRecord;
 pub use record::{check_optimizer_host, load_module_host};
 pub use record_check::{
-    check_module_record, check_optimizer_record, parameter_specs, record_tensors, ParamSpec,
+    check_module_record, check_optimizer_record, keyed_record_tensors, parameter_specs,
+    record_tensors, ParamSpec,
 };
 pub use retention::{Retention, RetentionPolicy};
 pub use scan::{scan_payload, valid_param_id};

@@ -3,7 +3,8 @@ use burn::record::{FullPrecisionSettings, Record};
 use burn::tensor::backend::Backend;
 
 use super::record_check::{
-    check_module_record, check_optimizer_record, keyed_by_param_id, parameter_specs, record_tensors,
+    check_module_record, check_optimizer_record, keyed_by_param_id, keyed_record_tensors,
+    parameter_specs, record_tensors,
 };
 use super::scanned::RecordSource;
 use serde::{de::DeserializeOwned, Serialize};
@@ -84,7 +85,7 @@ where
         return Ok(());
     }
     check_optimizer_record(
-        &record_tensors(host, source)?,
+        &keyed_record_tensors(host, source)?,
         &parameter_specs::<B, M>(model),
     )
 }

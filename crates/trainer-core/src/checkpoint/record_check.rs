@@ -8,6 +8,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{backend::Backend, Bool, Int, Tensor};
 use serde::{de::DeserializeOwned, Serialize};
 
+use super::encoded_match::{encodes_to, encodes_to_any_entry_order};
 use super::scan::scan_payload;
 use super::scanned::{ElementKind, RecordSource, ScannedTensor};
 
@@ -47,6 +48,25 @@ pub fn record_tensors<T: Serialize>(
     record: &T,
     source: Option<RecordSource<'_>>,
 ) -> Result<Vec<ScannedTensor>, String> {
+    tensors_of(record, source, encodes_to)
+}
+
+/// [`record_tensors`] of a record keyed by parameter id (an optimizer's state): the source
+/// stands for the record when they hold the same entries in any order (a hash map writes its
+/// entries in an order that changes between processes), and the tensors come in the source's
+/// order then. Checks of such records do not depend on the order.
+pub fn keyed_record_tensors<T: Serialize>(
+    record: &T,
+    source: Option<RecordSource<'_>>,
+) -> Result<Vec<ScannedTensor>, String> {
+    tensors_of(record, source, encodes_to_any_entry_order)
+}
+
+fn tensors_of<T: Serialize>(
+    record: &T,
+    source: Option<RecordSource<'_>>,
+    encodes_to: fn(&T, &[u8]) -> bool,
+) -> Result<Vec<ScannedTensor>, String> {
     if let Some(source) = source {
         if encodes_to(record, source.encoded) {
             // The scan's paths start with the payload field's name; the record's do not.
@@ -83,29 +103,6 @@ pub fn record_tensors<T: Serialize>(
             ..tensor.clone()
         })
         .collect())
-}
-
-/// Whether `record` encodes to exactly `expected`; stops at the first byte that differs.
-fn encodes_to<T: Serialize>(record: &T, expected: &[u8]) -> bool {
-    struct Compare<'a> {
-        rest: &'a [u8],
-    }
-    impl std::io::Write for Compare<'_> {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            match self.rest.strip_prefix(buf) {
-                Some(rest) => {
-                    self.rest = rest;
-                    Ok(buf.len())
-                }
-                None => Err(std::io::Error::other("differs")),
-            }
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut compare = Compare { rest: expected };
-    rmp_serde::encode::write_named(&mut compare, record).is_ok() && compare.rest.is_empty()
 }
 
 /// Checks a decoded module record against the parameters of the model it will load into: the

@@ -251,3 +251,50 @@ fn the_files_own_scan_stands_for_a_record_only_when_the_record_encodes_to_the_sa
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn an_optimizer_record_stands_for_its_file_bytes_whatever_the_order_of_its_entries() {
+    use trainer_core::checkpoint::{keyed_record_tensors, record_tensors, scan_payload};
+    let (dir, bytes) = saved("keyed-source");
+    let payload = &bytes[HEADER_LEN..];
+    let scan = scan_payload(payload).unwrap();
+    let source = scan
+        .source(payload, "optimizer")
+        .expect("an optimizer field");
+    let record: rmpv::Value = rmp_serde::from_slice(source.encoded).unwrap();
+    let rmpv::Value::Map(entries) = &record else {
+        panic!("burn's optimizer records are maps by parameter id")
+    };
+    assert!(entries.len() >= 2, "entries to reorder");
+    // The entries in another order, as a hash map decoded in another process writes them.
+    let reordered = rmpv::Value::Map(entries.iter().rev().cloned().collect());
+    let own = record_tensors(&reordered, None).unwrap();
+    let keyed = keyed_record_tensors(&reordered, Some(source)).unwrap();
+    let paths = |tensors: &[trainer_core::checkpoint::ScannedTensor]| {
+        tensors.iter().map(|t| t.path.clone()).collect::<Vec<_>>()
+    };
+    // The file's own scan stands for the record (its order, not the record's)...
+    assert_eq!(
+        paths(&keyed),
+        paths(&record_tensors(&record, None).unwrap())
+    );
+    assert_ne!(paths(&keyed), paths(&own));
+    // ... and lists the same tensors.
+    let sorted = |mut tensors: Vec<trainer_core::checkpoint::ScannedTensor>| {
+        tensors.sort_by(|a, b| a.path.cmp(&b.path));
+        tensors
+    };
+    assert_eq!(sorted(keyed), sorted(own));
+
+    // An entry the file does not hold (a changed state value) is not matched: the record's own
+    // encoding is scanned instead.
+    let mut changed = entries.clone();
+    changed.swap(0, 1);
+    changed[0].1 = changed[1].1.clone();
+    let changed = rmpv::Value::Map(changed);
+    assert_eq!(
+        keyed_record_tensors(&changed, Some(source)).unwrap(),
+        record_tensors(&changed, None).unwrap()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
