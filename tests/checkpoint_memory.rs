@@ -1,0 +1,119 @@
+//! What a checkpoint save and load allocate, counted by this program's allocator, on ndarray
+//! (and flex when compiled): a save holds the file's bytes once beside what was live (each
+//! tensor's host copy, written as it streams into the file); a load allocates the file's bytes
+//! once (the read) and each tensor once more (decoded into its own buffer), and on ndarray once
+//! more again (burn-ndarray copies a buffer aligned beyond its element type).
+//!
+//! Each bound catches one cost coming back: a shared flex tensor copied twice for the host copy
+//! (save peak 1.33x and more), the decoder collecting each tensor into a vector before its
+//! aligned copy (+1.0x), the optimizer record encoded again into a buffer for its checks (a hash
+//! map's entries come out in another order than the file's; +0.67x and more). The allocator is
+//! process-wide, so this file holds a single test.
+
+#[path = "../examples/support/mod.rs"]
+mod support;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use burn::data::dataset::InMemDataset;
+use burn::optim::AdamConfig;
+use burn::tensor::backend::AutodiffBackend;
+use support::digits::{self, DigitsBatcher};
+use support::mlp::MlpConfig;
+use trainer::prelude::*;
+
+struct Counting;
+
+/// Bytes allocated since the start (frees not subtracted).
+static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
+/// Bytes live, and the most live since the last reset.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(bytes: usize) {
+    ALLOCATED.fetch_add(bytes, Ordering::Relaxed);
+    let live = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    PEAK.fetch_max(live, Ordering::Relaxed);
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        grew(layout.size());
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size >= layout.size() {
+            grew(new_size - layout.size());
+        } else {
+            LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// The save's peak beyond what was live, and what the load allocated, as multiples of the file.
+fn save_and_load<B: AutodiffBackend>(dir: &std::path::Path) -> (f64, f64) {
+    let device = B::Device::default();
+    let items = digits::load(digits::bundled_path()).unwrap();
+    // 64-1024-512-10: 597,514 parameters, 7.2 MB of tensors with Adam's two moments.
+    let trainer = || {
+        let model =
+            MlpConfig::new(digits::PIXELS, vec![1024, 512], digits::CLASSES).init::<B>(1, &device);
+        let config = TrainerConfig::new(1e-3)
+            .with_max_steps(Some(1))
+            .with_batch_size(32);
+        SupervisedTrainer::builder(model, AdamConfig::new().init(), config, device.clone())
+            .train_data(InMemDataset::new(items[..32].to_vec()), DigitsBatcher)
+            .build()
+            .unwrap()
+    };
+    let mut trained = trainer();
+    trained.fit().unwrap();
+    let path = dir.join("run.ckpt");
+
+    let live = LIVE.load(Ordering::Relaxed);
+    PEAK.store(live, Ordering::Relaxed);
+    trained.save_checkpoint(&path).unwrap();
+    let peak = PEAK.load(Ordering::Relaxed) - live;
+    let file = std::fs::metadata(&path).unwrap().len() as f64;
+    assert!(file > 7e6, "{file} bytes");
+
+    let mut fresh = trainer();
+    let before = ALLOCATED.load(Ordering::Relaxed);
+    fresh.load_checkpoint(&path).unwrap();
+    let allocated = ALLOCATED.load(Ordering::Relaxed) - before;
+    assert_eq!(fresh.state().global_step, 1, "the load happened");
+    (peak as f64 / file, allocated as f64 / file)
+}
+
+#[test]
+fn a_save_holds_the_file_once_and_a_load_copies_each_tensor_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (peak, load) = save_and_load::<trainer_gpu::NdArrayBackend>(dir.path());
+    assert!(peak < 1.1, "an ndarray save held {peak:.2}x the file");
+    // The read, the decoding, burn-ndarray's copy.
+    assert!(
+        (2.9..3.2).contains(&load),
+        "an ndarray load allocated {load:.2}x the file"
+    );
+    #[cfg(feature = "flex")]
+    {
+        let (peak, load) = save_and_load::<trainer_gpu::FlexBackend>(dir.path());
+        assert!(peak < 1.1, "a flex save held {peak:.2}x the file");
+        // The read and the decoding: flex keeps the decoded buffers.
+        assert!(
+            (1.9..2.2).contains(&load),
+            "a flex load allocated {load:.2}x the file"
+        );
+    }
+}
