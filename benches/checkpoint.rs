@@ -21,28 +21,25 @@
 //!
 //! `cargo bench --bench checkpoint [--features flex]`
 
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 #[path = "../examples/support/mod.rs"]
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout};
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burn::data::dataset::InMemDataset;
 use burn::optim::AdamConfig;
 use burn::tensor::backend::AutodiffBackend;
+use counting_alloc::Counting;
 use support::digits::{self, DigitsBatcher};
 use support::mlp::MlpConfig;
 use trainer::prelude::*;
 use trainer_core::checkpoint::CheckpointWriter;
 use trainer_core::engine::{SupervisedModel, SupervisedOptimizer};
-
-/// The programs' allocator (`trainer::program_allocator!`: jemalloc on huge pages), counting
-/// the bytes live and the most live since the last reset.
-struct Counting;
 
 #[cfg(not(all(feature = "jemalloc", not(target_env = "msvc"))))]
 use std::alloc::System as Inner;
@@ -53,45 +50,9 @@ use trainer::allocator::Jemalloc as Inner;
 #[export_name = "_rjem_malloc_conf"]
 static JEMALLOC_OPTIONS: &[u8; 11] = trainer::allocator::MALLOC_CONF;
 
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-/// Bytes allocated since the start (frees not subtracted): a load's copies, counted exactly.
-static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let ptr = unsafe { Inner.alloc(layout) };
-        if !ptr.is_null() {
-            ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        ptr
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { Inner.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let new = unsafe { Inner.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
-            if new_size >= layout.size() {
-                let grown = new_size - layout.size();
-                ALLOCATED.fetch_add(grown, Ordering::Relaxed);
-                let live = LIVE.fetch_add(grown, Ordering::Relaxed) + grown;
-                PEAK.fetch_max(live, Ordering::Relaxed);
-            } else {
-                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-            }
-        }
-        new
-    }
-}
-
+/// The programs' allocator (`trainer::program_allocator!`: jemalloc on huge pages), counting.
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: Counting<Inner> = Counting::new(Inner);
 
 struct Size {
     name: &'static str,
@@ -149,12 +110,11 @@ fn bench<B: AutodiffBackend>(backend: &str, size: &Size, reps: usize, dir: &Path
         0usize,
     );
     for _ in 0..reps {
-        let live = LIVE.load(Ordering::Relaxed);
-        PEAK.store(live, Ordering::Relaxed);
+        let live = ALLOCATOR.reset_peak();
         let started = Instant::now();
         trainer.save_checkpoint(&path).expect("save");
         save.push(started.elapsed());
-        peak = peak.max(PEAK.load(Ordering::Relaxed) - live);
+        peak = peak.max(ALLOCATOR.peak() - live);
 
         let started = Instant::now();
         let mut file = std::fs::File::create(&plain).expect("create");
@@ -163,11 +123,11 @@ fn bench<B: AutodiffBackend>(backend: &str, size: &Size, reps: usize, dir: &Path
         drop(file);
         write.push(started.elapsed());
 
-        let allocated = ALLOCATED.load(Ordering::Relaxed);
+        let allocated = ALLOCATOR.allocated();
         let started = Instant::now();
         trainer.load_checkpoint(&path).expect("load");
         load.push(started.elapsed());
-        load_allocated = ALLOCATED.load(Ordering::Relaxed) - allocated;
+        load_allocated = ALLOCATOR.allocated() - allocated;
 
         let started = Instant::now();
         let back = std::fs::read(&path).expect("read");

@@ -10,56 +10,23 @@
 //! map's entries come out in another order than the file's; +0.67x and more). The allocator is
 //! process-wide, so this file holds a single test.
 
+#[path = "../benches/common/counting_alloc.rs"]
+mod counting_alloc;
 #[path = "../examples/support/mod.rs"]
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::alloc::System;
 
 use burn::data::dataset::InMemDataset;
 use burn::optim::AdamConfig;
 use burn::tensor::backend::AutodiffBackend;
+use counting_alloc::Counting;
 use support::digits::{self, DigitsBatcher};
 use support::mlp::MlpConfig;
 use trainer::prelude::*;
 
-struct Counting;
-
-/// Bytes allocated since the start (frees not subtracted).
-static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
-/// Bytes live, and the most live since the last reset.
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-fn grew(bytes: usize) {
-    ALLOCATED.fetch_add(bytes, Ordering::Relaxed);
-    let live = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
-    PEAK.fetch_max(live, Ordering::Relaxed);
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        grew(layout.size());
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size >= layout.size() {
-            grew(new_size - layout.size());
-        } else {
-            LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: Counting<System> = Counting::new(System);
 
 /// The save's peak beyond what was live, and what the load allocated, as multiples of the file.
 fn save_and_load<B: AutodiffBackend>(dir: &std::path::Path) -> (f64, f64) {
@@ -81,17 +48,16 @@ fn save_and_load<B: AutodiffBackend>(dir: &std::path::Path) -> (f64, f64) {
     trained.fit().unwrap();
     let path = dir.join("run.ckpt");
 
-    let live = LIVE.load(Ordering::Relaxed);
-    PEAK.store(live, Ordering::Relaxed);
+    let live = ALLOCATOR.reset_peak();
     trained.save_checkpoint(&path).unwrap();
-    let peak = PEAK.load(Ordering::Relaxed) - live;
+    let peak = ALLOCATOR.peak() - live;
     let file = std::fs::metadata(&path).unwrap().len() as f64;
     assert!(file > 7e6, "{file} bytes");
 
     let mut fresh = trainer();
-    let before = ALLOCATED.load(Ordering::Relaxed);
+    let before = ALLOCATOR.allocated();
     fresh.load_checkpoint(&path).unwrap();
-    let allocated = ALLOCATED.load(Ordering::Relaxed) - before;
+    let allocated = ALLOCATOR.allocated() - before;
     assert_eq!(fresh.state().global_step, 1, "the load happened");
     (peak as f64 / file, allocated as f64 / file)
 }

@@ -105,6 +105,25 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], origin: &str) -> Result<T> {
 /// (dtype, shape, byte length) and parameter id, so that burn's decoding, which trusts them,
 /// cannot panic on them. The decoding itself runs inside a panic guard as a last net.
 pub fn decode_checked<T: DeserializeOwned>(bytes: &[u8], origin: &str) -> Result<(T, PayloadScan)> {
+    let (scan, decoded) = scan_and_decode::<T>(bytes, origin)?;
+    let payload = decoded.map_err(|e| TrainerError::CheckpointDamaged {
+        path: origin.to_string(),
+        detail: format!("the payload does not decode: {e}"),
+    })?;
+    Ok((payload, scan))
+}
+
+/// The checks of [`decode_checked`] (header, checksum, scan) and serde's decoding of the payload
+/// as `T`, whose error is left to the caller to name: a payload that is not a `T` is damage to a
+/// reader that expects any checkpoint, a mismatch to a trainer that expects its own model's. The
+/// scan and the decoding run beside the checksum ([`verify_beside`]).
+pub fn scan_and_decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    origin: &str,
+) -> Result<(
+    PayloadScan,
+    std::result::Result<T, rmp_serde::decode::Error>,
+)> {
     let damaged = |detail: String| TrainerError::CheckpointDamaged {
         path: origin.to_string(),
         detail,
@@ -114,8 +133,7 @@ pub fn decode_checked<T: DeserializeOwned>(bytes: &[u8], origin: &str) -> Result
         let scan = scan_payload(payload).map_err(damaged)?;
         let decoded = std::panic::catch_unwind(|| rmp_serde::from_slice::<T>(payload))
             .map_err(|_| damaged("the payload holds data the decoder cannot read".into()))?;
-        let payload = decoded.map_err(|e| damaged(format!("the payload does not decode: {e}")))?;
-        Ok((payload, scan))
+        Ok((scan, decoded))
     })?;
     decoded
 }

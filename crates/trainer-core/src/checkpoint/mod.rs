@@ -32,8 +32,8 @@ pub use companion::{
     MAX_COMPANION_FILES,
 };
 pub use file::{
-    decode, decode_checked, encode, read, read_checkpoint_bytes, verify, verify_beside,
-    verify_file, write_payload, MAX_CHECKPOINT_BYTES,
+    decode, decode_checked, encode, read, read_checkpoint_bytes, scan_and_decode, verify,
+    verify_beside, verify_file, write_payload, MAX_CHECKPOINT_BYTES,
 };
 pub use folder::{lock, open_folder, FolderBook, SaveFailure, SaveJob, SharedBook};
 pub use header::{Header, FORMAT_MAJOR, FORMAT_MINOR, HEADER_LEN, MAGIC};

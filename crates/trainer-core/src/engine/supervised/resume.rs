@@ -12,8 +12,8 @@ use burn::tensor::backend::AutodiffBackend;
 
 use super::{Progress, SupervisedModel, SupervisedOptimizer, SupervisedTrainer};
 use crate::checkpoint::{
-    check_optimizer_host, latest_in, load_module_host, read_checkpoint_bytes, scan_payload,
-    verify_beside, CheckpointPayload, HostRecord, HEADER_LEN,
+    check_optimizer_host, latest_in, load_module_host, read_checkpoint_bytes, scan_and_decode,
+    CheckpointPayload, HostRecord, HEADER_LEN,
 };
 use crate::engine::resume_check::data_order_change;
 use crate::error::{Result, TrainerError};
@@ -56,27 +56,13 @@ where
         let path = path.as_ref();
         let origin = path.display().to_string();
         let bytes = read_checkpoint_bytes(path)?;
-        let damaged = |detail: String| TrainerError::CheckpointDamaged {
-            path: origin.clone(),
-            detail,
-        };
         let mismatch = |detail: String| TrainerError::CheckpointMismatch {
             path: origin.clone(),
             detail,
         };
-        // The scan and the decoding run beside the checksum; their result counts once it passed.
-        let (_, read) = verify_beside(&bytes, &origin, || {
-            let scan = scan_payload(&bytes[HEADER_LEN..]).map_err(damaged)?;
-            let decoded =
-                catch_unwind(|| {
-                    rmp_serde::from_slice::<
-                        CheckpointPayload<ModuleHost<B, M>, OptimizerHost<B, M, O>>,
-                    >(&bytes[HEADER_LEN..])
-                })
-                .map_err(|_| damaged("the payload holds data the decoder cannot read".into()))?;
-            Ok::<_, TrainerError>((scan, decoded))
-        })?;
-        let (scan, decoded) = read?;
+        let (scan, decoded) = scan_and_decode::<
+            CheckpointPayload<ModuleHost<B, M>, OptimizerHost<B, M, O>>,
+        >(&bytes, &origin)?;
         let payload = decoded.map_err(|e| {
             mismatch(format!(
                 "its payload does not decode as this model's and optimizer's records: {e}"
