@@ -8,7 +8,13 @@
 //! - `write`: the same number of bytes written with `std::fs` and fsynced, the floor;
 //! - `load`: `SupervisedTrainer::load_checkpoint` (read, checksum, scan, decode, record checks,
 //!   load into model and optimizer);
+//! - `load again`: a second load straight after the first, into the memory the first has just
+//!   freed (on a virtual machine that hands freed memory back to its host, memory the guest has
+//!   not touched for a while costs a fault in the host too; see `docs/benchmarks.md`);
 //! - `read`: the file read with `std::fs::read`, the floor;
+//! - `read+copy`: the file read and then copied once into fresh 16-byte-aligned memory, the
+//!   floor of any load that decodes tensors out of a read buffer (as burn's `Record` decoding
+//!   does: each tensor must leave the buffer into memory of its own);
 //! - `load allocates`: the bytes a load allocates (frees not subtracted), as a multiple of the
 //!   file's size: the read's buffer and every copy of the tensors after it;
 //! - `save peak`: the most memory a save holds beyond what was live before it, as a multiple of
@@ -72,6 +78,18 @@ const SIZES: [Size; 2] = [
     },
 ];
 
+/// `bytes` copied once into fresh memory aligned to 16 bytes, as a decoder copies a tensor out
+/// of the file's buffer.
+fn copy_aligned(bytes: &[u8]) -> Vec<u128> {
+    let mut copy = vec![0u128; bytes.len().div_ceil(16)];
+    // SAFETY: `u128` has no invalid bit patterns and the buffer holds at least `bytes.len()`
+    // bytes; the view is dropped before `copy` is returned.
+    let view =
+        unsafe { std::slice::from_raw_parts_mut(copy.as_mut_ptr().cast::<u8>(), bytes.len()) };
+    view.copy_from_slice(bytes);
+    copy
+}
+
 fn median(mut values: Vec<Duration>) -> Duration {
     values.sort();
     values[values.len() / 2]
@@ -101,14 +119,15 @@ fn bench<B: AutodiffBackend>(backend: &str, size: &Size, reps: usize, dir: &Path
     trainer.save_checkpoint(&path).expect("save");
     let bytes = std::fs::metadata(&path).expect("checkpoint written").len();
     let raw = vec![0x5au8; bytes as usize];
-    let (mut save, mut write, mut load, mut read, mut peak, mut load_allocated) = (
+    let (mut save, mut write, mut load, mut load_again, mut read, mut read_copy) = (
         Vec::new(),
         Vec::new(),
         Vec::new(),
         Vec::new(),
-        0usize,
-        0usize,
+        Vec::new(),
+        Vec::new(),
     );
+    let (mut peak, mut load_allocated) = (0usize, 0usize);
     for _ in 0..reps {
         let live = ALLOCATOR.reset_peak();
         let started = Instant::now();
@@ -130,13 +149,24 @@ fn bench<B: AutodiffBackend>(backend: &str, size: &Size, reps: usize, dir: &Path
         load_allocated = ALLOCATOR.allocated() - allocated;
 
         let started = Instant::now();
+        trainer.load_checkpoint(&path).expect("load");
+        load_again.push(started.elapsed());
+
+        let started = Instant::now();
         let back = std::fs::read(&path).expect("read");
         read.push(started.elapsed());
         drop(back);
+
+        let started = Instant::now();
+        let back = std::fs::read(&path).expect("read");
+        let copy = copy_aligned(&back);
+        read_copy.push(started.elapsed());
+        drop((back, copy));
     }
     let (save, write, load, read) = (median(save), median(write), median(load), median(read));
+    let (load_again, read_copy) = (median(load_again), median(read_copy));
     println!(
-        "{backend:8} {:5} {:>6.0} MB | save {:7.1} ms, write+fsync {:7.1} ms, save/write {:.2} | load {:7.1} ms, read {:7.1} ms, load/read {:.2}, load allocates {:.2}x the file | save peak {:.2}x the file",
+        "{backend:8} {:5} {:>6.0} MB | save {:7.1} ms, write+fsync {:7.1} ms, save/write {:.2} | load {:7.1} ms, read {:7.1} ms, load/read {:.2}, load again/read {:.2}, read+copy/read {:.2}, load allocates {:.2}x the file | save peak {:.2}x the file",
         size.name,
         bytes as f64 / 1e6,
         ms(save),
@@ -145,6 +175,8 @@ fn bench<B: AutodiffBackend>(backend: &str, size: &Size, reps: usize, dir: &Path
         ms(load),
         ms(read),
         load.as_secs_f64() / read.as_secs_f64(),
+        load_again.as_secs_f64() / read.as_secs_f64(),
+        read_copy.as_secs_f64() / read.as_secs_f64(),
         load_allocated as f64 / bytes as f64,
         peak as f64 / bytes as f64,
     );
