@@ -20,4 +20,5 @@ mod progress;
 mod resume;
 mod schedule_engine;
 mod schedules;
+mod tensor_decoding;
 mod user_metric;
