@@ -1,2 +1,0 @@
-/// Types representing the quantization scheme
-pub mod scheme;
