@@ -5,9 +5,9 @@
 //! adopt as it is).
 //!
 //! Each bound catches one cost coming back: a shared flex tensor copied twice for the host copy
-//! (save peak 1.33x and more), the decoder collecting each tensor into a vector before its
-//! aligned copy (+1.0x), burn-ndarray copying a decoded buffer aligned beyond its element type
-//! (+1.0x), the optimizer record encoded again into a buffer for its checks (a hash
+//! (save peak 1.33x and more), the decoder copying each tensor twice (upstream cubecl-common
+//! collects it into a vector before its aligned copy: +1.0x), the decoder aligning a tensor
+//! beyond its element type so that burn-ndarray copies it again (+1.0x), the optimizer record encoded again into a buffer for its checks (a hash
 //! map's entries come out in another order than the file's; +0.67x and more). The allocator is
 //! process-wide, so this file holds a single test.
 
