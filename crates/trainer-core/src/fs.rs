@@ -12,6 +12,26 @@ pub const TEMPORARY_PREFIX: &str = ".checkpoint-";
 /// Reads a regular file of at most `cap` bytes; anything else is an error naming the path.
 pub fn read_regular_file(path: &Path, cap: u64, action: &'static str) -> Result<Vec<u8>> {
     use std::io::Read;
+    let (file, len) = open_regular_file(path, cap, action)?;
+    let mut bytes = Vec::with_capacity(len as usize);
+    // `take` keeps a file that grows while it is read within the cap.
+    file.take(cap)
+        .read_to_end(&mut bytes)
+        .map_err(|source| TrainerError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(bytes)
+}
+
+/// Opens a regular file of at most `cap` bytes and returns it with its length; anything else
+/// is an error naming the path.
+pub fn open_regular_file(
+    path: &Path,
+    cap: u64,
+    action: &'static str,
+) -> Result<(std::fs::File, u64)> {
     let io = |source| TrainerError::Io {
         action,
         path: path.to_path_buf(),
@@ -31,10 +51,7 @@ pub fn read_regular_file(path: &Path, cap: u64, action: &'static str) -> Result<
             format!("{} bytes, more than the {cap} read at most", metadata.len()),
         )));
     }
-    let mut bytes = Vec::with_capacity(metadata.len() as usize);
-    // `take` keeps a file that grows while it is read within the cap.
-    file.take(cap).read_to_end(&mut bytes).map_err(io)?;
-    Ok(bytes)
+    Ok((file, metadata.len()))
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename over

@@ -13,22 +13,28 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::scanned::MAX_DEPTH;
+use super::scanned::{LentBins, MAX_DEPTH};
 
 /// The longest map key matched (a parameter id is 13 bytes; a longer key makes the match fail,
 /// which only costs the slower check).
 const MAX_KEY_BYTES: usize = 4096;
 
 /// Whether `record` encodes (named MessagePack, as checkpoints are written) to exactly `expected`;
-/// stops at the first byte that differs.
-pub(super) fn encodes_to<T: Serialize>(record: &T, expected: &[u8]) -> bool {
-    matches(record, Matcher::exact(expected))
+/// stops at the first byte that differs. A byte string that `lent` says was left out of
+/// `expected` matches when the record writes the header the file gave it and then the very
+/// buffer it was read into (the same memory: decoding handed that buffer to the record).
+pub(super) fn encodes_to<T: Serialize>(record: &T, expected: &[u8], lent: &LentBins) -> bool {
+    matches(record, Matcher::exact(expected, lent))
 }
 
 /// [`encodes_to`], but the entries of a top-level map may come in any order. `expected` must
 /// then hold a map whose keys are all different; otherwise the bytes must match exactly.
-pub(super) fn encodes_to_any_entry_order<T: Serialize>(record: &T, expected: &[u8]) -> bool {
-    matches(record, Matcher::any_entry_order(expected))
+pub(super) fn encodes_to_any_entry_order<T: Serialize>(
+    record: &T,
+    expected: &[u8],
+    lent: &LentBins,
+) -> bool {
+    matches(record, Matcher::any_entry_order(expected, lent))
 }
 
 fn matches<T: Serialize>(record: &T, mut matcher: Matcher<'_>) -> bool {
@@ -38,33 +44,36 @@ fn matches<T: Serialize>(record: &T, mut matcher: Matcher<'_>) -> bool {
 /// A writer that compares what it is given with the expected bytes.
 struct Matcher<'a> {
     /// Bytes still to match in order: the whole input, or the map's header.
-    ordered: &'a [u8],
+    ordered: Expected<'a>,
     /// The value of the map entry being matched, what is left of it.
-    value: &'a [u8],
+    value: Expected<'a>,
     /// The entries not matched yet, value by key.
     entries: Entries<'a>,
     /// The bytes of a key being written, until it is whole.
     key: Vec<u8>,
+    lent: &'a LentBins,
 }
 
 impl<'a> Matcher<'a> {
-    fn exact(expected: &'a [u8]) -> Self {
+    fn exact(expected: &'a [u8], lent: &'a LentBins) -> Self {
         Self {
-            ordered: expected,
-            value: &[],
+            ordered: Expected::new(expected),
+            value: Expected::new(&[]),
             entries: HashMap::new(),
             key: Vec::new(),
+            lent,
         }
     }
 
-    fn any_entry_order(expected: &'a [u8]) -> Self {
+    fn any_entry_order(expected: &'a [u8], lent: &'a LentBins) -> Self {
         map_entries(expected).map_or_else(
-            || Self::exact(expected),
+            || Self::exact(expected, lent),
             |(header, entries)| Self {
-                ordered: header,
-                value: &[],
+                ordered: Expected::new(header),
+                value: Expected::new(&[]),
                 entries,
                 key: Vec::new(),
+                lent,
             },
         )
     }
@@ -74,6 +83,82 @@ impl<'a> Matcher<'a> {
             && self.value.is_empty()
             && self.entries.is_empty()
             && self.key.is_empty()
+    }
+}
+
+/// Expected bytes still to match: a slice of the skeleton (or file), where a left-out byte
+/// string stands as an empty one (`c4 00`) and is matched as its header, then its buffer.
+struct Expected<'a> {
+    rest: &'a [u8],
+    /// The left-out byte string's header being matched.
+    header: &'a [u8],
+    /// The buffer being matched: its next address and the bytes left.
+    content: (usize, usize),
+}
+
+impl<'a> Expected<'a> {
+    fn new(rest: &'a [u8]) -> Self {
+        Self {
+            rest,
+            header: &[],
+            content: (0, 0),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rest.is_empty() && self.header.is_empty() && self.content.1 == 0
+    }
+
+    /// Takes what `buf` and the expected bytes have in common off both; false when they
+    /// differ.
+    fn advance(&mut self, buf: &mut &[u8], lent: &'a LentBins) -> bool {
+        while !buf.is_empty() && !self.is_empty() {
+            if !self.header.is_empty() {
+                if !advance(buf, &mut self.header) {
+                    return false;
+                }
+            } else if self.content.1 > 0 {
+                // The record's bytes must be the buffer itself, which is not read again.
+                let (address, left) = self.content;
+                if buf.as_ptr() as usize != address {
+                    return false;
+                }
+                let n = left.min(buf.len());
+                *buf = &buf[n..];
+                self.content = (address + n, left - n);
+            } else {
+                let start = self.rest.as_ptr() as usize;
+                // A left-out string's key is the address just after its 2-byte stand-in.
+                let end = start + self.rest.len();
+                let next = lent
+                    .0
+                    .range(start + 2..)
+                    .next()
+                    .filter(|(key, _)| **key <= end);
+                match next {
+                    Some((key, bin)) if key - 2 == start => {
+                        self.rest = &self.rest[2..];
+                        self.header = &bin.header;
+                        self.content = (bin.address, bin.len);
+                    }
+                    Some((key, _)) => {
+                        let mut before = &self.rest[..key - 2 - start];
+                        let matched = advance(buf, &mut before);
+                        let consumed = key - 2 - start - before.len();
+                        self.rest = &self.rest[consumed..];
+                        if !matched {
+                            return false;
+                        }
+                    }
+                    None => {
+                        if !advance(buf, &mut self.rest) {
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
+        true
     }
 }
 
@@ -97,9 +182,9 @@ impl Write for Matcher<'_> {
         let differs = || std::io::Error::other("differs");
         while !buf.is_empty() {
             let matched = if !self.ordered.is_empty() {
-                advance(&mut buf, &mut self.ordered)
+                self.ordered.advance(&mut buf, self.lent)
             } else if !self.value.is_empty() {
-                advance(&mut buf, &mut self.value)
+                self.value.advance(&mut buf, self.lent)
             } else {
                 // A key, byte by byte until it is one whole value; then its entry's value.
                 self.key.push(buf[0]);
@@ -107,7 +192,7 @@ impl Write for Matcher<'_> {
                 match value_end(&self.key, 0) {
                     Some(_) => match self.entries.remove(self.key.as_slice()) {
                         Some(value) => {
-                            self.value = value;
+                            self.value = Expected::new(value);
                             self.key.clear();
                             true
                         }

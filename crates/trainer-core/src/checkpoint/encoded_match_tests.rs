@@ -1,6 +1,16 @@
 use super::*;
 use rmpv::Value;
 
+use crate::checkpoint::scanned::LentBin;
+
+fn encodes_to<T: Serialize>(record: &T, expected: &[u8]) -> bool {
+    super::encodes_to(record, expected, &LentBins::default())
+}
+
+fn encodes_to_any_entry_order<T: Serialize>(record: &T, expected: &[u8]) -> bool {
+    super::encodes_to_any_entry_order(record, expected, &LentBins::default())
+}
+
 fn encoded(value: &Value) -> Vec<u8> {
     rmp_serde::to_vec_named(value).unwrap()
 }
@@ -148,4 +158,83 @@ fn value_lengths_of_every_kind_and_truncations() {
     assert_eq!(value_end(&[0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0], 0), None);
     let deep = [vec![0x91; MAX_DEPTH + 2], vec![0xc0]].concat();
     assert_eq!(value_end(&deep, 0), None);
+}
+
+/// `value` encoded with its large byte strings left out (an empty one in the place of each, as a
+/// load's skeleton), and the lent table that stands for them: their buffers are `value`'s own.
+fn skeleton_of(value: &Value) -> (Vec<u8>, Vec<(usize, Vec<u8>, usize, usize)>) {
+    fn buffers<'v>(value: &'v Value, out: &mut Vec<&'v [u8]>) {
+        match value {
+            Value::Binary(bytes) if bytes.len() >= 256 => out.push(bytes),
+            Value::Array(items) => items.iter().for_each(|v| buffers(v, out)),
+            Value::Map(entries) => entries.iter().for_each(|(k, v)| {
+                buffers(k, out);
+                buffers(v, out)
+            }),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    buffers(value, &mut found);
+    let file = encoded(value);
+    let (mut skeleton, mut lent, mut from) = (Vec::new(), Vec::new(), 0);
+    for buffer in found {
+        let len = buffer.len();
+        let header = [&[0xc5][..], &(len as u16).to_be_bytes()].concat();
+        let at = from + file[from..].windows(3).position(|w| w == header).unwrap();
+        skeleton.extend_from_slice(&file[from..at]);
+        skeleton.extend_from_slice(&[0xc4, 0x00]);
+        lent.push((skeleton.len(), header, buffer.as_ptr() as usize, len));
+        from = at + 3 + len;
+    }
+    skeleton.extend_from_slice(&file[from..]);
+    (skeleton, lent)
+}
+
+fn lent_table(skeleton: &[u8], lent: &[(usize, Vec<u8>, usize, usize)]) -> LentBins {
+    LentBins(
+        lent.iter()
+            .map(|(at, header, address, len)| {
+                let key = skeleton[*at..].as_ptr() as usize;
+                let bin = LentBin {
+                    header: header.clone(),
+                    address: *address,
+                    len: *len,
+                };
+                (key, bin)
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn a_record_matches_a_skeleton_through_the_very_buffers_it_was_read_into() {
+    let state = map(&[
+        ("aaaaaaaaaaaa1", tensor(1, 400)),
+        ("aaaaaaaaaaaa2", tensor(2, 8)),
+        ("aaaaaaaaaaaa3", tensor(3, 1000)),
+    ]);
+    let (skeleton, lent) = skeleton_of(&state);
+    assert_eq!(lent.len(), 2, "two large byte strings left out");
+    let table = lent_table(&skeleton, &lent);
+    assert!(super::encodes_to(&state, &skeleton, &table));
+    assert!(super::encodes_to_any_entry_order(&state, &skeleton, &table));
+    // Without the table the skeleton's empty strings are just that.
+    assert!(!encodes_to(&state, &skeleton));
+
+    // Equal bytes in other memory are not the buffers the load read: no match.
+    let copy = state.clone();
+    assert!(!super::encodes_to(&copy, &skeleton, &table));
+    assert!(!super::encodes_to_any_entry_order(&copy, &skeleton, &table));
+
+    // A header other than the file's, or a buffer of another length, does not match.
+    for change in [
+        |bin: &mut (usize, Vec<u8>, usize, usize)| bin.1[2] ^= 1,
+        |bin: &mut (usize, Vec<u8>, usize, usize)| bin.3 -= 1,
+    ] {
+        let mut changed = lent.clone();
+        change(&mut changed[1]);
+        let table = lent_table(&skeleton, &changed);
+        assert!(!super::encodes_to(&state, &skeleton, &table));
+    }
 }

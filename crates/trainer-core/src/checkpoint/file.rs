@@ -225,7 +225,7 @@ pub fn verify_file(path: &Path) -> Result<Header> {
 
 /// The checks of the header's bytes (`prefix`: up to the first [`HEADER_LEN`] bytes of a file of
 /// `total_len` bytes): magic, major version, payload length.
-fn check_header(prefix: &[u8], total_len: u64, origin: &str) -> Result<Header> {
+pub(super) fn check_header(prefix: &[u8], total_len: u64, origin: &str) -> Result<Header> {
     let damaged = |detail: String| TrainerError::CheckpointDamaged {
         path: origin.to_string(),
         detail,
@@ -261,7 +261,7 @@ fn check_header(prefix: &[u8], total_len: u64, origin: &str) -> Result<Header> {
     Ok(header)
 }
 
-fn check_checksum(header: &Header, actual: u32, origin: &str) -> Result<()> {
+pub(super) fn check_checksum(header: &Header, actual: u32, origin: &str) -> Result<()> {
     if actual != header.checksum {
         return Err(TrainerError::CheckpointDamaged {
             path: origin.to_string(),

@@ -15,6 +15,7 @@ mod file;
 mod folder;
 mod header;
 mod index;
+mod lent_load;
 mod names;
 mod payload;
 mod record;
@@ -22,11 +23,14 @@ mod record_check;
 mod retention;
 mod scan;
 mod scanned;
+mod skeleton;
 mod snapshot;
 mod summary;
 mod writer;
 
-pub use crate::fs::{read_regular_file, write_atomic, write_atomic_with, TEMPORARY_PREFIX};
+pub use crate::fs::{
+    open_regular_file, read_regular_file, write_atomic, write_atomic_with, TEMPORARY_PREFIX,
+};
 pub use companion::{
     companion_dir, companion_dir_name, list_companion, remove_companion, StagedCompanion,
     MAX_COMPANION_FILES,
@@ -42,6 +46,7 @@ pub use index::{
     latest_in, BestEntry, CheckpointIndex, IndexEntry, SaveReason, INDEX_FILE, LATEST_FILE,
     MAX_INDEX_BYTES, MAX_LATEST_BYTES,
 };
+pub use lent_load::{load_and_decode, LoadedAndDecoded, LoadedPayload};
 pub use names::{
     best_file_name, is_best_file_name, is_checkpoint_file_name, is_step_file_name, step_file_name,
 };
@@ -55,8 +60,8 @@ pub use record_check::{
 pub use retention::{Retention, RetentionPolicy};
 pub use scan::{scan_payload, valid_param_id};
 pub use scanned::{
-    ElementKind, PayloadScan, RecordSource, ScannedTensor, TensorDtype, MAX_DEPTH, MAX_ELEMENTS,
-    MAX_RANK,
+    ElementKind, LentBins, LentTensor, PayloadScan, RecordSource, ScannedTensor, TensorDtype,
+    MAX_DEPTH, MAX_ELEMENTS, MAX_RANK,
 };
 pub use snapshot::{CheckpointSink, Snapshot};
 pub use summary::CheckpointSummary;

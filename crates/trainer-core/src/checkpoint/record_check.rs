@@ -10,7 +10,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use super::encoded_match::{encodes_to, encodes_to_any_entry_order};
 use super::scan::scan_payload;
-use super::scanned::{ElementKind, RecordSource, ScannedTensor};
+use super::scanned::{ElementKind, LentBins, RecordSource, ScannedTensor};
 
 /// One parameter of a module: where it sits, its shape, its element kind and its id.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,10 +65,10 @@ pub fn keyed_record_tensors<T: Serialize>(
 fn tensors_of<T: Serialize>(
     record: &T,
     source: Option<RecordSource<'_>>,
-    encodes_to: fn(&T, &[u8]) -> bool,
+    encodes_to: fn(&T, &[u8], &LentBins) -> bool,
 ) -> Result<Vec<ScannedTensor>, String> {
     if let Some(source) = source {
-        if encodes_to(record, source.encoded) {
+        if encodes_to(record, source.encoded, source.lent) {
             // The scan's paths start with the payload field's name; the record's do not.
             return Ok(source
                 .tensors

@@ -4,12 +4,11 @@
 //!
 //! The walk allocates nothing from a length read in the file (only the path of the current
 //! value and one small entry per tensor), limits nesting, and never panics.
-//! What it finds is `scanned.rs`'s.
-//!
-//! Past 400 lines: the walk is one reader over one byte slice, and its parts share its position,
-//! path and limits.
+//! What it finds is `scanned.rs`'s; its reading of a tensor record is `scan_tensor.rs`.
 
-use super::scanned::{PayloadScan, ScannedTensor, TensorDtype, MAX_DEPTH, MAX_ELEMENTS, MAX_RANK};
+use std::collections::BTreeMap;
+
+use super::scanned::{PayloadScan, MAX_DEPTH};
 
 /// Walks the MessagePack `bytes` and checks every tensor record (a map with exactly the keys
 /// `bytes`, `shape` and `dtype`): a known dtype, a shape of at most [`MAX_RANK`] dimensions and
@@ -17,12 +16,25 @@ use super::scanned::{PayloadScan, ScannedTensor, TensorDtype, MAX_DEPTH, MAX_ELE
 /// booleans stored as 0 or 1; and every parameter id (`{id, param}`) of a form burn reads. The
 /// error names the tensor's path and what is wrong.
 pub fn scan_payload(bytes: &[u8]) -> Result<PayloadScan, String> {
+    scan_skeleton(bytes, &BTreeMap::new())
+}
+
+/// [`scan_payload`] of a skeleton: a payload whose large byte strings are left out, each an
+/// empty byte string whose content offset is a key of `lent`, with the length it stands for.
+/// Such a string in a tensor record counts with that length and is listed in
+/// [`PayloadScan::lent`]; what the scan cannot see (booleans stored as 0 or 1) is left to the
+/// reader of the buffer.
+pub(super) fn scan_skeleton(
+    bytes: &[u8],
+    lent: &BTreeMap<usize, u64>,
+) -> Result<PayloadScan, String> {
     let mut walker = Walker {
         input: bytes,
         pos: 0,
         path: Vec::new(),
         scan: PayloadScan::default(),
         rank: None,
+        lent,
     };
     walker.value(0)?;
     if walker.pos != bytes.len() {
@@ -44,12 +56,16 @@ pub fn valid_param_id(id: &str) -> bool {
     (short || uuid) && burn::module::ParamId::try_deserialize(id).is_some()
 }
 
+#[path = "scan_tensor.rs"]
+mod tensor;
+
 struct Walker<'a> {
     input: &'a [u8],
     pos: usize,
     path: Vec<String>,
     scan: PayloadScan,
     rank: Option<usize>,
+    lent: &'a BTreeMap<usize, u64>,
 }
 
 /// A map key or small value read whole.
@@ -301,135 +317,5 @@ impl<'a> Walker<'a> {
             }
         }
         Ok(())
-    }
-
-    /// A tensor record: `{bytes, shape, dtype}` in any order.
-    fn tensor(&mut self, depth: usize) -> Result<(), String> {
-        let (mut data, mut shape, mut dtype) = (None, None, None);
-        for _ in 0..3 {
-            match self.scalar(depth + 1)? {
-                Scalar::Str("bytes") if data.is_none() => data = Some(self.binary()?),
-                Scalar::Str("shape") if shape.is_none() => shape = Some(self.shape()?),
-                Scalar::Str("dtype") if dtype.is_none() => dtype = Some(self.dtype(depth + 1)?),
-                _ => {
-                    return self.fail(
-                        "a tensor record needs exactly the fields `bytes`, `shape` and `dtype`",
-                    )
-                }
-            }
-        }
-        let (Some(data), Some(shape), Some(dtype)) = (data, shape, dtype) else {
-            return self
-                .fail("a tensor record needs exactly the fields `bytes`, `shape` and `dtype`");
-        };
-        let mut elements: u64 = 1;
-        let mut nonzero: u64 = 1;
-        for &dim in &shape {
-            elements = elements.saturating_mul(dim as u64);
-            if dim > 0 {
-                nonzero = match nonzero.checked_mul(dim as u64) {
-                    Some(n) if n <= MAX_ELEMENTS => n,
-                    _ => {
-                        return self.fail(format!(
-                            "shape {shape:?} describes more than {MAX_ELEMENTS} elements"
-                        ))
-                    }
-                };
-            }
-        }
-        let expected = elements * dtype.size as u64;
-        if data.len() as u64 != expected {
-            return self.fail(format!(
-                "shape {shape:?} of {} needs {expected} bytes, the record holds {}",
-                dtype.name,
-                data.len()
-            ));
-        }
-        if dtype.name == "Bool(Native)" {
-            if let Some(bad) = data.iter().position(|b| *b > 1) {
-                return self.fail(format!(
-                    "boolean element {bad} is stored as {}, not 0 or 1",
-                    data[bad]
-                ));
-            }
-        }
-        let field = self.path.first().cloned().unwrap_or_default();
-        let tensor = ScannedTensor {
-            path: self.path.join("."),
-            param_id: None,
-            shape,
-            dtype,
-            declared_rank: self.rank,
-        };
-        self.scan.fields.entry(field).or_default().push(tensor);
-        Ok(())
-    }
-
-    fn binary(&mut self) -> Result<&'a [u8], String> {
-        let len = match self.byte()? {
-            0xc4 => self.uint(1)?,
-            0xc5 => self.uint(2)?,
-            0xc6 => self.uint(4)?,
-            // Sequences of small integers also decode as bytes.
-            _ => return self.fail("tensor bytes that are not a binary value"),
-        };
-        self.take(len)
-    }
-
-    fn shape(&mut self) -> Result<Vec<usize>, String> {
-        let len = match self.byte()? {
-            marker @ 0x90..=0x9f => u64::from(marker & 0x0f),
-            0xdc => self.uint(2)?,
-            0xdd => self.uint(4)?,
-            _ => return self.fail("a tensor shape that is not an array"),
-        };
-        if len > MAX_RANK as u64 {
-            return self.fail(format!(
-                "a tensor shape of {len} dimensions (at most {MAX_RANK})"
-            ));
-        }
-        let mut dims = Vec::new();
-        for _ in 0..len {
-            match self.scalar(MAX_DEPTH)? {
-                Scalar::Uint(dim) => match usize::try_from(dim) {
-                    Ok(dim) => dims.push(dim),
-                    Err(_) => {
-                        return self
-                            .fail(format!("tensor dimension {dim} does not fit this machine"))
-                    }
-                },
-                _ => return self.fail("a tensor dimension that is not an unsigned integer"),
-            }
-        }
-        Ok(dims)
-    }
-
-    fn dtype(&mut self, depth: usize) -> Result<TensorDtype, String> {
-        let start = self.pos;
-        match self.scalar(depth)? {
-            Scalar::Str(name) => {
-                return TensorDtype::plain(name)
-                    .map_or_else(|| self.fail(format!("unknown tensor dtype {name:?}")), Ok)
-            }
-            Scalar::Uint(_) => return self.fail("a tensor dtype given as a number"),
-            Scalar::Other => {}
-        }
-        self.pos = start;
-        if self.byte()? != 0x81 {
-            self.pos = start;
-            return self.fail("a tensor dtype of an unknown form");
-        }
-        let variant = match self.scalar(depth + 1)? {
-            Scalar::Str(variant) => variant,
-            _ => return self.fail("a tensor dtype of an unknown form"),
-        };
-        match (variant, self.scalar(depth + 1)?) {
-            ("Bool", Scalar::Str(store)) => TensorDtype::boolean(store)
-                .map_or_else(|| self.fail(format!("unknown bool storage {store:?}")), Ok),
-            ("QFloat", _) => {
-                self.fail("a quantized tensor: checkpoints hold full-precision tensors only")
-            }
-            (other, _) => self.fail(format!("unknown tensor dtype {other:?}")),
-        }
     }
 }

@@ -97,6 +97,21 @@ pub struct PayloadScan {
     pub fields: BTreeMap<String, Vec<ScannedTensor>>,
     /// Where each top-level field's value lies in the payload (byte offsets).
     pub spans: BTreeMap<String, std::ops::Range<usize>>,
+    /// The tensors whose bytes were read apart from the payload (a scan of a skeleton), in file
+    /// order; empty for a scan of a whole payload.
+    pub lent: Vec<LentTensor>,
+}
+
+/// A tensor record whose bytes a skeleton leaves out (they were read into a buffer of their
+/// own): where its empty byte string lies, and what the scan found of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LentTensor {
+    /// The payload offset of the empty byte string's content (just after its 2-byte header).
+    pub at: usize,
+    /// Its data type: what its buffer must hold.
+    pub dtype: TensorDtype,
+    /// Where it sits, as [`ScannedTensor::path`].
+    pub path: String,
 }
 
 impl PayloadScan {
@@ -108,12 +123,42 @@ impl PayloadScan {
     /// The bytes of the top-level field `name` in `payload` (the bytes this scan was made of)
     /// with the tensors found in them: what a record decoded from that field was read from.
     pub fn source<'a>(&'a self, payload: &'a [u8], name: &str) -> Option<RecordSource<'a>> {
+        static NONE_LENT: LentBins = LentBins(BTreeMap::new());
+        self.source_lent(payload, &NONE_LENT, name)
+    }
+
+    /// [`source`](Self::source) for a skeleton `payload` whose large byte strings were read
+    /// into the buffers `lent` describes.
+    pub fn source_lent<'a>(
+        &'a self,
+        payload: &'a [u8],
+        lent: &'a LentBins,
+        name: &str,
+    ) -> Option<RecordSource<'a>> {
         let span = self.spans.get(name)?.clone();
         Some(RecordSource {
             encoded: payload.get(span)?,
             tensors: self.field(name),
+            lent,
         })
     }
+}
+
+/// The byte strings a skeleton leaves out, by the address of the empty byte string that stands
+/// for each in the skeleton's memory: the header the file gave it and the buffer that holds its
+/// content (an address and a length; only compared, never read through).
+#[derive(Debug, Default)]
+pub struct LentBins(pub(super) BTreeMap<usize, LentBin>);
+
+/// One entry of [`LentBins`].
+#[derive(Debug)]
+pub(super) struct LentBin {
+    /// The byte string's header as the file wrote it (marker and length).
+    pub header: Vec<u8>,
+    /// The address of the buffer that holds its content.
+    pub address: usize,
+    /// The content's length.
+    pub len: usize,
 }
 
 /// The MessagePack bytes a record was decoded from, and the tensors a scan found in them.
@@ -123,4 +168,6 @@ pub struct RecordSource<'a> {
     pub encoded: &'a [u8],
     /// The tensors in them, in order.
     pub tensors: &'a [ScannedTensor],
+    /// The byte strings `encoded` leaves out (none when it is the file's bytes).
+    pub lent: &'a LentBins,
 }

@@ -14,6 +14,7 @@ mod event_log;
 mod faults;
 mod hostile_checkpoint;
 mod layers;
+mod lent_load;
 mod loader;
 mod metrics;
 mod progress;

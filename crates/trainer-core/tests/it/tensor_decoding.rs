@@ -118,3 +118,55 @@ fn a_length_that_is_not_whole_elements_still_decodes_as_upstream() {
     assert_same(&decoded, &bools);
     assert_eq!(decoded.bytes.align(), 4);
 }
+
+#[test]
+fn a_lent_buffer_stands_for_the_empty_byte_string_at_its_address_and_nothing_else() {
+    use std::collections::BTreeMap;
+    let data = TensorData::new(vec![1.5f32, -2.0, 3.25, 4.0], [2, 2]);
+    // As a load's skeleton holds a tensor read apart: an empty byte string in place of its bytes.
+    let stand_in = TensorData {
+        bytes: Bytes::from_elems(Vec::<u8>::new()),
+        shape: data.shape.clone(),
+        dtype: data.dtype,
+    };
+    let encoded = rmp_serde::to_vec_named(&stand_in).unwrap();
+    let at = encoded
+        .windows(2)
+        .position(|w| w == [0xc4, 0x00])
+        .expect("an empty byte string")
+        + 2;
+    let key = encoded[at..].as_ptr() as usize;
+    let decode = || rmp_serde::from_slice::<TensorData>(&encoded).unwrap();
+    let typed = || Bytes::from_elems(data.to_vec::<f32>().unwrap());
+
+    // Registered at the empty string's address: the buffer itself becomes the tensor's.
+    let buffer = typed();
+    let address = buffer.as_ptr();
+    let (decoded, left) =
+        burn_backend::decode_with_lent_buffers(BTreeMap::from([(key, buffer)]), decode);
+    assert!(left.is_empty(), "the buffer was taken");
+    assert_eq!(decoded.bytes.as_ptr(), address, "taken without a copy");
+    assert_same(&decoded, &data);
+
+    // Registered elsewhere: the empty string decodes as it is and the buffer comes back.
+    let (decoded, left) =
+        burn_backend::decode_with_lent_buffers(BTreeMap::from([(key + 1, typed())]), decode);
+    assert_eq!(decoded.bytes.len(), 0);
+    assert_eq!(left.len(), 1);
+
+    // A buffer not aligned to the element is copied once into one that is.
+    let bytes_only = Bytes::from_elems(data.as_bytes().to_vec());
+    let (decoded, _) =
+        burn_backend::decode_with_lent_buffers(BTreeMap::from([(key, bytes_only)]), decode);
+    assert_same(&decoded, &data);
+    assert_eq!(decoded.bytes.align(), 4);
+
+    // Outside the call nothing is lent, also after a decoding that panicked inside it.
+    let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        burn_backend::decode_with_lent_buffers(BTreeMap::from([(key, typed())]), || {
+            panic!("the decoding failed")
+        })
+    }));
+    assert!(unwound.is_err());
+    assert_eq!(decode().bytes.len(), 0, "no buffer is lent any more");
+}

@@ -79,11 +79,14 @@ impl<'de> Deserialize<'de> for TensorData {
 
         let wire = Wire::deserialize(deserializer)?;
         let bytes = match wire.bytes {
-            WireBytes::Lent(lent) => match copy_typed(lent, wire.dtype) {
+            WireBytes::Lent(lent) => match lent_buffer(lent, wire.dtype) {
                 Some(bytes) => bytes,
-                None => {
-                    Bytes::deserialize(serde::de::value::BytesDeserializer::<D::Error>::new(lent))?
-                }
+                None => match copy_typed(lent, wire.dtype) {
+                    Some(bytes) => bytes,
+                    None => Bytes::deserialize(
+                        serde::de::value::BytesDeserializer::<D::Error>::new(lent),
+                    )?,
+                },
             },
             WireBytes::Decoded(bytes) => bytes,
         };
@@ -156,6 +159,28 @@ impl<'de: 'a, 'a> Deserialize<'de> for WireBytes<'a> {
 
         deserializer.deserialize_byte_buf(WireBytesVisitor(core::marker::PhantomData))
     }
+}
+
+/// PATCHED (trainer, see vendor/README.md): the buffer lent for `lent` (an empty slice of the
+/// input at an address registered by `decode_with_lent_buffers`), as it is when it holds
+/// elements of `dtype` in memory aligned to them, else copied once by `copy_typed`.
+#[cfg(feature = "std")]
+fn lent_buffer(lent: &[u8], dtype: DType) -> Option<Bytes> {
+    if !lent.is_empty() {
+        return None;
+    }
+    let bytes = super::lent::take_lent(lent.as_ptr() as usize)?;
+    let size = dtype.size();
+    if size > 0 && bytes.align() == size && bytes.len() % size == 0 {
+        return Some(bytes);
+    }
+    Some(copy_typed(&bytes, dtype).unwrap_or(bytes))
+}
+
+/// PATCHED (trainer, see vendor/README.md): no buffers are lent without `std`.
+#[cfg(not(feature = "std"))]
+fn lent_buffer(_lent: &[u8], _dtype: DType) -> Option<Bytes> {
+    None
 }
 
 /// PATCHED (trainer, see vendor/README.md): `bytes`, elements of `dtype`, copied once into a

@@ -12,8 +12,8 @@ use burn::tensor::backend::AutodiffBackend;
 
 use super::{Progress, SupervisedModel, SupervisedOptimizer, SupervisedTrainer};
 use crate::checkpoint::{
-    check_optimizer_host, latest_in, load_module_host, read_checkpoint_bytes, scan_and_decode,
-    CheckpointPayload, HostRecord, HEADER_LEN,
+    check_optimizer_host, latest_in, load_and_decode, load_module_host, CheckpointPayload,
+    HostRecord,
 };
 use crate::engine::resume_check::data_order_change;
 use crate::error::{Result, TrainerError};
@@ -55,14 +55,13 @@ where
     pub fn load_checkpoint(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let origin = path.display().to_string();
-        let bytes = read_checkpoint_bytes(path)?;
         let mismatch = |detail: String| TrainerError::CheckpointMismatch {
             path: origin.clone(),
             detail,
         };
-        let (scan, decoded) = scan_and_decode::<
-            CheckpointPayload<ModuleHost<B, M>, OptimizerHost<B, M, O>>,
-        >(&bytes, &origin)?;
+        // Each large tensor is read from the file straight into the buffer it loads from.
+        let (loaded, scan, decoded) =
+            load_and_decode::<CheckpointPayload<ModuleHost<B, M>, OptimizerHost<B, M, O>>>(path)?;
         let payload = decoded.map_err(|e| {
             mismatch(format!(
                 "its payload does not decode as this model's and optimizer's records: {e}"
@@ -91,7 +90,7 @@ where
             }
         }
         let device = self.device.clone();
-        let source = |field: &str| scan.source(&bytes[HEADER_LEN..], field);
+        let source = |field: &str| loaded.source(&scan, field);
         let model = load_module_host::<B, M>(
             self.model().clone(),
             payload.module,
@@ -113,7 +112,7 @@ where
         };
         check_optimizer_host::<B, M, _>(&payload.optimizer, source("optimizer"), &model)
             .map_err(|detail| mismatch(format!("its optimizer record does not fit: {detail}")))?;
-        drop(bytes);
+        drop(loaded);
         let current = self.optimizer.clone();
         let record = payload.optimizer;
         let optimizer = catch_unwind(AssertUnwindSafe(|| {

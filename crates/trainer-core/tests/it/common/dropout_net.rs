@@ -106,9 +106,19 @@ pub fn net_trainer(
     salt: f32,
     callbacks: Vec<Box<dyn Callback>>,
 ) -> NetTrainer {
+    wide_net_trainer(config, 16, salt, callbacks)
+}
+
+/// [`net_trainer`] with `hidden` units (the net's tensors hold `hidden` elements and more).
+pub fn wide_net_trainer(
+    config: TrainerConfig,
+    hidden: usize,
+    salt: f32,
+    callbacks: Vec<Box<dyn Callback>>,
+) -> NetTrainer {
     let device = Default::default();
     let mut builder = SupervisedTrainer::builder(
-        DropoutNet::<B>::new(16, salt, &device),
+        DropoutNet::<B>::new(hidden, salt, &device),
         AdamConfig::new().init(),
         config,
         device,
