@@ -1,7 +1,8 @@
 //! Mutated checkpoints: the payload of a real checkpoint, changed where it matters (tensor
 //! shapes, dtypes, byte lengths, parameter ids, any value, raw bytes), with a valid header and
-//! checksum, loaded by the supervised trainer (then trained on when it loads), summarized as
-//! `trainer inspect` does, and loaded as a job's state dict.
+//! checksum, loaded by the supervised trainer (then trained on when it loads; its large tensors
+//! are read apart from the rest, [`HIDDEN`]), summarized as `trainer inspect` does, and loaded
+//! as a job's state dict.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -26,6 +27,11 @@ struct Seeds {
     dir: PathBuf,
 }
 
+/// Hidden units of the fuzzed model: its first layer's weight (64 × 256 floats) and that
+/// weight's two Adam moments are 64 KiB each, so a load reads them apart from the skeleton
+/// (`checkpoint/lent_load.rs`) and the mutations reach that path as well as the whole-file one.
+const HIDDEN: usize = 256;
+
 fn config(epochs: usize) -> TrainerConfig {
     TrainerConfig::new(1e-3)
         .with_epochs(Some(epochs))
@@ -44,7 +50,7 @@ type DigitsTrainer = SupervisedTrainer<
 
 fn trainer(data: &digits::Splits<DigitItem>, epochs: usize) -> DigitsTrainer {
     let device = Default::default();
-    let model = MlpConfig::new(digits::PIXELS, vec![16], digits::CLASSES)
+    let model = MlpConfig::new(digits::PIXELS, vec![HIDDEN], digits::CLASSES)
         .with_dropout(0.1)
         .init::<B>(1, &device);
     SupervisedTrainer::builder(model, AdamConfig::new().init(), config(epochs), device)
@@ -165,7 +171,8 @@ fn replacement() -> impl Strategy<Value = Replacement> {
             "[a-z0-9]{0,40}",
         ]
         .prop_map(Replacement::Str),
-        (0usize..4096).prop_map(Replacement::Bin),
+        // Small, and as large as a tensor read apart (outside a tensor record it is not).
+        prop_oneof![0usize..4096, 65_536usize..65_600].prop_map(Replacement::Bin),
         Just(Replacement::EmptyArray),
         Just(Replacement::EmptyMap),
         (100usize..400).prop_map(Replacement::Deep),
@@ -232,7 +239,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         3 => (any::<usize>(), replacement()).prop_map(|(at, r)| Mutation::Node(at, r)),
         2 => (any::<usize>(), proptest::collection::vec(dim, 0..20)).prop_map(|(at, d)| Mutation::Shape(at, d)),
         2 => (any::<usize>(), dtype).prop_map(|(at, d)| Mutation::Dtype(at, d)),
-        2 => (any::<usize>(), 0usize..9000).prop_map(|(at, n)| Mutation::Bytes(at, n)),
+        2 => (any::<usize>(), prop_oneof![0usize..9000, 65_528usize..65_545]).prop_map(|(at, n)| Mutation::Bytes(at, n)),
         1 => (any::<usize>(), prop_oneof![Just("aaaaaaaaaaaaaaaaaaaaaaaa".to_string()), "[0-9a-z-]{0,40}"]).prop_map(|(at, id)| Mutation::Id(at, id)),
         2 => (any::<usize>(), any::<u8>()).prop_map(|(at, b)| Mutation::Byte(at, b)),
         1 => any::<usize>().prop_map(Mutation::Truncate),
@@ -385,7 +392,7 @@ fn load_state_dict(bytes: &[u8]) {
         return;
     };
     let device = Default::default();
-    let model = MlpConfig::new(digits::PIXELS, vec![16], digits::CLASSES).init::<B>(9, &device);
+    let model = MlpConfig::new(digits::PIXELS, vec![HIDDEN], digits::CLASSES).init::<B>(9, &device);
     let Ok(model) = dict.load_module::<B, _>("model", model, &device) else {
         return;
     };

@@ -160,9 +160,13 @@ fn value_lengths_of_every_kind_and_truncations() {
     assert_eq!(value_end(&deep, 0), None);
 }
 
+/// A left-out byte string: its content's offset in the skeleton, its header, and its buffer's
+/// address and length.
+type LeftOut = (usize, Vec<u8>, usize, usize);
+
 /// `value` encoded with its large byte strings left out (an empty one in the place of each, as a
 /// load's skeleton), and the lent table that stands for them: their buffers are `value`'s own.
-fn skeleton_of(value: &Value) -> (Vec<u8>, Vec<(usize, Vec<u8>, usize, usize)>) {
+fn skeleton_of(value: &Value) -> (Vec<u8>, Vec<LeftOut>) {
     fn buffers<'v>(value: &'v Value, out: &mut Vec<&'v [u8]>) {
         match value {
             Value::Binary(bytes) if bytes.len() >= 256 => out.push(bytes),
@@ -191,7 +195,7 @@ fn skeleton_of(value: &Value) -> (Vec<u8>, Vec<(usize, Vec<u8>, usize, usize)>) 
     (skeleton, lent)
 }
 
-fn lent_table(skeleton: &[u8], lent: &[(usize, Vec<u8>, usize, usize)]) -> LentBins {
+fn lent_table(skeleton: &[u8], lent: &[LeftOut]) -> LentBins {
     LentBins(
         lent.iter()
             .map(|(at, header, address, len)| {
@@ -229,8 +233,8 @@ fn a_record_matches_a_skeleton_through_the_very_buffers_it_was_read_into() {
 
     // A header other than the file's, or a buffer of another length, does not match.
     for change in [
-        |bin: &mut (usize, Vec<u8>, usize, usize)| bin.1[2] ^= 1,
-        |bin: &mut (usize, Vec<u8>, usize, usize)| bin.3 -= 1,
+        |bin: &mut LeftOut| bin.1[2] ^= 1,
+        |bin: &mut LeftOut| bin.3 -= 1,
     ] {
         let mut changed = lent.clone();
         change(&mut changed[1]);

@@ -148,6 +148,10 @@ fn read_lent(
     skeleton: &Skeleton,
     scan: &PayloadScan,
 ) -> std::io::Result<(Vec<Bytes>, u32)> {
+    if skeleton.bins.is_empty() {
+        let whole = skeleton.pieces.first().cloned().unwrap_or_default();
+        return Ok((Vec::new(), whole.finalize()));
+    }
     let (sender, receiver) = std::sync::mpsc::channel::<Bytes>();
     let hashed = std::thread::scope(
         |scope| -> std::io::Result<Vec<(Bytes, crc32fast::Hasher)>> {

@@ -154,9 +154,9 @@ impl<R: Read + Seek> SkeletonWalk<R> {
             0xa0..=0xbf => return self.copy(u64::from(marker & 0x1f)).map(|r| r.map(|()| 0)),
             0x90..=0x9f => return Ok(Ok(u64::from(marker & 0x0f))),
             0x80..=0x8f => return Ok(Ok(2 * u64::from(marker & 0x0f))),
-            0xd9 | 0xda | 0xdb => (1 << (marker - 0xd9), Then::Bytes(0)),
-            0xc7 | 0xc8 | 0xc9 => (1 << (marker - 0xc7), Then::Bytes(1)),
-            0xc4 | 0xc5 | 0xc6 => (1 << (marker - 0xc4), Then::Binary),
+            0xd9..=0xdb => (1 << (marker - 0xd9), Then::Bytes(0)),
+            0xc7..=0xc9 => (1 << (marker - 0xc7), Then::Bytes(1)),
+            0xc4..=0xc6 => (1 << (marker - 0xc4), Then::Binary),
             0xdc | 0xdd => (2 << (marker - 0xdc), Then::Items(1)),
             0xde | 0xdf => (2 << (marker - 0xde), Then::Items(2)),
         };
@@ -204,4 +204,96 @@ enum Then {
     Bytes(u64),
     /// A byte string's content.
     Binary,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmpv::Value;
+
+    fn file_of(value: &Value) -> Vec<u8> {
+        let mut payload = Vec::new();
+        rmpv::encode::write_value(&mut payload, value).unwrap();
+        let mut file = Header::for_payload(&payload).to_bytes().to_vec();
+        file.extend_from_slice(&payload);
+        file
+    }
+
+    fn skeleton_of(file: &[u8]) -> Result<Skeleton, String> {
+        let mut header_bytes = [0u8; HEADER_LEN];
+        header_bytes.copy_from_slice(&file[..HEADER_LEN]);
+        let header = Header::from_bytes(&header_bytes);
+        let mut reader = std::io::Cursor::new(file);
+        reader.set_position(HEADER_LEN as u64);
+        read_skeleton(reader, &header).unwrap()
+    }
+
+    #[test]
+    fn large_byte_strings_are_left_out_and_the_pieces_checksum_to_the_file() {
+        let large = |fill: u8, len: usize| Value::Binary(vec![fill; len]);
+        let value = Value::Map(vec![
+            (Value::from("small"), large(1, 100)),
+            (Value::from("a"), large(2, LENT_MIN_BYTES as usize)),
+            (
+                Value::from("nested"),
+                Value::Array(vec![
+                    Value::from("text"),
+                    Value::from(-5),
+                    Value::from(1.5),
+                    Value::Ext(3, vec![9; 5]),
+                    large(3, 300_000),
+                    Value::Nil,
+                ]),
+            ),
+        ]);
+        let file = file_of(&value);
+        let skeleton = skeleton_of(&file).unwrap();
+        assert_eq!(skeleton.bins.len(), 2);
+        assert_eq!(skeleton.pieces.len(), 3);
+        let mut checksum = skeleton.pieces[0].clone();
+        for (bin, piece) in skeleton.bins.iter().zip(&skeleton.pieces[1..]) {
+            let (start, len) = (bin.offset as usize, bin.len as usize);
+            // The content the file holds there, and the header before it, as the file wrote it.
+            assert_eq!(&file[start - bin.header.len()..start], &bin.header[..]);
+            assert_eq!(&skeleton.bytes[bin.at - 2..bin.at], &[0xc4, 0x00]);
+            let mut content = crc32fast::Hasher::new();
+            content.update(&file[start..start + len]);
+            checksum.combine(&content);
+            checksum.combine(piece);
+        }
+        let header = Header::from_bytes(&file[..HEADER_LEN].try_into().unwrap());
+        assert_eq!(checksum.finalize(), header.checksum);
+        // The skeleton is the file with the contents cut and each header made empty.
+        let mut expected = Vec::new();
+        let mut from = 0;
+        for bin in &skeleton.bins {
+            let start = bin.offset as usize;
+            expected.extend_from_slice(&file[from..start - bin.header.len()]);
+            expected.extend_from_slice(&[0xc4, 0x00]);
+            from = start + bin.len as usize;
+        }
+        expected.extend_from_slice(&file[from..]);
+        assert_eq!(skeleton.bytes, expected);
+        assert!(skeleton.bytes.len() < 200, "{} bytes", skeleton.bytes.len());
+    }
+
+    #[test]
+    fn bytes_that_do_not_end_with_the_payload_are_refused_without_allocating_their_lengths() {
+        let file = file_of(&Value::Array(vec![Value::from(1), Value::from(2)]));
+        // An array that claims 2^32 - 1 items, a byte string that claims 4 GiB, a string past
+        // the end, the reserved marker, bytes after the value.
+        for (payload, expected) in [
+            (vec![0xdd, 0xff, 0xff, 0xff, 0xff, 0x01], "ends inside"),
+            (vec![0xc6, 0xff, 0xff, 0xff, 0xff, 0x00], "ends inside"),
+            (vec![0xa5, b'a'], "ends inside"),
+            (vec![0xc1], "0xc1"),
+            (vec![0x01, 0x02], "follow the payload"),
+        ] {
+            let mut crafted = Header::for_payload(&payload).to_bytes().to_vec();
+            crafted.extend_from_slice(&payload);
+            let error = skeleton_of(&crafted).err().expect("refused");
+            assert!(error.contains(expected), "{payload:?}: {error}");
+        }
+        assert!(skeleton_of(&file).is_ok());
+    }
 }

@@ -81,11 +81,7 @@ fn large_tensor<'a>(
     field: &str,
     len: usize,
 ) -> &'a mut Vec<(Value, Value)> {
-    fn find<'a>(
-        value: &'a mut Value,
-        len: usize,
-        boolean: bool,
-    ) -> Option<&'a mut Vec<(Value, Value)>> {
+    fn find(value: &mut Value, len: usize, boolean: bool) -> Option<&mut Vec<(Value, Value)>> {
         match value {
             Value::Map(entries) => {
                 let is_large = entries.iter().any(|(k, v)| {
@@ -237,5 +233,28 @@ fn a_large_byte_string_outside_a_tensor_record_is_loaded_from_the_whole_file() {
     let mut original = wide(1, 2.0);
     original.load_checkpoint(&path).unwrap();
     assert!(parameter_bits(t.model()) == parameter_bits(original.model()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_large_byte_string_longer_than_the_file_is_refused_as_damage() {
+    let dir = temp_dir("overlong");
+    let path = saved(&dir);
+    let mut body = Vec::new();
+    rmpv::encode::write_value(&mut body, &payload(&path)).unwrap();
+    // The hidden layer's weight: a 32-bit byte string length of 131072; claim 2 GiB instead.
+    let at = body
+        .windows(5)
+        .position(|w| w == [0xc6, 0x00, 0x02, 0x00, 0x00])
+        .expect("the weight's header");
+    body[at + 1] = 0x7f;
+    let mut file = trainer_core::checkpoint::Header::for_payload(&body)
+        .to_bytes()
+        .to_vec();
+    file.extend_from_slice(&body);
+    let crafted = dir.join("overlong.ckpt");
+    std::fs::write(&crafted, &file).unwrap();
+    let message = load_error(&crafted);
+    assert!(message.contains("ends inside a value"), "{message}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
