@@ -191,12 +191,7 @@ pub fn verify_file(path: &Path) -> Result<Header> {
     let file = std::fs::File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file.take(len));
-    let mut prefix = Vec::with_capacity(HEADER_LEN);
-    (&mut reader)
-        .take(HEADER_LEN as u64)
-        .read_to_end(&mut prefix)
-        .map_err(io)?;
-    let header = check_header(&prefix, len, &origin)?;
+    let header = read_header(&mut reader, len, path)?;
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&header.to_bytes()[..20]);
     let mut read = 0u64;
@@ -221,6 +216,21 @@ pub fn verify_file(path: &Path) -> Result<Header> {
     }
     check_checksum(&header, hasher.finalize(), &origin)?;
     Ok(header)
+}
+
+/// Reads the header at the start of `file` (a file of `len` bytes at `path`) and checks it as
+/// [`check_header`] does.
+pub(super) fn read_header(file: &mut impl std::io::Read, len: u64, path: &Path) -> Result<Header> {
+    use std::io::Read;
+    let mut prefix = Vec::with_capacity(HEADER_LEN);
+    file.take(HEADER_LEN as u64)
+        .read_to_end(&mut prefix)
+        .map_err(|source| TrainerError::Io {
+            action: "reading checkpoint",
+            path: path.to_path_buf(),
+            source,
+        })?;
+    check_header(&prefix, len, &path.display().to_string())
 }
 
 /// The checks of the header's bytes (`prefix`: up to the first [`HEADER_LEN`] bytes of a file of

@@ -9,13 +9,15 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+#[cfg(not(unix))]
+use std::io::Read;
+use std::io::{Seek, SeekFrom};
 use std::path::Path;
 
 use burn::tensor::Bytes;
 use serde::de::DeserializeOwned;
 
-use super::file::{check_checksum, check_header, read_checkpoint_bytes, scan_and_decode};
+use super::file::{check_checksum, read_checkpoint_bytes, read_header, scan_and_decode};
 use super::header::HEADER_LEN;
 use super::scan::scan_skeleton;
 use super::scanned::{LentBin, LentBins, PayloadScan, RecordSource};
@@ -69,12 +71,7 @@ pub fn load_and_decode<T: DeserializeOwned>(path: &Path) -> Result<LoadedAndDeco
         source,
     };
     let (mut file, len) = open_regular_file(path, MAX_CHECKPOINT_BYTES, "reading checkpoint")?;
-    let mut prefix = Vec::with_capacity(HEADER_LEN);
-    (&mut file)
-        .take(HEADER_LEN as u64)
-        .read_to_end(&mut prefix)
-        .map_err(io)?;
-    let header = check_header(&prefix, len, &origin)?;
+    let header = read_header(&mut file, len, path)?;
     let skeleton = match read_skeleton(&mut file, &header).map_err(io)? {
         Ok(skeleton) => skeleton,
         Err(_) => return load_whole(path),
