@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use super::scanned::{PayloadScan, MAX_DEPTH};
 
 /// Walks the MessagePack `bytes` and checks every tensor record (a map with exactly the keys
-/// `bytes`, `shape` and `dtype`): a known dtype, a shape of at most [`MAX_RANK`] dimensions and
-/// [`MAX_ELEMENTS`] elements (checked arithmetic), a byte length equal to elements × dtype size,
+/// `bytes`, `shape` and `dtype`): a known dtype, a shape of at most [`MAX_RANK`](super::MAX_RANK) dimensions and
+/// [`MAX_ELEMENTS`](super::MAX_ELEMENTS) elements (checked arithmetic), a byte length equal to elements × dtype size,
 /// booleans stored as 0 or 1; and every parameter id (`{id, param}`) of a form burn reads. The
 /// error names the tensor's path and what is wrong.
 pub fn scan_payload(bytes: &[u8]) -> Result<PayloadScan, String> {
