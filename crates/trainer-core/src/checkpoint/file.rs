@@ -131,11 +131,24 @@ pub fn scan_and_decode<T: DeserializeOwned>(
     let (_, decoded) = verify_beside(bytes, origin, || {
         let payload = &bytes[HEADER_LEN..];
         let scan = scan_payload(payload).map_err(damaged)?;
-        let decoded = std::panic::catch_unwind(|| rmp_serde::from_slice::<T>(payload))
-            .map_err(|_| damaged("the payload holds data the decoder cannot read".into()))?;
-        Ok((scan, decoded))
+        Ok((scan, decode_guarded::<T>(payload, origin)?))
     })?;
     decoded
+}
+
+/// serde's decoding of a scanned `payload` as `T` inside a panic guard (the last net: the scan
+/// has checked what burn's decoding trusts); a panic is damage, serde's error the caller's to
+/// name.
+pub(super) fn decode_guarded<T: DeserializeOwned>(
+    payload: &[u8],
+    origin: &str,
+) -> Result<std::result::Result<T, rmp_serde::decode::Error>> {
+    std::panic::catch_unwind(|| rmp_serde::from_slice::<T>(payload)).map_err(|_| {
+        TrainerError::CheckpointDamaged {
+            path: origin.to_string(),
+            detail: "the payload holds data the decoder cannot read".into(),
+        }
+    })
 }
 
 /// [`verify`], with `work` (the payload's scan and decoding) running beside the checksum, which

@@ -3,7 +3,7 @@
 //! into memory of the tensor's element type, which burn's decoder takes as the tensor's buffer
 //! (the patched `burn-backend`'s `decode_with_lent_buffers`). The checks are the same as a load
 //! out of the file's bytes ([`scan_and_decode`]): header, checksum (of the pieces, combined),
-//! the scan, booleans stored as 0 or 1, the decoding under a panic guard; a file whose
+//! the scan, booleans stored as 0 or 1 (in the buffers), the decoding under a panic guard; a file whose
 //! structure the skeleton cannot hold (a large byte string outside a tensor record, bytes that
 //! are not MessagePack) is loaded the other way, which reports it as it always did.
 
@@ -17,7 +17,9 @@ use std::path::Path;
 use burn::tensor::Bytes;
 use serde::de::DeserializeOwned;
 
-use super::file::{check_checksum, read_checkpoint_bytes, read_header, scan_and_decode};
+use super::file::{
+    check_checksum, decode_guarded, read_checkpoint_bytes, read_header, scan_and_decode,
+};
 use super::header::HEADER_LEN;
 use super::scan::scan_skeleton;
 use super::scanned::{LentBin, LentBins, PayloadScan, RecordSource};
@@ -87,7 +89,7 @@ pub fn load_and_decode<T: DeserializeOwned>(path: &Path) -> Result<LoadedAndDeco
     };
     let (buffers, checksum) = read_lent(&mut file, &skeleton, &scan).map_err(io)?;
     check_checksum(&header, checksum, &origin)?;
-    check_booleans(&scan, &buffers).map_err(|detail| TrainerError::CheckpointDamaged {
+    check_elements(&scan, &buffers).map_err(|detail| TrainerError::CheckpointDamaged {
         path: origin.clone(),
         detail,
     })?;
@@ -104,15 +106,10 @@ pub fn load_and_decode<T: DeserializeOwned>(path: &Path) -> Result<LoadedAndDeco
         lent.0.insert(key, entry);
         lent_buffers.insert(key, buffer);
     }
-    let payload = &bytes[HEADER_LEN..];
     let (decoded, _unused) = burn_backend::decode_with_lent_buffers(lent_buffers, || {
-        std::panic::catch_unwind(|| rmp_serde::from_slice::<T>(payload))
+        decode_guarded::<T>(&bytes[HEADER_LEN..], &origin)
     });
-    let decoded = decoded.map_err(|_| TrainerError::CheckpointDamaged {
-        path: origin,
-        detail: "the payload holds data the decoder cannot read".into(),
-    })?;
-    Ok((LoadedPayload { bytes, lent }, scan, decoded))
+    Ok((LoadedPayload { bytes, lent }, scan, decoded?))
 }
 
 /// The load out of the whole file's bytes, for a file whose structure the skeleton cannot hold.
@@ -195,19 +192,14 @@ fn read_lent(
     Ok((buffers, total.finalize()))
 }
 
-/// Checks that every lent boolean tensor stored natively holds only 0 and 1, as the scan checks
-/// the tensors it sees.
-fn check_booleans(scan: &PayloadScan, buffers: &[Bytes]) -> std::result::Result<(), String> {
+/// Checks the elements of every tensor read apart as the scan checks those it sees
+/// (`TensorDtype::check_elements`: native booleans are 0 or 1).
+fn check_elements(scan: &PayloadScan, buffers: &[Bytes]) -> std::result::Result<(), String> {
     for (tensor, buffer) in scan.lent.iter().zip(buffers) {
-        if tensor.dtype.name != "Bool(Native)" {
-            continue;
-        }
-        if let Some(bad) = buffer.iter().position(|b| *b > 1) {
-            return Err(format!(
-                "at `{}`: boolean element {bad} is stored as {}, not 0 or 1",
-                tensor.path, buffer[bad]
-            ));
-        }
+        tensor
+            .dtype
+            .check_elements(buffer)
+            .map_err(|what| format!("at `{}`: {what}", tensor.path))?;
     }
     Ok(())
 }

@@ -66,13 +66,8 @@ impl<'a> Walker<'a> {
                 &[]
             }
         };
-        if dtype.name == "Bool(Native)" {
-            if let Some(bad) = data.iter().position(|b| *b > 1) {
-                return self.fail(format!(
-                    "boolean element {bad} is stored as {}, not 0 or 1",
-                    data[bad]
-                ));
-            }
+        if let Err(what) = dtype.check_elements(data) {
+            return self.fail(what);
         }
         let field = self.path.first().cloned().unwrap_or_default();
         let tensor = ScannedTensor {

@@ -53,6 +53,21 @@ impl TensorDtype {
         })
     }
 
+    /// Checks what `data`, this dtype's bytes, must hold beyond their length: a native boolean
+    /// is 0 or 1 (burn reads the byte as a Rust `bool`). The error says which element is wrong.
+    pub(super) fn check_elements(&self, data: &[u8]) -> Result<(), String> {
+        if self.name != "Bool(Native)" {
+            return Ok(());
+        }
+        match data.iter().position(|b| *b > 1) {
+            Some(bad) => Err(format!(
+                "boolean element {bad} is stored as {}, not 0 or 1",
+                data[bad]
+            )),
+            None => Ok(()),
+        }
+    }
+
     pub(super) fn boolean(store: &str) -> Option<Self> {
         let size = match store {
             "Native" | "U8" => 1,

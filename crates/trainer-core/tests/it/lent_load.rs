@@ -8,7 +8,8 @@ use crate::common;
 
 use std::path::{Path, PathBuf};
 
-use common::dropout_net::{parameter_bits, wide_net_trainer, NetTrainer};
+use common::dropout_net::{parameter_bits, refused_load, wide_net_trainer, NetTrainer};
+use common::payload::{field, tensors};
 use rmpv::Value;
 use serde::de::IgnoredAny;
 use trainer_core::checkpoint::{encode, load_and_decode, HEADER_LEN};
@@ -52,20 +53,9 @@ fn lent_tensors(path: &Path) -> usize {
     loaded.lent_tensors()
 }
 
-/// Loads `path` into a fresh wide trainer and returns the error; the trainer must be untouched.
+/// Loads `path` into a fresh wide trainer, which must refuse it untouched; returns the error.
 fn load_error(path: &Path) -> String {
-    let mut t = wide(1, 1.0);
-    let before = parameter_bits(t.model());
-    let error = t
-        .load_checkpoint(path)
-        .expect_err("a bad checkpoint was accepted")
-        .to_string();
-    assert!(
-        parameter_bits(t.model()) == before,
-        "a failed load changed the model"
-    );
-    assert_eq!(t.state().global_step, 0, "a failed load changed the state");
-    error
+    refused_load(&mut wide(1, 1.0), path)
 }
 
 /// The payload of `path` as a MessagePack value, to tamper with.
@@ -74,50 +64,16 @@ fn payload(path: &Path) -> Value {
     rmpv::decode::read_value(&mut &bytes[HEADER_LEN..]).unwrap()
 }
 
-/// The first tensor record under the top-level field `field` whose bytes are at least `len` long
-/// (booleans first: a crafted one is found again).
-fn large_tensor<'a>(
-    payload: &'a mut Value,
-    field: &str,
-    len: usize,
-) -> &'a mut Vec<(Value, Value)> {
-    fn find(value: &mut Value, len: usize, boolean: bool) -> Option<&mut Vec<(Value, Value)>> {
-        match value {
-            Value::Map(entries) => {
-                let is_large = entries.iter().any(|(k, v)| {
-                    k.as_str() == Some("bytes") && matches!(v, Value::Binary(b) if b.len() >= len)
-                });
-                let is_bool = entries
-                    .iter()
-                    .any(|(k, v)| k.as_str() == Some("dtype") && v.is_map());
-                if is_large && is_bool == boolean {
-                    return Some(entries);
-                }
-                entries.iter_mut().find_map(|(_, v)| find(v, len, boolean))
-            }
-            Value::Array(items) => items.iter_mut().find_map(|v| find(v, len, boolean)),
-            _ => None,
-        }
-    }
-    let Value::Map(fields) = payload else {
-        panic!("the payload is not a map")
-    };
-    let (_, value) = fields
-        .iter_mut()
-        .find(|(k, _)| k.as_str() == Some(field))
-        .unwrap_or_else(|| panic!("no field {field}"));
-    if find(value, len, true).is_some() {
-        return find(value, len, true).unwrap();
-    }
-    find(value, len, false).unwrap_or_else(|| panic!("no tensor of {len} bytes under {field}"))
-}
-
-fn entry<'a>(record: &'a mut [(Value, Value)], key: &str) -> &'a mut Value {
-    &mut record
-        .iter_mut()
-        .find(|(k, _)| k.as_str() == Some(key))
-        .unwrap_or_else(|| panic!("no {key}"))
-        .1
+/// A tensor record under the top-level field `name` whose bytes are at least `len` long: a
+/// boolean one if there is one (so that a crafted one is found again), else the first.
+fn large_tensor<'a>(payload: &'a mut Value, name: &str, len: usize) -> &'a mut Value {
+    let mut large: Vec<&mut Value> = tensors(field(payload, name))
+        .into_iter()
+        .filter(|t| matches!(&t["bytes"], Value::Binary(b) if b.len() >= len))
+        .collect();
+    assert!(!large.is_empty(), "no tensor of {len} bytes under {name}");
+    let at = large.iter().position(|t| t["dtype"].is_map()).unwrap_or(0);
+    large.swap_remove(at)
 }
 
 #[test]
@@ -172,7 +128,7 @@ fn a_tensor_read_apart_with_fewer_bytes_than_its_shape_is_refused() {
     let path = saved(&dir);
     let mut crafted = payload(&path);
     let weight = large_tensor(&mut crafted, "module", 1 << 17);
-    if let Value::Binary(bytes) = entry(weight, "bytes") {
+    if let Value::Binary(bytes) = field(weight, "bytes") {
         bytes.truncate(bytes.len() - 4);
     }
     let file = dir.join("short.ckpt");
@@ -196,16 +152,16 @@ fn a_boolean_read_apart_that_is_not_0_or_1_is_refused() {
     let path = saved(&dir);
     let mut crafted = payload(&path);
     let moment = large_tensor(&mut crafted, "optimizer", 1 << 16);
-    *entry(moment, "shape") = Value::Array(vec![Value::from(1u64 << 17)]);
-    *entry(moment, "dtype") = Value::Map(vec![(Value::from("Bool"), Value::from("Native"))]);
+    *field(moment, "shape") = Value::Array(vec![Value::from(1u64 << 17)]);
+    *field(moment, "dtype") = Value::Map(vec![(Value::from("Bool"), Value::from("Native"))]);
     let file = dir.join("bool.ckpt");
     let mut flags = vec![1u8; 1 << 17];
-    *entry(moment, "bytes") = Value::Binary(flags.clone());
+    *field(moment, "bytes") = Value::Binary(flags.clone());
     std::fs::write(&file, encode(&crafted).unwrap()).unwrap();
     assert_eq!(lent_tensors(&file), 9, "valid flags are read apart as well");
     flags[100_000] = 2;
     let moment = large_tensor(&mut crafted, "optimizer", 1 << 17);
-    *entry(moment, "bytes") = Value::Binary(flags);
+    *field(moment, "bytes") = Value::Binary(flags);
     std::fs::write(&file, encode(&crafted).unwrap()).unwrap();
     let message = load_error(&file);
     assert!(

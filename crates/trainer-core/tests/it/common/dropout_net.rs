@@ -139,6 +139,22 @@ fn step_lr() -> trainer_core::schedule::ScheduleConfig {
     .unwrap()
 }
 
+/// Loads the checkpoint at `path` into `t`, which must refuse it and keep its weights and step;
+/// returns the error.
+pub fn refused_load(t: &mut NetTrainer, path: &std::path::Path) -> String {
+    let before = parameter_bits(t.model());
+    let error = t
+        .load_checkpoint(path)
+        .expect_err("a bad checkpoint was accepted")
+        .to_string();
+    assert!(
+        parameter_bits(t.model()) == before,
+        "a failed load changed the model"
+    );
+    assert_eq!(t.state().global_step, 0, "a failed load changed the state");
+    error
+}
+
 /// Every float parameter's bytes, in visiting order.
 pub fn parameter_bits<B: Backend, M: Module<B>>(module: &M) -> Vec<u32> {
     struct Bits(Vec<u32>);

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 pub mod dropout_net;
+pub mod payload;
 
 use burn::data::{dataloader::batcher::Batcher, dataset::InMemDataset};
 use burn::module::Module;
